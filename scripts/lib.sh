@@ -1,0 +1,356 @@
+# shellcheck shell=bash
+# Start/stop the parts of the local stack. Source it:  . scripts/lib.sh
+#
+#   start_s3                          moto S3 server on $S3_PORT + bucket $S3_BUCKET
+#   start_origin                      docker-registry (s3 driver) on $ORIGIN_PORT
+#   start_edge_wrangler [NAME] [PORT] the worker in `wrangler dev --local`
+#   start_edge_miniflare NAME PORT [https]
+#                                     the built worker (build/index.js) in Miniflare
+#   stop_part NAME / stop_stack       stop one part / every recorded part
+#   mirror_bucket_to_dir DIR [PREFIX] download the bucket's objects into DIR
+#   edge_peak_rss_kb NAME             workerd peak RSS (VmHWM) of a Miniflare edge
+#
+# Each part records "PID STARTTIME" in $STACK_DIR/NAME.pid and logs to
+# $STACK_DIR/NAME.log. Every part runs in its own process group; stopping
+# signals that group only.
+#
+# Environment (defaults):
+#   STACK_DIR=<repo>/.stack  S3_PORT=9000  ORIGIN_PORT=5000  EDGE_PORT=8787
+#   STACK_WAIT_SECONDS=60 (wrangler: STACK_WAIT_SECONDS_WRANGLER=300)
+#   REGISTRY_EDGE_CACHE=~/.cache/registry-edge (venv/, tls/)
+#   Worker variables: STORAGE_BACKEND=s3 S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+#     S3_BUCKET=registry S3_REGION=us-east-1 S3_URL_STYLE=path
+#     S3_ACCESS_KEY_ID=registry-edge S3_SECRET_ACCESS_KEY=registry-edge-secret
+#     STORAGE_ROOT=/origin PRESIGN_SECONDS=1200 TAG_CACHE_SECONDS=5
+#     EDGE_EXTRA_VARS="NAME ..." passes more variables from the environment.
+#   Miniflare edge: R2_PRELOAD_DIR (files put into the R2 bucket REGISTRY_BUCKET,
+#     key = path relative to the dir), EDGE_SCRIPT=build/index.js, EDGE_LOG_LEVEL.
+#   Wrangler edge: WRANGLER_CONFIG (default wrangler.toml), EDGE_PROTOCOL=http|https,
+#     WRANGLER_LOG_LEVEL=info, WRANGLER_INSPECTOR_PORT.
+
+REGISTRY_EDGE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+: "${REGISTRY_EDGE_CACHE:=$HOME/.cache/registry-edge}"
+: "${STACK_DIR:=$REGISTRY_EDGE_ROOT/.stack}"
+: "${S3_PORT:=9000}"
+: "${ORIGIN_PORT:=5000}"
+: "${EDGE_PORT:=8787}"
+: "${STACK_WAIT_SECONDS:=60}"
+: "${STACK_WAIT_SECONDS_WRANGLER:=300}"
+STACK_VENV="$REGISTRY_EDGE_CACHE/venv"
+STACK_TLS_DIR="$REGISTRY_EDGE_CACHE/tls"
+
+# Worker variables the Rust side reads (S3_ENDPOINT follows S3_PORT at start time).
+EDGE_VAR_NAMES="STORAGE_BACKEND S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY STORAGE_ROOT PRESIGN_SECONDS TAG_CACHE_SECONDS"
+: "${S3_BUCKET:=registry}"
+: "${S3_REGION:=us-east-1}"
+: "${S3_URL_STYLE:=path}"
+: "${S3_ACCESS_KEY_ID:=registry-edge}"
+: "${S3_SECRET_ACCESS_KEY:=registry-edge-secret}"
+: "${STORAGE_ROOT:=/origin}"
+: "${PRESIGN_SECONDS:=1200}"
+: "${TAG_CACHE_SECONDS:=5}"
+
+# --- process bookkeeping -----------------------------------------------------
+
+_stack_init() { mkdir -p "$STACK_DIR"; }
+
+# Field 22 of /proc/PID/stat (start time in ticks): guards against PID reuse.
+_stack_starttime() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+  stat="${stat##*) }"
+  # shellcheck disable=SC2086
+  set -- $stat
+  echo "${20}"
+}
+
+# Is the recorded process of part NAME still the one we started?
+_stack_alive() {
+  local pidfile="$STACK_DIR/$1.pid" pid start
+  [ -f "$pidfile" ] || return 1
+  read -r pid start <"$pidfile" || return 1
+  [ -n "$pid" ] && [ -n "$start" ] && [ "$(_stack_starttime "$pid")" = "$start" ]
+}
+
+# _stack_spawn NAME CMD...: run CMD from the repo root in a new process group
+# (set -m), output to NAME.log, and record its pid and start time.
+_stack_spawn() {
+  local name="$1"
+  shift
+  _stack_init
+  local log="$STACK_DIR/$name.log"
+  : >"$log"
+  (
+    cd "$REGISTRY_EDGE_ROOT" || exit 1
+    set -m
+    "$@" </dev/null >>"$log" 2>&1 &
+    echo "$! $(_stack_starttime $!)" >"$STACK_DIR/$name.pid"
+  )
+}
+
+_stack_log_tail() {
+  echo "--- last lines of $STACK_DIR/$1.log ---" >&2
+  tail -n "${2:-30}" "$STACK_DIR/$1.log" >&2 2>/dev/null || true
+  echo "---" >&2
+}
+
+# _stack_wait NAME WHAT SECONDS CHECK...: poll CHECK until it succeeds; fail
+# (stopping the part) when the process exits or the time runs out.
+_stack_wait() {
+  local name="$1" what="$2" limit="$3"
+  shift 3
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    if ! _stack_alive "$name"; then
+      echo "stack: error: $name exited before $what" >&2
+      _stack_log_tail "$name"
+      rm -f "$STACK_DIR/$name.pid"
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "stack: error: $name not $what after ${limit}s" >&2
+      _stack_log_tail "$name"
+      stop_part "$name" >/dev/null
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# Nothing may listen on the port yet (a stale server would answer our checks).
+_stack_port_free() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    echo "stack: error: port $1 (for $2) is already in use" >&2
+    return 1
+  fi
+}
+
+# Any HTTP answer (even an error status) from URL.
+_stack_http_answers() {
+  local code
+  code="$(curl -sk -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null)" || true
+  [ -n "$code" ] && [ "$code" != 000 ]
+}
+
+_stack_http_ok() { curl -skf -o /dev/null --max-time 2 "$1"; }
+
+_stack_log_has() { grep -q -- "$2" "$STACK_DIR/$1.log"; }
+
+# stop_part NAME: TERM the part's process group, KILL it after 10 s.
+stop_part() {
+  local name="$1" pidfile="$STACK_DIR/$1.pid" pid="" start="" target
+  [ -f "$pidfile" ] || return 0
+  read -r pid start <"$pidfile" || true
+  if [[ "$pid" =~ ^[0-9]+$ ]] && [ "$pid" -gt 1 ]; then
+    if _stack_alive "$name"; then
+      # The part leads its own group (see _stack_spawn); else signal it alone.
+      if [ "$(ps -o pgid= -p "$pid" | tr -d ' ')" = "$pid" ]; then target="-$pid"; else target="$pid"; fi
+    elif kill -0 -- "-$pid" 2>/dev/null; then
+      # Leader gone, group left (e.g. an orphaned workerd): a live group's id
+      # cannot be reused, so it is still ours.
+      target="-$pid"
+    else
+      target=""
+    fi
+    if [ -n "$target" ]; then
+      kill -TERM -- "$target" 2>/dev/null || true
+      local i
+      for ((i = 0; i < 50; i++)); do
+        kill -0 -- "$target" 2>/dev/null || break
+        sleep 0.2
+      done
+      kill -KILL -- "$target" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$pidfile" "$STACK_DIR/$name.workerd-pid"
+  echo "stack: $name stopped"
+}
+
+# stop_stack: stop every part recorded in $STACK_DIR (edges first, s3 last).
+stop_stack() {
+  [ -d "$STACK_DIR" ] || return 0
+  local f name
+  for f in "$STACK_DIR"/*.pid; do
+    [ -e "$f" ] || continue
+    name="$(basename "$f" .pid)"
+    case "$name" in
+      s3 | origin) ;;
+      *) stop_part "$name" ;;
+    esac
+  done
+  stop_part origin
+  stop_part s3
+}
+
+# --- S3 (moto) ---------------------------------------------------------------
+
+_stack_py() {
+  env AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$S3_SECRET_ACCESS_KEY" \
+    AWS_DEFAULT_REGION="$S3_REGION" S3_ENDPOINT="${S3_ENDPOINT:-http://127.0.0.1:$S3_PORT}" \
+    S3_BUCKET="$S3_BUCKET" "$STACK_VENV/bin/python" "$@"
+}
+
+start_s3() {
+  if _stack_alive s3; then
+    echo "stack: s3 already running"
+    return 0
+  fi
+  [ -x "$STACK_VENV/bin/moto_server" ] || { echo "stack: error: no moto_server in $STACK_VENV: run scripts/install" >&2; return 1; }
+  _stack_port_free "$S3_PORT" s3 || return 1
+  _stack_spawn s3 "$STACK_VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT"
+  _stack_wait s3 "answering on 127.0.0.1:$S3_PORT" "$STACK_WAIT_SECONDS" \
+    _stack_http_answers "http://127.0.0.1:$S3_PORT/" || return 1
+  _stack_py - <<'EOF' || return 1
+import os, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"])
+try:
+    s3.create_bucket(Bucket=os.environ["S3_BUCKET"])
+except s3.exceptions.BucketAlreadyOwnedByYou:
+    pass
+EOF
+  echo "stack: s3 ready on http://127.0.0.1:$S3_PORT (bucket $S3_BUCKET)"
+}
+
+# mirror_bucket_to_dir DIR [PREFIX]: every object of the bucket (or those
+# under PREFIX) to DIR/KEY, e.g. to preload a Miniflare R2 bucket.
+mirror_bucket_to_dir() {
+  local dir="$1" prefix="${2:-}"
+  mkdir -p "$dir"
+  _stack_py - "$dir" "$prefix" <<'EOF'
+import os, sys, boto3
+dest, prefix = sys.argv[1], sys.argv[2]
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"])
+count = 0
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=os.environ["S3_BUCKET"], Prefix=prefix):
+    for obj in page.get("Contents", []):
+        key = obj["Key"]
+        root = os.path.abspath(dest)
+        path = os.path.abspath(os.path.join(root, key))
+        if not path.startswith(root + os.sep):
+            raise SystemExit(f"refusing key outside {dest}: {key}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        s3.download_file(os.environ["S3_BUCKET"], key, path)
+        count += 1
+print(f"stack: mirrored {count} objects to {dest}")
+EOF
+}
+
+# --- origin (docker-registry on the S3 driver) -------------------------------
+
+start_origin() {
+  if _stack_alive origin; then
+    echo "stack: origin already running"
+    return 0
+  fi
+  command -v docker-registry >/dev/null || { echo "stack: error: docker-registry not installed: run scripts/install" >&2; return 1; }
+  _stack_port_free "$ORIGIN_PORT" origin || return 1
+  _stack_init
+  local config="$STACK_DIR/origin-config.yml"
+  cat >"$config" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  s3:
+    accesskey: $S3_ACCESS_KEY_ID
+    secretkey: $S3_SECRET_ACCESS_KEY
+    region: $S3_REGION
+    regionendpoint: ${S3_ENDPOINT:-http://127.0.0.1:$S3_PORT}
+    bucket: $S3_BUCKET
+    secure: false
+    v4auth: true
+    rootdirectory: $STORAGE_ROOT
+  redirect:
+    disable: false
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$ORIGIN_PORT
+  secret: registry-edge-local-http-secret
+  headers:
+    X-Content-Type-Options: [nosniff]
+compatibility:
+  schema1:
+    enabled: false
+EOF
+  # This machine sets AWS_CA_BUNDLE, which makes docker-registry panic.
+  _stack_spawn origin env -u AWS_CA_BUNDLE docker-registry serve "$config"
+  _stack_wait origin "answering /v2/ on 127.0.0.1:$ORIGIN_PORT" "$STACK_WAIT_SECONDS" \
+    _stack_http_ok "http://127.0.0.1:$ORIGIN_PORT/v2/" || return 1
+  echo "stack: origin ready on http://127.0.0.1:$ORIGIN_PORT"
+}
+
+# --- edge: the worker --------------------------------------------------------
+
+# KEY=VALUE lines of the worker variables.
+_edge_vars() {
+  local name
+  for name in $EDGE_VAR_NAMES ${EDGE_EXTRA_VARS:-}; do
+    case "$name" in
+      STORAGE_BACKEND) echo "STORAGE_BACKEND=${STORAGE_BACKEND:-s3}" ;;
+      S3_ENDPOINT) echo "S3_ENDPOINT=${S3_ENDPOINT:-http://127.0.0.1:$S3_PORT}" ;;
+      *) echo "$name=${!name-}" ;;
+    esac
+  done
+}
+
+# start_edge_wrangler [NAME] [PORT]: `wrangler dev --local` (its [build] runs
+# scripts/build). Local state persists in $STACK_DIR/NAME-state.
+start_edge_wrangler() {
+  local name="${1:-edge}" port="${2:-$EDGE_PORT}" proto="${EDGE_PROTOCOL:-http}" kv
+  if _stack_alive "$name"; then
+    echo "stack: $name already running"
+    return 0
+  fi
+  _stack_port_free "$port" "$name" || return 1
+  local args=(dev --local --ip 127.0.0.1 --port "$port" --show-interactive-dev-session=false
+    --persist-to "$STACK_DIR/$name-state" --log-level "${WRANGLER_LOG_LEVEL:-info}")
+  [ -z "${WRANGLER_CONFIG:-}" ] || args+=(--config "$WRANGLER_CONFIG")
+  [ -z "${WRANGLER_INSPECTOR_PORT:-}" ] || args+=(--inspector-port "$WRANGLER_INSPECTOR_PORT")
+  if [ "$proto" = https ]; then
+    args+=(--local-protocol https --https-key-path "$STACK_TLS_DIR/key.pem"
+      --https-cert-path "$STACK_TLS_DIR/cert.pem")
+  fi
+  while IFS= read -r kv; do
+    args+=(--var "${kv%%=*}:${kv#*=}")
+  done < <(_edge_vars)
+  _stack_spawn "$name" env WRANGLER_SEND_METRICS=false CI=true \
+    "$REGISTRY_EDGE_ROOT/node_modules/.bin/wrangler" "${args[@]}"
+  _stack_wait "$name" "ready on $proto://127.0.0.1:$port" "$STACK_WAIT_SECONDS_WRANGLER" \
+    _stack_http_answers "$proto://127.0.0.1:$port/v2/" || return 1
+  echo "stack: $name (wrangler dev) ready on $proto://127.0.0.1:$port"
+}
+
+# start_edge_miniflare NAME PORT [https]: serve build/index.js with Miniflare
+# on its own socket. STORAGE_BACKEND=r2 with R2_PRELOAD_DIR for the R2 mode.
+start_edge_miniflare() {
+  local name="$1" port="$2" https="${3:-}" proto=http kv
+  if _stack_alive "$name"; then
+    echo "stack: $name already running"
+    return 0
+  fi
+  [ -z "$https" ] || proto=https
+  _stack_port_free "$port" "$name" || return 1
+  local envs=(EDGE_NAME="$name" EDGE_HOST=127.0.0.1 EDGE_PORT="$port"
+    EDGE_HTTPS="$([ "$proto" = https ] && echo 1 || echo 0)"
+    EDGE_TLS_KEY="$STACK_TLS_DIR/key.pem" EDGE_TLS_CERT="$STACK_TLS_DIR/cert.pem"
+    EDGE_STATE_DIR="$STACK_DIR" EDGE_VAR_NAMES="$EDGE_VAR_NAMES ${EDGE_EXTRA_VARS:-}")
+  while IFS= read -r kv; do
+    envs+=("$kv")
+  done < <(_edge_vars)
+  _stack_spawn "$name" env "${envs[@]}" node "$REGISTRY_EDGE_ROOT/tests/support/edge.mjs"
+  _stack_wait "$name" "ready on $proto://127.0.0.1:$port" "$STACK_WAIT_SECONDS" \
+    _stack_log_has "$name" '^ready ' || return 1
+  echo "stack: $name (miniflare, ${STORAGE_BACKEND:-s3}) ready on $proto://127.0.0.1:$port"
+}
+
+# edge_peak_rss_kb NAME: peak resident memory (VmHWM, KiB) of the edge's workerd.
+edge_peak_rss_kb() {
+  local pid
+  pid="$(cat "$STACK_DIR/$1.workerd-pid" 2>/dev/null)" || { echo "stack: error: no workerd pid for $1" >&2; return 1; }
+  awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status"
+}

@@ -1,0 +1,158 @@
+//! Typed configuration, parsed once from the worker's variables and secrets (or any lookup
+//! function, natively). Every variable is listed in the README's configuration table; a missing or
+//! malformed one is reported by name.
+
+use url::Url;
+
+use crate::layout::Layout;
+
+/// Where the edge reads the registry from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Any S3-compatible endpoint over signed HTTP.
+    S3,
+    /// The R2 bucket binding `REGISTRY_BUCKET` (Cloudflare only).
+    R2,
+}
+
+/// An S3-compatible endpoint and credentials: the store for `Backend::S3`, and the signer of
+/// presigned blob URLs for both backends (R2 presigns through its S3 API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub endpoint: Url,
+    pub bucket: String,
+    pub region: String,
+    pub virtual_host: bool,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub backend: Backend,
+    pub layout: Layout,
+    pub s3: Option<S3Config>,
+    /// Blob downloads redirect here (`<base>/<blob data key>`) instead of to a presigned URL.
+    pub blob_base_url: Option<Url>,
+    pub presign_seconds: u64,
+    pub tag_cache_seconds: u64,
+}
+
+/// Longest lifetime SigV4 allows for a presigned URL (7 days).
+const MAX_PRESIGN_SECONDS: u64 = 604_800;
+
+impl Config {
+    /// Reads the configuration through `get`, which returns a variable's or secret's value.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let var = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let number = |name: &str, default: u64| -> Result<u64, String> {
+            var(name).map_or(Ok(default), |v| {
+                v.parse().map_err(|_| format!("{name} must be a whole number of seconds, not {v:?}"))
+            })
+        };
+        let url = |name: &str| -> Result<Option<Url>, String> {
+            var(name)
+                .map(|v| Url::parse(&v).map_err(|e| format!("{name} is not a URL ({e}): {v:?}")))
+                .transpose()
+        };
+
+        let backend = match var("STORAGE_BACKEND").as_deref() {
+            None | Some("s3") => Backend::S3,
+            Some("r2") => Backend::R2,
+            Some(other) => return Err(format!("STORAGE_BACKEND must be s3 or r2, not {other:?}")),
+        };
+        let blob_base_url = url("BLOB_BASE_URL")?;
+        let s3 = match url("S3_ENDPOINT")? {
+            None => None,
+            Some(endpoint) => {
+                let required = |name: &str| var(name).ok_or_else(|| format!("{name} is required with S3_ENDPOINT"));
+                let virtual_host = match var("S3_URL_STYLE").as_deref() {
+                    None | Some("path") => false,
+                    Some("virtual-host") => true,
+                    Some(other) => {
+                        return Err(format!("S3_URL_STYLE must be path or virtual-host, not {other:?}"));
+                    }
+                };
+                Some(S3Config {
+                    endpoint,
+                    bucket: required("S3_BUCKET")?,
+                    region: var("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+                    virtual_host,
+                    access_key_id: required("S3_ACCESS_KEY_ID")?,
+                    secret_access_key: required("S3_SECRET_ACCESS_KEY")?,
+                })
+            }
+        };
+        if backend == Backend::S3 && s3.is_none() {
+            return Err("S3_ENDPOINT is required with STORAGE_BACKEND=s3".into());
+        }
+        if s3.is_none() && blob_base_url.is_none() {
+            return Err("blob downloads need S3_ENDPOINT (presigned URLs) or BLOB_BASE_URL".into());
+        }
+        let presign_seconds = number("PRESIGN_SECONDS", 1200)?;
+        if !(1..=MAX_PRESIGN_SECONDS).contains(&presign_seconds) {
+            return Err(format!("PRESIGN_SECONDS must be between 1 and {MAX_PRESIGN_SECONDS}"));
+        }
+        Ok(Config {
+            backend,
+            layout: Layout::new(var("STORAGE_ROOT").as_deref().unwrap_or("")),
+            s3,
+            blob_base_url,
+            presign_seconds,
+            tag_cache_seconds: number("TAG_CACHE_SECONDS", 5)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, String> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const S3: &[(&str, &str)] = &[
+        ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+        ("S3_BUCKET", "registry"),
+        ("S3_ACCESS_KEY_ID", "k"),
+        ("S3_SECRET_ACCESS_KEY", "s"),
+    ];
+
+    #[test]
+    fn defaults() {
+        let c = parse(S3).unwrap();
+        assert_eq!(c.backend, Backend::S3);
+        assert_eq!(c.presign_seconds, 1200);
+        assert_eq!(c.tag_cache_seconds, 5);
+        assert_eq!(c.s3.as_ref().unwrap().region, "us-east-1");
+        assert!(!c.s3.unwrap().virtual_host);
+        assert_eq!(c.layout, Layout::new(""));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        assert!(parse(&[]).unwrap_err().contains("S3_ENDPOINT"));
+        assert!(parse(&S3[..3]).unwrap_err().contains("S3_SECRET_ACCESS_KEY"));
+        let mut v = S3.to_vec();
+        v.push(("PRESIGN_SECONDS", "soon"));
+        assert!(parse(&v).unwrap_err().contains("PRESIGN_SECONDS"));
+        let mut v = S3.to_vec();
+        v.push(("PRESIGN_SECONDS", "700000"));
+        assert!(parse(&v).unwrap_err().contains("PRESIGN_SECONDS"));
+        assert!(parse(&[("STORAGE_BACKEND", "gcs")]).unwrap_err().contains("STORAGE_BACKEND"));
+        assert!(parse(&[("STORAGE_BACKEND", "r2")]).unwrap_err().contains("BLOB_BASE_URL"));
+    }
+
+    #[test]
+    fn r2_with_a_cdn_needs_no_s3() {
+        let c = parse(&[("STORAGE_BACKEND", "r2"), ("BLOB_BASE_URL", "https://cdn.example.com/"), ("STORAGE_ROOT", "/origin")]).unwrap();
+        assert_eq!(c.backend, Backend::R2);
+        assert!(c.s3.is_none());
+        assert_eq!(c.layout, Layout::new("origin"));
+    }
+}

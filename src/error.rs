@@ -1,0 +1,176 @@
+//! Errors of the OCI Distribution API, defined once: each code with its HTTP status and default
+//! message (as distribution's `errcode` registers them), written in one place as the OCI error JSON
+//! `{"errors":[{"code","message","detail"}]}`. Handlers only return `Error`s; they never build error
+//! bodies themselves.
+
+use http::StatusCode;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// The error codes of the OCI Distribution Spec v1.1 (plus distribution's `UNKNOWN`, `TAG_INVALID`
+/// and `PAGINATION_NUMBER_INVALID`, and the edge's `UPSTREAM_UNAVAILABLE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    TagInvalid,
+    PaginationNumberInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    Toomanyrequests,
+    RangeInvalid,
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            BlobUnknown | BlobUploadUnknown | ManifestUnknown | NameUnknown => StatusCode::NOT_FOUND,
+            BlobUploadInvalid | DigestInvalid | ManifestBlobUnknown | ManifestInvalid
+            | NameInvalid | SizeInvalid | TagInvalid | PaginationNumberInvalid => {
+                StatusCode::BAD_REQUEST
+            }
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            Denied => StatusCode::FORBIDDEN,
+            Unsupported => StatusCode::METHOD_NOT_ALLOWED,
+            Toomanyrequests => StatusCode::TOO_MANY_REQUESTS,
+            RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
+            Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The default message, as distribution words it.
+    pub fn message(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            BlobUnknown => "blob unknown to registry",
+            BlobUploadInvalid => "blob upload invalid",
+            BlobUploadUnknown => "blob upload unknown to registry",
+            DigestInvalid => "provided digest did not match uploaded content",
+            ManifestBlobUnknown => "blob unknown to registry",
+            ManifestInvalid => "manifest invalid",
+            ManifestUnknown => "manifest unknown",
+            NameInvalid => "invalid repository name",
+            NameUnknown => "repository name not known to registry",
+            SizeInvalid => "provided length did not match content length",
+            TagInvalid => "manifest tag did not match URI",
+            PaginationNumberInvalid => "invalid number of results requested",
+            Unauthorized => "authentication required",
+            Denied => "requested access to the resource is denied",
+            Unsupported => "The operation is unsupported.",
+            Toomanyrequests => "too many requests",
+            RangeInvalid => "invalid content range",
+            Unknown => "unknown error",
+        }
+    }
+}
+
+/// One API error: a code, an optional message overriding the default, and a detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Error {
+    pub code: ErrorCode,
+    pub status: StatusCode,
+    pub message: Option<String>,
+    pub detail: Value,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: ErrorCode) -> Self {
+        Error { code, status: code.status(), message: None, detail: Value::Null }
+    }
+
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<Value>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// A failure of the edge's own storage or configuration: 500 `UNKNOWN`, described for the log
+    /// and the client alike (it never contains secrets).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Unknown).with_message(message)
+    }
+
+    /// The OCI error body.
+    pub fn body(&self) -> Vec<u8> {
+        let mut entry = json!({
+            "code": self.code,
+            "message": self.message.as_deref().unwrap_or(self.code.message()),
+        });
+        if !self.detail.is_null() {
+            entry["detail"] = self.detail.clone();
+        }
+        serde_json::to_vec(&json!({ "errors": [entry] })).expect("error body serializes")
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let message = self.message.as_deref().unwrap_or(self.code.message());
+        write!(f, "{} {:?}: {}", self.status.as_u16(), self.code, message)?;
+        if !self.detail.is_null() {
+            write!(f, " ({})", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_have_spec_statuses_and_names() {
+        let cases = [
+            (ErrorCode::BlobUnknown, 404, "BLOB_UNKNOWN"),
+            (ErrorCode::DigestInvalid, 400, "DIGEST_INVALID"),
+            (ErrorCode::ManifestUnknown, 404, "MANIFEST_UNKNOWN"),
+            (ErrorCode::NameInvalid, 400, "NAME_INVALID"),
+            (ErrorCode::NameUnknown, 404, "NAME_UNKNOWN"),
+            (ErrorCode::Unsupported, 405, "UNSUPPORTED"),
+            (ErrorCode::Toomanyrequests, 429, "TOOMANYREQUESTS"),
+            (ErrorCode::PaginationNumberInvalid, 400, "PAGINATION_NUMBER_INVALID"),
+            (ErrorCode::Unknown, 500, "UNKNOWN"),
+        ];
+        for (code, status, name) in cases {
+            assert_eq!(code.status().as_u16(), status, "{name}");
+            assert_eq!(serde_json::to_value(code).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn body_is_oci_error_json() {
+        let err = Error::new(ErrorCode::NameInvalid).with_detail(json!({"name": "A/b"}));
+        let body: Value = serde_json::from_slice(&err.body()).unwrap();
+        assert_eq!(
+            body,
+            json!({"errors": [{"code": "NAME_INVALID", "message": "invalid repository name", "detail": {"name": "A/b"}}]})
+        );
+        let plain: Value = serde_json::from_slice(&Error::new(ErrorCode::Unknown).body()).unwrap();
+        assert_eq!(plain["errors"][0].get("detail"), None);
+    }
+}

@@ -1,0 +1,79 @@
+//! The read API's handlers, one file per resource. Each is an `impl App` block: it validates
+//! nothing (routes arrive parsed), reads through the cache into storage, and returns a response or
+//! an `Error`.
+
+mod blobs;
+mod catalog;
+mod links;
+mod manifests;
+mod referrers;
+mod tags;
+
+use serde_json::Value;
+
+use crate::route::Page;
+
+/// Most entries one page of a list returns, whatever `n` asks for.
+pub const MAX_PAGE: usize = 1000;
+
+/// One page of a sorted list: the entries after `last` (by `after`), at most `n` of them, and the
+/// value of `last` for the next page when more entries follow.
+pub(crate) fn paginate<'a>(
+    sorted: &'a [String],
+    page: &Page,
+    default_n: Option<usize>,
+    after: impl Fn(&str, &str) -> bool,
+) -> (&'a [String], Option<String>) {
+    let start = match &page.last {
+        Some(last) => sorted.partition_point(|entry| !after(entry, last)),
+        None => 0,
+    };
+    let rest = &sorted[start..];
+    let n = page.n.or(default_n).unwrap_or(rest.len()).min(MAX_PAGE);
+    if rest.len() > n {
+        let entries = &rest[..n];
+        (entries, entries.last().cloned())
+    } else {
+        (rest, None)
+    }
+}
+
+/// `Link: <path?last=..&n=..>; rel="next"`, as the spec and distribution write it.
+pub(crate) fn next_link(path: &str, last: &str, n: usize) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("last", last)
+        .append_pair("n", &n.to_string())
+        .finish();
+    format!("<{path}?{query}>; rel=\"next\"")
+}
+
+pub(crate) fn to_json(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).expect("JSON serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn pages() {
+        let all = strings(&["a", "b", "c", "d"]);
+        let gt = |e: &str, l: &str| e > l;
+        let p = |n: Option<usize>, last: Option<&str>| Page { n, last: last.map(str::to_owned) };
+        assert_eq!(paginate(&all, &p(None, None), None, gt), (&all[..], None));
+        assert_eq!(paginate(&all, &p(Some(2), None), None, gt), (&all[..2], Some("b".into())));
+        assert_eq!(paginate(&all, &p(Some(2), Some("b")), None, gt), (&all[2..], None));
+        assert_eq!(paginate(&all, &p(Some(2), Some("bb")), None, gt), (&all[2..], None));
+        assert_eq!(paginate(&all, &p(None, Some("a")), Some(1), gt), (&all[1..2], Some("b".into())));
+        assert_eq!(paginate(&all, &p(Some(0), None), None, gt), (&all[..0], None));
+        assert_eq!(paginate(&all, &p(Some(9), Some("d")), None, gt), (&all[4..], None));
+        assert_eq!(next_link("/v2/a/tags/list", "b/c", 2), "</v2/a/tags/list?last=b%2Fc&n=2>; rel=\"next\"");
+    }
+}
+
+#[cfg(test)]
+mod app_tests;

@@ -1,0 +1,49 @@
+//! `GET /v2/<name>/tags/list?n=&last=`: the repository's tags in lexical order, paginated with a
+//! `Link` header. The full list is cached for `TAG_CACHE_SECONDS`.
+
+use http::{Response, StatusCode, header};
+use serde_json::json;
+
+use super::manifests::header_value;
+use super::{next_link, paginate, to_json};
+use crate::app::{App, json_response};
+use crate::cache::{EdgeCache, key};
+use crate::error::{Error, ErrorCode, Result};
+use crate::platform::Clock;
+use crate::reference::{Name, Tag};
+use crate::route::Page;
+use crate::storage::ObjectStore;
+
+impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
+    pub async fn get_tags(&self, name: &Name, page: Page) -> Result<Response<Vec<u8>>> {
+        let tags = self.all_tags(name).await?;
+        if tags.is_empty() {
+            return Err(Error::new(ErrorCode::NameUnknown).with_detail(json!({ "name": name.as_str() })));
+        }
+        let (entries, next) = paginate(&tags, &page, None, |entry, last| entry > last);
+        let body = to_json(&json!({ "name": name.as_str(), "tags": entries }));
+        let mut response = json_response(StatusCode::OK, body);
+        if let Some(last) = next {
+            let n = page.n.unwrap_or(super::MAX_PAGE).min(super::MAX_PAGE);
+            let link = next_link(&format!("/v2/{name}/tags/list"), &last, n);
+            response.headers_mut().insert(header::LINK, header_value(&link)?);
+        }
+        Ok(response)
+    }
+
+    /// Every tag of `name`, sorted; empty when the repository has none (or does not exist).
+    async fn all_tags(&self, name: &Name) -> Result<Vec<String>> {
+        let cache_key = key::tags(name);
+        if let Some(cached) = self.cache.get(&cache_key).await
+            && let Ok(tags) = serde_json::from_slice::<Vec<String>>(&cached)
+        {
+            return Ok(tags);
+        }
+        let mut tags = self.store.list_dirs(&self.config.layout.tags_dir(name)).await?;
+        // Only what is a valid tag is a tag: a stray directory never reaches a client.
+        tags.retain(|t| t.parse::<Tag>().is_ok());
+        tags.sort();
+        self.cache.put(&cache_key, &to_json(&json!(tags)), self.config.tag_cache_seconds).await;
+        Ok(tags)
+    }
+}

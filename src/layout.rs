@@ -1,0 +1,130 @@
+//! The distribution storage layout, as written by the reference registry (`docker-registry`,
+//! `registry:2`) and read by the edge. Pure: keys in, keys out.
+//!
+//! ```text
+//! <root> = <prefix>/docker/registry/v2
+//! <root>/blobs/<alg>/<first two hex>/<hex>/data                        blob and manifest bytes
+//! <root>/repositories/<name>/_layers/<alg>/<hex>/link                  blob linked into repo
+//! <root>/repositories/<name>/_manifests/revisions/<alg>/<hex>/link     manifest linked into repo
+//! <root>/repositories/<name>/_manifests/tags/<tag>/current/link        tag -> manifest digest
+//! <root>/repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
+//! <root>/repositories/<name>/_uploads/<id>/...                         uploads in progress
+//! ```
+//!
+//! A `link` file holds a digest as text (`sha256:...`). A repository is a directory under
+//! `repositories/` that has a `_manifests` child; its name may span several directories
+//! (`team/app/service`). Every `Name`, `Tag` and `Digest` here was validated by its parser, so a
+//! key can never climb out of its directory.
+
+use crate::reference::{Digest, Name, Tag};
+
+/// Keys of one registry in a bucket, under the origin's `rootdirectory`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: String,
+}
+
+impl Layout {
+    /// `prefix` is the origin's `rootdirectory` (`/origin`, `origin/`, or empty).
+    pub fn new(prefix: &str) -> Layout {
+        let prefix = prefix.trim_matches('/');
+        let root = if prefix.is_empty() {
+            "docker/registry/v2".to_owned()
+        } else {
+            format!("{prefix}/docker/registry/v2")
+        };
+        Layout { root }
+    }
+
+    pub fn blob_data(&self, digest: &Digest) -> String {
+        let hex = digest.hex();
+        format!("{}/blobs/{}/{}/{hex}/data", self.root, digest.algorithm().as_str(), &hex[..2])
+    }
+
+    pub fn repositories(&self) -> String {
+        format!("{}/repositories/", self.root)
+    }
+
+    /// The directory of a repository (or of an intermediate directory of names), with a slash.
+    pub fn repository_dir(&self, path: &str) -> String {
+        format!("{}/repositories/{path}/", self.root)
+    }
+
+    pub fn layer_link(&self, name: &Name, digest: &Digest) -> String {
+        format!(
+            "{}/repositories/{name}/_layers/{}/{}/link",
+            self.root,
+            digest.algorithm().as_str(),
+            digest.hex()
+        )
+    }
+
+    pub fn manifest_revision_link(&self, name: &Name, digest: &Digest) -> String {
+        format!(
+            "{}/repositories/{name}/_manifests/revisions/{}/{}/link",
+            self.root,
+            digest.algorithm().as_str(),
+            digest.hex()
+        )
+    }
+
+    pub fn tags_dir(&self, name: &Name) -> String {
+        format!("{}/repositories/{name}/_manifests/tags/", self.root)
+    }
+
+    pub fn tag_current_link(&self, name: &Name, tag: &Tag) -> String {
+        format!("{}/repositories/{name}/_manifests/tags/{tag}/current/link", self.root)
+    }
+}
+
+/// Reads a `link` file: exactly one digest, optionally followed by whitespace.
+pub fn parse_link(bytes: &[u8]) -> Option<Digest> {
+    std::str::from_utf8(bytes).ok()?.trim_end().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn keys_match_distribution() {
+        let l = Layout::new("/origin");
+        let name: Name = "team/app".parse().unwrap();
+        let digest: Digest = format!("sha256:{HEX}").parse().unwrap();
+        let tag: Tag = "v1".parse().unwrap();
+        let root = "origin/docker/registry/v2";
+        assert_eq!(l.blob_data(&digest), format!("{root}/blobs/sha256/e3/{HEX}/data"));
+        assert_eq!(
+            l.layer_link(&name, &digest),
+            format!("{root}/repositories/team/app/_layers/sha256/{HEX}/link")
+        );
+        assert_eq!(
+            l.manifest_revision_link(&name, &digest),
+            format!("{root}/repositories/team/app/_manifests/revisions/sha256/{HEX}/link")
+        );
+        assert_eq!(
+            l.tag_current_link(&name, &tag),
+            format!("{root}/repositories/team/app/_manifests/tags/v1/current/link")
+        );
+        assert_eq!(l.tags_dir(&name), format!("{root}/repositories/team/app/_manifests/tags/"));
+        assert_eq!(l.repositories(), format!("{root}/repositories/"));
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(Layout::new("").repositories(), "docker/registry/v2/repositories/");
+        assert_eq!(Layout::new("/").repositories(), "docker/registry/v2/repositories/");
+        assert_eq!(Layout::new("a/b/").repositories(), "a/b/docker/registry/v2/repositories/");
+    }
+
+    #[test]
+    fn links() {
+        let text = format!("sha256:{HEX}");
+        assert_eq!(parse_link(text.as_bytes()).unwrap().to_string(), text);
+        assert_eq!(parse_link(format!("{text}\n").as_bytes()).unwrap().to_string(), text);
+        assert!(parse_link(b"sha256:nothex").is_none());
+        assert!(parse_link(b"").is_none());
+    }
+}

@@ -1,0 +1,22 @@
+//! registry-edge: a private OCI registry served at the edge. The read side of the OCI Distribution
+//! API is answered here, from object storage holding the registry in distribution's storage layout;
+//! blob downloads are redirected to presigned storage URLs.
+//!
+//! Everything but `workers` is a platform-independent core over `http` types and small traits
+//! (`ObjectStore`, `EdgeCache`, `Clock`, `HttpClient`); it builds and tests natively. `workers` is
+//! the Cloudflare Workers adapter, the only code that touches the `worker` crate.
+
+pub mod app;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod layout;
+pub mod media;
+pub mod platform;
+pub mod reference;
+pub mod route;
+pub mod storage;
+
+#[cfg(target_arch = "wasm32")]
+mod workers;

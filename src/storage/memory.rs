@@ -1,0 +1,52 @@
+//! An in-memory `ObjectStore` for unit tests and for loading fixtures.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use super::{ObjectStore, StoreError};
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    objects: RefCell<BTreeMap<String, Vec<u8>>>,
+    /// Every call, as `"<op> <key>"`, so tests can count round trips.
+    pub calls: RefCell<Vec<String>>,
+}
+
+impl MemoryStore {
+    pub fn put(&self, key: impl Into<String>, value: impl Into<Vec<u8>>) {
+        self.objects.borrow_mut().insert(key.into(), value.into());
+    }
+
+    pub fn remove(&self, key: &str) {
+        self.objects.borrow_mut().remove(key);
+    }
+
+    pub fn call_count(&self) -> usize {
+        self.calls.borrow().len()
+    }
+}
+
+impl ObjectStore for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.calls.borrow_mut().push(format!("get {key}"));
+        Ok(self.objects.borrow().get(key).cloned())
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        self.calls.borrow_mut().push(format!("head {key}"));
+        Ok(self.objects.borrow().get(key).map(|v| v.len() as u64))
+    }
+
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.calls.borrow_mut().push(format!("list {prefix}"));
+        let objects = self.objects.borrow();
+        let mut dirs: Vec<String> = objects
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, _)| k[prefix.len()..].split_once('/').map(|(d, _)| d.to_owned()))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        Ok(dirs)
+    }
+}

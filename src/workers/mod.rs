@@ -1,0 +1,168 @@
+//! The Cloudflare Workers adapter: the only code that imports `worker`. It turns the fetch event
+//! into an `http::Request`, builds the core's traits from the bindings (R2 or S3 over `fetch()`,
+//! isolate memory + Cache API, `Date.now()`), runs `App::handle` and turns the answer back into a
+//! `Response`. Configuration is parsed once per isolate.
+
+mod cache;
+mod fetch;
+mod r2;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use worker::{Context, Env, event};
+use worker::worker_sys::web_sys;
+
+use crate::app::{App, error_response};
+use crate::config::{Backend, Config};
+use crate::error::Error;
+use crate::platform::Clock;
+use crate::storage::presign::Presigner;
+use crate::storage::s3::S3Store;
+use crate::storage::{ObjectStore, StoreError};
+
+/// The R2 binding the edge reads from when `STORAGE_BACKEND=r2`.
+pub const R2_BINDING: &str = "REGISTRY_BUCKET";
+
+/// What is built once per isolate from the environment.
+struct Setup {
+    config: Rc<Config>,
+    presigner: Option<Rc<Presigner>>,
+}
+
+thread_local! {
+    static SETUP: RefCell<Option<Rc<Setup>>> = const { RefCell::new(None) };
+}
+
+fn setup(env: &Env) -> Result<Rc<Setup>, String> {
+    if let Some(setup) = SETUP.with(|s| s.borrow().clone()) {
+        return Ok(setup);
+    }
+    let lookup = |name: &str| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .ok()
+    };
+    let config = Config::from_lookup(lookup)?;
+    let presigner = config.s3.as_ref().map(Presigner::new).transpose()?.map(Rc::new);
+    let setup = Rc::new(Setup { config: Rc::new(config), presigner });
+    SETUP.with(|s| *s.borrow_mut() = Some(setup.clone()));
+    Ok(setup)
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct WorkerClock;
+
+impl Clock for WorkerClock {
+    fn now(&self) -> u64 {
+        (js_sys::Date::now() / 1000.0) as u64
+    }
+}
+
+fn log(message: &str) {
+    worker::console_error!("{message}");
+}
+
+/// The store the configuration asks for.
+enum Store {
+    S3(S3Store<fetch::FetchClient, WorkerClock>),
+    R2(r2::R2Store),
+}
+
+impl ObjectStore for Store {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Store::S3(s) => s.get(key).await,
+            Store::R2(s) => s.get(key).await,
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match self {
+            Store::S3(s) => s.head(key).await,
+            Store::R2(s) => s.head(key).await,
+        }
+    }
+
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::S3(s) => s.list_dirs(prefix).await,
+            Store::R2(s) => s.list_dirs(prefix).await,
+        }
+    }
+}
+
+#[event(fetch)]
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> worker::Result<web_sys::Response> {
+    let response = match handle(&req, &env).await {
+        Ok(response) => response,
+        Err(message) => {
+            log(&message);
+            error_response(&Error::internal(message))
+        }
+    };
+    into_web_response(response)
+}
+
+async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<u8>>, String> {
+    let request = into_http_request(req)?;
+    let setup = setup(env).map_err(|e| format!("configuration: {e}"))?;
+    let store = match setup.config.backend {
+        Backend::R2 => Store::R2(r2::R2Store::new(
+            env.bucket(R2_BINDING).map_err(|e| format!("R2 binding {R2_BINDING}: {e}"))?,
+        )),
+        Backend::S3 => {
+            let presigner = setup.presigner.as_deref().ok_or("S3 backend without S3 settings")?;
+            Store::S3(S3Store::new(presigner.clone(), fetch::FetchClient, WorkerClock))
+        }
+    };
+    let app = App {
+        config: setup.config.clone(),
+        presigner: setup.presigner.clone(),
+        store,
+        cache: cache::TieredCache,
+        clock: WorkerClock,
+        log,
+    };
+    Ok(app.handle(&request).await)
+}
+
+fn into_http_request(req: &web_sys::Request) -> Result<http::Request<()>, String> {
+    let url = req.url();
+    // Only the path and query matter to the core; the path is taken as the client sent it.
+    let path_and_query = match url.find("://") {
+        Some(i) => url[i + 3..].find('/').map_or("/", |p| &url[i + 3 + p..]),
+        None => url.as_str(),
+    };
+    let mut builder = http::Request::builder().method(req.method().as_str()).uri(path_and_query);
+    let headers = req.headers();
+    for name in ["accept", "if-none-match", "authorization", "host"] {
+        if let Ok(Some(value)) = headers.get(name) {
+            builder = builder.header(name, value);
+        }
+    }
+    builder.body(()).map_err(|e| format!("request {url}: {e}"))
+}
+
+fn into_web_response(response: http::Response<Vec<u8>>) -> worker::Result<web_sys::Response> {
+    let (parts, mut body) = response.into_parts();
+    let headers = web_sys::Headers::new()?;
+    for (name, value) in &parts.headers {
+        if let Ok(value) = value.to_str() {
+            headers.append(name.as_str(), value)?;
+        }
+    }
+    let init = web_sys::ResponseInit::new();
+    init.set_status(parts.status.as_u16());
+    init.set_headers(&headers);
+    let no_body = body.is_empty()
+        || parts.status == http::StatusCode::NOT_MODIFIED
+        || parts.status == http::StatusCode::NO_CONTENT;
+    let response = if no_body {
+        web_sys::Response::new_with_opt_u8_array_and_init(None, &init)?
+    } else {
+        web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut body), &init)?
+    };
+    Ok(response)
+}
