@@ -318,7 +318,8 @@ start_edge_wrangler() {
   while IFS= read -r kv; do
     args+=(--var "${kv%%=*}:${kv#*=}")
   done < <(_edge_vars)
-  _stack_spawn "$name" env WRANGLER_SEND_METRICS=false CI=true \
+  # CLOUDFLARE_CF_FETCH_ENABLED=false: no download of the Request.cf template.
+  _stack_spawn "$name" env WRANGLER_SEND_METRICS=false CI=true CLOUDFLARE_CF_FETCH_ENABLED=false \
     "$REGISTRY_EDGE_ROOT/node_modules/.bin/wrangler" "${args[@]}"
   _stack_wait "$name" "ready on $proto://127.0.0.1:$port" "$STACK_WAIT_SECONDS_WRANGLER" \
     _stack_http_answers "$proto://127.0.0.1:$port/v2/" || return 1

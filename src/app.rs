@@ -51,7 +51,9 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
             // HEAD answers the GET's headers, Content-Length included, without the body.
             let body = std::mem::take(response.body_mut());
             if !body.is_empty() || !response.headers().contains_key(header::CONTENT_LENGTH) {
-                response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
             }
         }
         response
@@ -67,12 +69,18 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
             Route::Catalog if read => self.get_catalog(page()?).await,
             Route::Tags { name } if read => self.get_tags(&name, page()?).await,
             Route::Manifest { name, reference } if read => {
-                self.get_manifest(&name, &reference, request.headers()).await
+                self.get_manifest(&name, &reference, request.headers())
+                    .await
             }
-            Route::Blob { name, digest } if method == Method::HEAD => self.head_blob(&name, &digest).await,
-            Route::Blob { name, digest } if method == Method::GET => self.get_blob(&name, &digest).await,
+            Route::Blob { name, digest } if method == Method::HEAD => {
+                self.head_blob(&name, &digest).await
+            }
+            Route::Blob { name, digest } if method == Method::GET => {
+                self.get_blob(&name, &digest).await
+            }
             Route::Referrers { name, digest } if read => {
-                self.get_referrers(&name, &digest, request.uri().query()).await
+                self.get_referrers(&name, &digest, request.uri().query())
+                    .await
             }
             _ if [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(method) => {
                 Err(Error::new(ErrorCode::Unsupported)
@@ -94,7 +102,8 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         let repo = self.config.layout.repository_dir(name.as_str());
         match self.store.list_dirs(&repo).await {
             Ok(dirs) if !dirs.iter().any(|d| d == "_manifests" || d == "_layers") => {
-                Error::new(ErrorCode::NameUnknown).with_detail(serde_json::json!({ "name": name.as_str() }))
+                Error::new(ErrorCode::NameUnknown)
+                    .with_detail(serde_json::json!({ "name": name.as_str() }))
             }
             Ok(_) => Error::new(code).with_detail(detail),
             Err(e) => e.into(),
@@ -105,9 +114,10 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     response
 }
 

@@ -62,7 +62,11 @@ struct MemoryState {
 
 impl<K: Clock> MemoryCache<K> {
     pub fn new(clock: K, max_bytes: usize) -> Self {
-        MemoryCache { clock, max_bytes, state: RefCell::default() }
+        MemoryCache {
+            clock,
+            max_bytes,
+            state: RefCell::default(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -102,13 +106,20 @@ impl<K: Clock> MemoryCache<K> {
             // Drop what has expired; if that is not enough, start over. Simple, bounded, and a
             // cache miss only costs a storage read.
             state.entries.retain(|_, (_, expires)| *expires > now);
-            state.bytes = state.entries.iter().map(|(k, (v, _))| k.len() + v.len()).sum();
+            state.bytes = state
+                .entries
+                .iter()
+                .map(|(k, (v, _))| k.len() + v.len())
+                .sum();
             if state.bytes + cost > self.max_bytes {
                 state.entries.clear();
                 state.bytes = 0;
             }
         }
-        state.entries.insert(key.to_owned(), (value.to_vec(), now.saturating_add(ttl_seconds)));
+        state.entries.insert(
+            key.to_owned(),
+            (value.to_vec(), now.saturating_add(ttl_seconds)),
+        );
         state.bytes += cost;
     }
 
@@ -163,7 +174,10 @@ mod tests {
         }
         assert!(cache.get_now("k99").is_some());
         cache.put_now("big", &[0u8; 600], 60);
-        assert!(cache.get_now("big").is_none(), "entries over a quarter of the budget are not kept");
+        assert!(
+            cache.get_now("big").is_none(),
+            "entries over a quarter of the budget are not kept"
+        );
         cache.delete_now("k99");
         assert!(cache.get_now("k99").is_none());
     }

@@ -44,10 +44,15 @@ const MAX_PRESIGN_SECONDS: u64 = 604_800;
 impl Config {
     /// Reads the configuration through `get`, which returns a variable's or secret's value.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let var = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let var = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let number = |name: &str, default: u64| -> Result<u64, String> {
             var(name).map_or(Ok(default), |v| {
-                v.parse().map_err(|_| format!("{name} must be a whole number of seconds, not {v:?}"))
+                v.parse()
+                    .map_err(|_| format!("{name} must be a whole number of seconds, not {v:?}"))
             })
         };
         let url = |name: &str| -> Result<Option<Url>, String> {
@@ -65,12 +70,16 @@ impl Config {
         let s3 = match url("S3_ENDPOINT")? {
             None => None,
             Some(endpoint) => {
-                let required = |name: &str| var(name).ok_or_else(|| format!("{name} is required with S3_ENDPOINT"));
+                let required = |name: &str| {
+                    var(name).ok_or_else(|| format!("{name} is required with S3_ENDPOINT"))
+                };
                 let virtual_host = match var("S3_URL_STYLE").as_deref() {
                     None | Some("path") => false,
                     Some("virtual-host") => true,
                     Some(other) => {
-                        return Err(format!("S3_URL_STYLE must be path or virtual-host, not {other:?}"));
+                        return Err(format!(
+                            "S3_URL_STYLE must be path or virtual-host, not {other:?}"
+                        ));
                     }
                 };
                 Some(S3Config {
@@ -91,7 +100,9 @@ impl Config {
         }
         let presign_seconds = number("PRESIGN_SECONDS", 1200)?;
         if !(1..=MAX_PRESIGN_SECONDS).contains(&presign_seconds) {
-            return Err(format!("PRESIGN_SECONDS must be between 1 and {MAX_PRESIGN_SECONDS}"));
+            return Err(format!(
+                "PRESIGN_SECONDS must be between 1 and {MAX_PRESIGN_SECONDS}"
+            ));
         }
         Ok(Config {
             backend,
@@ -111,8 +122,10 @@ mod tests {
     use super::*;
 
     fn parse(vars: &[(&str, &str)]) -> Result<Config, String> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -137,20 +150,37 @@ mod tests {
     #[test]
     fn errors_name_the_variable() {
         assert!(parse(&[]).unwrap_err().contains("S3_ENDPOINT"));
-        assert!(parse(&S3[..3]).unwrap_err().contains("S3_SECRET_ACCESS_KEY"));
+        assert!(
+            parse(&S3[..3])
+                .unwrap_err()
+                .contains("S3_SECRET_ACCESS_KEY")
+        );
         let mut v = S3.to_vec();
         v.push(("PRESIGN_SECONDS", "soon"));
         assert!(parse(&v).unwrap_err().contains("PRESIGN_SECONDS"));
         let mut v = S3.to_vec();
         v.push(("PRESIGN_SECONDS", "700000"));
         assert!(parse(&v).unwrap_err().contains("PRESIGN_SECONDS"));
-        assert!(parse(&[("STORAGE_BACKEND", "gcs")]).unwrap_err().contains("STORAGE_BACKEND"));
-        assert!(parse(&[("STORAGE_BACKEND", "r2")]).unwrap_err().contains("BLOB_BASE_URL"));
+        assert!(
+            parse(&[("STORAGE_BACKEND", "gcs")])
+                .unwrap_err()
+                .contains("STORAGE_BACKEND")
+        );
+        assert!(
+            parse(&[("STORAGE_BACKEND", "r2")])
+                .unwrap_err()
+                .contains("BLOB_BASE_URL")
+        );
     }
 
     #[test]
     fn r2_with_a_cdn_needs_no_s3() {
-        let c = parse(&[("STORAGE_BACKEND", "r2"), ("BLOB_BASE_URL", "https://cdn.example.com/"), ("STORAGE_ROOT", "/origin")]).unwrap();
+        let c = parse(&[
+            ("STORAGE_BACKEND", "r2"),
+            ("BLOB_BASE_URL", "https://cdn.example.com/"),
+            ("STORAGE_ROOT", "/origin"),
+        ])
+        .unwrap();
         assert_eq!(c.backend, Backend::R2);
         assert!(c.s3.is_none());
         assert_eq!(c.layout, Layout::new("origin"));

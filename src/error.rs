@@ -36,11 +36,17 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            BlobUnknown | BlobUploadUnknown | ManifestUnknown | NameUnknown => StatusCode::NOT_FOUND,
-            BlobUploadInvalid | DigestInvalid | ManifestBlobUnknown | ManifestInvalid
-            | NameInvalid | SizeInvalid | TagInvalid | PaginationNumberInvalid => {
-                StatusCode::BAD_REQUEST
+            BlobUnknown | BlobUploadUnknown | ManifestUnknown | NameUnknown => {
+                StatusCode::NOT_FOUND
             }
+            BlobUploadInvalid
+            | DigestInvalid
+            | ManifestBlobUnknown
+            | ManifestInvalid
+            | NameInvalid
+            | SizeInvalid
+            | TagInvalid
+            | PaginationNumberInvalid => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
             Denied => StatusCode::FORBIDDEN,
             Unsupported => StatusCode::METHOD_NOT_ALLOWED,
@@ -89,7 +95,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: ErrorCode) -> Self {
-        Error { code, status: code.status(), message: None, detail: Value::Null }
+        Error {
+            code,
+            status: code.status(),
+            message: None,
+            detail: Value::Null,
+        }
     }
 
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
@@ -153,7 +164,11 @@ mod tests {
             (ErrorCode::NameUnknown, 404, "NAME_UNKNOWN"),
             (ErrorCode::Unsupported, 405, "UNSUPPORTED"),
             (ErrorCode::Toomanyrequests, 429, "TOOMANYREQUESTS"),
-            (ErrorCode::PaginationNumberInvalid, 400, "PAGINATION_NUMBER_INVALID"),
+            (
+                ErrorCode::PaginationNumberInvalid,
+                400,
+                "PAGINATION_NUMBER_INVALID",
+            ),
             (ErrorCode::Unknown, 500, "UNKNOWN"),
         ];
         for (code, status, name) in cases {

@@ -38,7 +38,12 @@ impl Layout {
 
     pub fn blob_data(&self, digest: &Digest) -> String {
         let hex = digest.hex();
-        format!("{}/blobs/{}/{}/{hex}/data", self.root, digest.algorithm().as_str(), &hex[..2])
+        format!(
+            "{}/blobs/{}/{}/{hex}/data",
+            self.root,
+            digest.algorithm().as_str(),
+            &hex[..2]
+        )
     }
 
     pub fn repositories(&self) -> String {
@@ -73,7 +78,10 @@ impl Layout {
     }
 
     pub fn tag_current_link(&self, name: &Name, tag: &Tag) -> String {
-        format!("{}/repositories/{name}/_manifests/tags/{tag}/current/link", self.root)
+        format!(
+            "{}/repositories/{name}/_manifests/tags/{tag}/current/link",
+            self.root
+        )
     }
 }
 
@@ -95,7 +103,10 @@ mod tests {
         let digest: Digest = format!("sha256:{HEX}").parse().unwrap();
         let tag: Tag = "v1".parse().unwrap();
         let root = "origin/docker/registry/v2";
-        assert_eq!(l.blob_data(&digest), format!("{root}/blobs/sha256/e3/{HEX}/data"));
+        assert_eq!(
+            l.blob_data(&digest),
+            format!("{root}/blobs/sha256/e3/{HEX}/data")
+        );
         assert_eq!(
             l.layer_link(&name, &digest),
             format!("{root}/repositories/team/app/_layers/sha256/{HEX}/link")
@@ -108,22 +119,39 @@ mod tests {
             l.tag_current_link(&name, &tag),
             format!("{root}/repositories/team/app/_manifests/tags/v1/current/link")
         );
-        assert_eq!(l.tags_dir(&name), format!("{root}/repositories/team/app/_manifests/tags/"));
+        assert_eq!(
+            l.tags_dir(&name),
+            format!("{root}/repositories/team/app/_manifests/tags/")
+        );
         assert_eq!(l.repositories(), format!("{root}/repositories/"));
     }
 
     #[test]
     fn prefixes() {
-        assert_eq!(Layout::new("").repositories(), "docker/registry/v2/repositories/");
-        assert_eq!(Layout::new("/").repositories(), "docker/registry/v2/repositories/");
-        assert_eq!(Layout::new("a/b/").repositories(), "a/b/docker/registry/v2/repositories/");
+        assert_eq!(
+            Layout::new("").repositories(),
+            "docker/registry/v2/repositories/"
+        );
+        assert_eq!(
+            Layout::new("/").repositories(),
+            "docker/registry/v2/repositories/"
+        );
+        assert_eq!(
+            Layout::new("a/b/").repositories(),
+            "a/b/docker/registry/v2/repositories/"
+        );
     }
 
     #[test]
     fn links() {
         let text = format!("sha256:{HEX}");
         assert_eq!(parse_link(text.as_bytes()).unwrap().to_string(), text);
-        assert_eq!(parse_link(format!("{text}\n").as_bytes()).unwrap().to_string(), text);
+        assert_eq!(
+            parse_link(format!("{text}\n").as_bytes())
+                .unwrap()
+                .to_string(),
+            text
+        );
         assert!(parse_link(b"sha256:nothex").is_none());
         assert!(parse_link(b"").is_none());
     }

@@ -40,7 +40,13 @@ pub fn acceptable<'a>(media_type: &str, mut accept: impl Iterator<Item = &'a str
         return true;
     }
     accept.any(|header| {
-        header.split(',').any(|item| item.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(media_type))
+        header.split(',').any(|item| {
+            item.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(media_type)
+        })
     })
 }
 
@@ -51,29 +57,59 @@ mod tests {
     #[test]
     fn media_types_from_bytes() {
         let cases: &[(&str, Option<&str>)] = &[
-            (r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#, Some(OCI_MANIFEST)),
-            (r#"{"schemaVersion":2,"config":{},"layers":[]}"#, Some(OCI_MANIFEST)),
+            (
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#,
+                Some(OCI_MANIFEST),
+            ),
+            (
+                r#"{"schemaVersion":2,"config":{},"layers":[]}"#,
+                Some(OCI_MANIFEST),
+            ),
             (r#"{"schemaVersion":2,"manifests":[]}"#, Some(OCI_INDEX)),
-            (r#"{"schemaVersion":2,"manifests":null}"#, Some(OCI_MANIFEST)),
-            (r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json"}"#, Some(DOCKER_MANIFEST)),
-            (r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}"#, Some(DOCKER_MANIFEST_LIST)),
-            (r#"{"schemaVersion":1,"name":"x"}"#, Some(DOCKER_SCHEMA1_SIGNED)),
-            (r#"{"schemaVersion":2,"mediaType":"application/vnd.example+json"}"#, Some("application/vnd.example+json")),
+            (
+                r#"{"schemaVersion":2,"manifests":null}"#,
+                Some(OCI_MANIFEST),
+            ),
+            (
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json"}"#,
+                Some(DOCKER_MANIFEST),
+            ),
+            (
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}"#,
+                Some(DOCKER_MANIFEST_LIST),
+            ),
+            (
+                r#"{"schemaVersion":1,"name":"x"}"#,
+                Some(DOCKER_SCHEMA1_SIGNED),
+            ),
+            (
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.example+json"}"#,
+                Some("application/vnd.example+json"),
+            ),
             ("not json", None),
         ];
         for (bytes, want) in cases {
-            assert_eq!(manifest_media_type(bytes.as_bytes()).as_deref(), *want, "{bytes}");
+            assert_eq!(
+                manifest_media_type(bytes.as_bytes()).as_deref(),
+                *want,
+                "{bytes}"
+            );
         }
     }
 
     #[test]
     fn negotiation() {
-        let docker_client = ["application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"];
+        let docker_client = [
+            "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json",
+        ];
         assert!(acceptable(DOCKER_MANIFEST, docker_client.into_iter()));
         assert!(!acceptable(OCI_MANIFEST, docker_client.into_iter()));
         assert!(!acceptable(OCI_INDEX, std::iter::empty()));
         assert!(acceptable(DOCKER_MANIFEST, std::iter::empty()));
-        let oci_client = ["application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.index.v1+json;q=0.5, application/vnd.oci.image.manifest.v1+json"];
+        let oci_client = [
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.oci.image.index.v1+json;q=0.5, application/vnd.oci.image.manifest.v1+json",
+        ];
         assert!(acceptable(OCI_MANIFEST, oci_client.into_iter()));
         assert!(acceptable(OCI_INDEX, oci_client.into_iter()));
     }

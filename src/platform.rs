@@ -51,5 +51,8 @@ impl<T: Clock + ?Sized> Clock for &T {
 /// followed. An `Err` is a transport failure; any HTTP status is an `Ok`.
 #[allow(async_fn_in_trait)]
 pub trait HttpClient {
-    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, String>;
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, String>;
 }

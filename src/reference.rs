@@ -105,7 +105,8 @@ impl FromStr for Tag {
         let b = s.as_bytes();
         let first = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
         let rest = |x: u8| first(x) || x == b'.' || x == b'-';
-        if !b.is_empty() && b.len() <= TAG_MAX_LEN && first(b[0]) && b[1..].iter().all(|x| rest(*x)) {
+        if !b.is_empty() && b.len() <= TAG_MAX_LEN && first(b[0]) && b[1..].iter().all(|x| rest(*x))
+        {
             Ok(Tag(s.to_owned()))
         } else {
             Err(Error::new(ErrorCode::TagInvalid)
@@ -161,12 +162,18 @@ impl Digest {
             Algorithm::Sha256 => hex::encode(Sha256::digest(bytes)),
             Algorithm::Sha512 => hex::encode(Sha512::digest(bytes)),
         };
-        Digest { algorithm: self.algorithm, hex }
+        Digest {
+            algorithm: self.algorithm,
+            hex,
+        }
     }
 
     /// The sha256 digest of `bytes`.
     pub fn sha256(bytes: &[u8]) -> Digest {
-        Digest { algorithm: Algorithm::Sha256, hex: hex::encode(Sha256::digest(bytes)) }
+        Digest {
+            algorithm: Algorithm::Sha256,
+            hex: hex::encode(Sha256::digest(bytes)),
+        }
     }
 
     /// Whether `bytes` hash to this digest.
@@ -190,21 +197,32 @@ impl FromStr for Digest {
                 .with_message(format!("invalid digest: {why}"))
                 .with_detail(json!({ "digest": s }))
         };
-        let (alg, hex) = s.split_once(':').ok_or_else(|| invalid("expected <algorithm>:<hex>"))?;
+        let (alg, hex) = s
+            .split_once(':')
+            .ok_or_else(|| invalid("expected <algorithm>:<hex>"))?;
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            _ => return Err(invalid("unsupported algorithm (sha256 and sha512 are supported)")),
+            _ => {
+                return Err(invalid(
+                    "unsupported algorithm (sha256 and sha512 are supported)",
+                ));
+            }
         };
         if hex.len() != algorithm.hex_len()
-            || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
             return Err(invalid(&format!(
                 "{alg} needs {} lower-case hex characters",
                 algorithm.hex_len()
             )));
         }
-        Ok(Digest { algorithm, hex: hex.to_owned() })
+        Ok(Digest {
+            algorithm,
+            hex: hex.to_owned(),
+        })
     }
 }
 
@@ -219,7 +237,11 @@ impl FromStr for Reference {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        if s.contains(':') { s.parse().map(Reference::Digest) } else { s.parse().map(Reference::Tag) }
+        if s.contains(':') {
+            s.parse().map(Reference::Digest)
+        } else {
+            s.parse().map(Reference::Tag)
+        }
     }
 }
 
@@ -251,8 +273,8 @@ mod tests {
         }
         let long = format!("{}/b", "a".repeat(254));
         let invalid = [
-            "", "A/b", "a//b", "a/../b", "..", "a/./b", "/a", "a/", "a%2fb", "a%2Fb", "a..b", "a___b",
-            "-a", "a-", "a_", ".a", "a/b/", "a b", "a\\b", "é", "a:b", &long,
+            "", "A/b", "a//b", "a/../b", "..", "a/./b", "/a", "a/", "a%2fb", "a%2Fb", "a..b",
+            "a___b", "-a", "a-", "a_", ".a", "a/b/", "a b", "a\\b", "é", "a:b", &long,
         ];
         for n in invalid {
             let err = n.parse::<Name>().unwrap_err();
@@ -266,7 +288,11 @@ mod tests {
             assert!(t.parse::<Tag>().is_ok(), "{t}");
         }
         for t in ["", ".a", "-a", "a/b", "a%2f", "a b", "..", &"a".repeat(129)] {
-            assert_eq!(t.parse::<Tag>().unwrap_err().code, ErrorCode::TagInvalid, "{t}");
+            assert_eq!(
+                t.parse::<Tag>().unwrap_err().code,
+                ErrorCode::TagInvalid,
+                "{t}"
+            );
         }
     }
 
@@ -275,7 +301,11 @@ mod tests {
         let d: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
         assert_eq!(d.algorithm(), Algorithm::Sha256);
         assert_eq!(d.to_string(), format!("sha256:{}", "a".repeat(64)));
-        assert!(format!("sha512:{}", "0".repeat(128)).parse::<Digest>().is_ok());
+        assert!(
+            format!("sha512:{}", "0".repeat(128))
+                .parse::<Digest>()
+                .is_ok()
+        );
         let invalid = [
             "sha256".to_string(),
             "sha256:".to_string(),
@@ -287,7 +317,11 @@ mod tests {
             format!("sha256:../{}", "a".repeat(61)),
         ];
         for s in invalid {
-            assert_eq!(s.parse::<Digest>().unwrap_err().code, ErrorCode::DigestInvalid, "{s}");
+            assert_eq!(
+                s.parse::<Digest>().unwrap_err().code,
+                ErrorCode::DigestInvalid,
+                "{s}"
+            );
         }
     }
 
@@ -295,7 +329,10 @@ mod tests {
     fn digest_verification() {
         // sha256("abc") and sha512("abc") from FIPS 180-2.
         let d = Digest::sha256(b"abc");
-        assert_eq!(d.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            d.hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert!(d.verifies(b"abc"));
         assert!(!d.verifies(b"abd"));
         let d512: Digest = "sha512:ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f".parse().unwrap();
@@ -304,9 +341,18 @@ mod tests {
 
     #[test]
     fn references() {
-        assert!(matches!("latest".parse::<Reference>().unwrap(), Reference::Tag(_)));
+        assert!(matches!(
+            "latest".parse::<Reference>().unwrap(),
+            Reference::Tag(_)
+        ));
         let digest = format!("sha256:{}", "b".repeat(64));
-        assert!(matches!(digest.parse::<Reference>().unwrap(), Reference::Digest(_)));
-        assert_eq!("sha256:xyz".parse::<Reference>().unwrap_err().code, ErrorCode::DigestInvalid);
+        assert!(matches!(
+            digest.parse::<Reference>().unwrap(),
+            Reference::Digest(_)
+        ));
+        assert_eq!(
+            "sha256:xyz".parse::<Reference>().unwrap_err().code,
+            ErrorCode::DigestInvalid
+        );
     }
 }

@@ -37,19 +37,33 @@ impl Route {
             return Ok(Route::Catalog);
         }
         if let Some(name) = rest.strip_suffix("/blobs/uploads/") {
-            return Ok(Route::BlobUploads { name: name.parse()? });
+            return Ok(Route::BlobUploads {
+                name: name.parse()?,
+            });
         }
         let (head, last) = rest.rsplit_once('/').ok_or_else(not_found)?;
         let (name, kind) = head.rsplit_once('/').ok_or_else(not_found)?;
         match kind {
-            "manifests" => Ok(Route::Manifest { name: name.parse()?, reference: last.parse()? }),
-            "blobs" => Ok(Route::Blob { name: name.parse()?, digest: last.parse()? }),
-            "tags" if last == "list" => Ok(Route::Tags { name: name.parse()? }),
-            "referrers" => Ok(Route::Referrers { name: name.parse()?, digest: last.parse()? }),
+            "manifests" => Ok(Route::Manifest {
+                name: name.parse()?,
+                reference: last.parse()?,
+            }),
+            "blobs" => Ok(Route::Blob {
+                name: name.parse()?,
+                digest: last.parse()?,
+            }),
+            "tags" if last == "list" => Ok(Route::Tags {
+                name: name.parse()?,
+            }),
+            "referrers" => Ok(Route::Referrers {
+                name: name.parse()?,
+                digest: last.parse()?,
+            }),
             "uploads" => match name.strip_suffix("/blobs") {
-                Some(name) if is_upload_id(last) => {
-                    Ok(Route::BlobUpload { name: name.parse()?, upload_id: last.to_owned() })
-                }
+                Some(name) if is_upload_id(last) => Ok(Route::BlobUpload {
+                    name: name.parse()?,
+                    upload_id: last.to_owned(),
+                }),
                 _ => Err(not_found()),
             },
             _ => Err(not_found()),
@@ -74,13 +88,14 @@ impl Route {
 fn is_upload_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 1024
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.=".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.=".contains(&b))
 }
 
 fn not_found() -> Error {
-    Error::new(ErrorCode::NameUnknown)
+    Error::new(ErrorCode::Unsupported)
         .with_status(http::StatusCode::NOT_FOUND)
-        .with_message("no such API endpoint")
+        .with_message("no such endpoint in the registry API")
 }
 
 /// `n` and `last` of a paginated list (`tags/list`, `_catalog`).
@@ -130,28 +145,57 @@ mod tests {
             ("/v2/a/tags/list".into(), Route::Tags { name: name("a") }),
             (
                 "/v2/team/app/service/manifests/v1".into(),
-                Route::Manifest { name: name("team/app/service"), reference: "v1".parse().unwrap() },
+                Route::Manifest {
+                    name: name("team/app/service"),
+                    reference: "v1".parse().unwrap(),
+                },
             ),
             (
                 format!("/v2/a/b/manifests/{D}"),
-                Route::Manifest { name: name("a/b"), reference: Reference::Digest(d.clone()) },
+                Route::Manifest {
+                    name: name("a/b"),
+                    reference: Reference::Digest(d.clone()),
+                },
             ),
-            (format!("/v2/a/blobs/{D}"), Route::Blob { name: name("a"), digest: d.clone() }),
+            (
+                format!("/v2/a/blobs/{D}"),
+                Route::Blob {
+                    name: name("a"),
+                    digest: d.clone(),
+                },
+            ),
             // Names may contain the words the router looks for.
             (
                 format!("/v2/blobs/manifests/blobs/{D}"),
-                Route::Blob { name: name("blobs/manifests"), digest: d.clone() },
+                Route::Blob {
+                    name: name("blobs/manifests"),
+                    digest: d.clone(),
+                },
             ),
             (
                 "/v2/tags/list/tags/list".into(),
-                Route::Tags { name: name("tags/list") },
+                Route::Tags {
+                    name: name("tags/list"),
+                },
             ),
-            ("/v2/a/b/blobs/uploads/".into(), Route::BlobUploads { name: name("a/b") }),
+            (
+                "/v2/a/b/blobs/uploads/".into(),
+                Route::BlobUploads { name: name("a/b") },
+            ),
             (
                 "/v2/a/blobs/uploads/0f6e-44_x=".into(),
-                Route::BlobUpload { name: name("a"), upload_id: "0f6e-44_x=".into() },
+                Route::BlobUpload {
+                    name: name("a"),
+                    upload_id: "0f6e-44_x=".into(),
+                },
             ),
-            (format!("/v2/a/referrers/{D}"), Route::Referrers { name: name("a"), digest: d }),
+            (
+                format!("/v2/a/referrers/{D}"),
+                Route::Referrers {
+                    name: name("a"),
+                    digest: d,
+                },
+            ),
         ];
         for (path, want) in cases {
             assert_eq!(Route::parse(&path).unwrap(), want, "{path}");
@@ -181,7 +225,15 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_404() {
-        for path in ["/", "/v1/", "/v2/a", "/v2/a/unknown/x", "/v2/a/tags/other", "/v2/a/blobs/uploads/a/b", "/v2x/"] {
+        for path in [
+            "/",
+            "/v1/",
+            "/v2/a",
+            "/v2/a/unknown/x",
+            "/v2/a/tags/other",
+            "/v2/a/blobs/uploads/a/b",
+            "/v2x/",
+        ] {
             let err = Route::parse(path).unwrap_err();
             assert_eq!(err.status, 404, "{path}");
         }
@@ -192,12 +244,18 @@ mod tests {
         assert_eq!(Page::from_query(None).unwrap(), Page::default());
         assert_eq!(
             Page::from_query(Some("n=2&last=b%2Fc")).unwrap(),
-            Page { n: Some(2), last: Some("b/c".into()) }
+            Page {
+                n: Some(2),
+                last: Some("b/c".into())
+            }
         );
         assert_eq!(
             Page::from_query(Some("n=-1")).unwrap_err().code,
             ErrorCode::PaginationNumberInvalid
         );
-        assert_eq!(Page::from_query(Some("n=x")).unwrap_err().code, ErrorCode::PaginationNumberInvalid);
+        assert_eq!(
+            Page::from_query(Some("n=x")).unwrap_err().code,
+            ErrorCode::PaginationNumberInvalid
+        );
     }
 }

@@ -22,7 +22,9 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
     async fn linked_blob_size(&self, name: &Name, digest: &Digest) -> Result<u64> {
         let unknown = || json!({ "name": name.as_str(), "digest": digest.to_string() });
         if !self.is_linked(Link::Layer, name, digest).await? {
-            return Err(self.not_found(name, ErrorCode::BlobUnknown, unknown()).await);
+            return Err(self
+                .not_found(name, ErrorCode::BlobUnknown, unknown())
+                .await);
         }
         self.blob_size(digest).await?.ok_or_else(|| {
             Error::new(ErrorCode::BlobUnknown)
@@ -36,11 +38,17 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         let mut response = Response::new(Vec::new());
         let h = response.headers_mut();
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
         h.insert("docker-content-digest", header_value(&digest.to_string())?);
         h.insert(header::ETAG, header_value(&format!("\"{digest}\""))?);
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE_CACHE_CONTROL));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(IMMUTABLE_CACHE_CONTROL),
+        );
         Ok(response)
     }
 
@@ -58,15 +66,25 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
                 // The URL expires: nobody may keep the redirect.
                 (url.to_string(), "no-store")
             }
-            (None, None) => return Err(Error::internal("no presigner and no BLOB_BASE_URL configured")),
+            (None, None) => {
+                return Err(Error::internal(
+                    "no presigner and no BLOB_BASE_URL configured",
+                ));
+            }
         };
         let mut response = Response::new(Vec::new());
         *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
         let h = response.headers_mut();
         h.insert(header::LOCATION, header_value(&location)?);
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
         h.insert("docker-content-digest", header_value(&digest.to_string())?);
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
         Ok(response)
     }
 }

@@ -33,7 +33,10 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         let mut response = json_response(StatusCode::OK, body);
         if let Some(last) = next {
             let n = page.n.unwrap_or(DEFAULT_N).min(super::MAX_PAGE);
-            response.headers_mut().insert(header::LINK, header_value(&next_link("/v2/_catalog", &last, n))?);
+            response.headers_mut().insert(
+                header::LINK,
+                header_value(&next_link("/v2/_catalog", &last, n))?,
+            );
         }
         Ok(response)
     }
@@ -49,7 +52,11 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         let mut level = vec![String::new()];
         while !level.is_empty() {
             let listings = try_join_all(level.iter().map(|path| {
-                let prefix = if path.is_empty() { layout.repositories() } else { layout.repository_dir(path) };
+                let prefix = if path.is_empty() {
+                    layout.repositories()
+                } else {
+                    layout.repository_dir(path)
+                };
                 async move { self.store.list_dirs(&prefix).await.map(|dirs| (path, dirs)) }
             }))
             .await?;
@@ -59,7 +66,11 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
                     found.push(path.clone());
                 }
                 for dir in dirs.into_iter().filter(|d| !d.starts_with('_')) {
-                    let child = if path.is_empty() { dir } else { format!("{path}/{dir}") };
+                    let child = if path.is_empty() {
+                        dir
+                    } else {
+                        format!("{path}/{dir}")
+                    };
                     // Directories that cannot be part of a valid name are not repositories.
                     if child.parse::<Name>().is_ok() {
                         next.push(child);
@@ -69,7 +80,13 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
             level = next;
         }
         found.sort_by(|a, b| compare_names(a, b));
-        self.cache.put(&key::catalog(), &to_json(&json!(found)), self.config.tag_cache_seconds).await;
+        self.cache
+            .put(
+                &key::catalog(),
+                &to_json(&json!(found)),
+                self.config.tag_cache_seconds,
+            )
+            .await;
         Ok(found)
     }
 }

@@ -31,7 +31,13 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         };
         let digest = parse_link(&bytes)
             .ok_or_else(|| Error::internal(format!("corrupt tag link {link_key}")))?;
-        self.cache.put(&cache_key, digest.to_string().as_bytes(), self.config.tag_cache_seconds).await;
+        self.cache
+            .put(
+                &cache_key,
+                digest.to_string().as_bytes(),
+                self.config.tag_cache_seconds,
+            )
+            .await;
         Ok(Some(digest))
     }
 
@@ -39,10 +45,14 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
     /// what keeps one repository's blobs out of another's reach.
     pub(crate) async fn is_linked(&self, link: Link, name: &Name, digest: &Digest) -> Result<bool> {
         let (cache_key, link_key) = match link {
-            Link::Revision => {
-                (key::revision(name, digest), self.config.layout.manifest_revision_link(name, digest))
-            }
-            Link::Layer => (key::layer(name, digest), self.config.layout.layer_link(name, digest)),
+            Link::Revision => (
+                key::revision(name, digest),
+                self.config.layout.manifest_revision_link(name, digest),
+            ),
+            Link::Layer => (
+                key::layer(name, digest),
+                self.config.layout.layer_link(name, digest),
+            ),
         };
         if self.cache.get(&cache_key).await.is_some() {
             return Ok(true);
@@ -52,10 +62,14 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         };
         match parse_link(&bytes) {
             Some(target) if target == *digest => {
-                self.cache.put(&cache_key, b"1", self.config.tag_cache_seconds).await;
+                self.cache
+                    .put(&cache_key, b"1", self.config.tag_cache_seconds)
+                    .await;
                 Ok(true)
             }
-            _ => Err(Error::internal(format!("link {link_key} does not hold {digest}"))),
+            _ => Err(Error::internal(format!(
+                "link {link_key} does not hold {digest}"
+            ))),
         }
     }
 
@@ -88,10 +102,16 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         {
             return Ok(Some(size));
         }
-        let Some(size) = self.store.head(&self.config.layout.blob_data(digest)).await? else {
+        let Some(size) = self
+            .store
+            .head(&self.config.layout.blob_data(digest))
+            .await?
+        else {
             return Ok(None);
         };
-        self.cache.put(&cache_key, size.to_string().as_bytes(), IMMUTABLE_SECONDS).await;
+        self.cache
+            .put(&cache_key, size.to_string().as_bytes(), IMMUTABLE_SECONDS)
+            .await;
         Ok(Some(size))
     }
 }

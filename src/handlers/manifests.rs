@@ -27,11 +27,17 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
             Reference::Digest(digest) => digest.clone(),
             Reference::Tag(tag) => match self.resolve_tag(name, tag).await? {
                 Some(digest) => digest,
-                None => return Err(self.not_found(name, ErrorCode::ManifestUnknown, unknown()).await),
+                None => {
+                    return Err(self
+                        .not_found(name, ErrorCode::ManifestUnknown, unknown())
+                        .await);
+                }
             },
         };
         if !self.is_linked(Link::Revision, name, &digest).await? {
-            return Err(self.not_found(name, ErrorCode::ManifestUnknown, unknown()).await);
+            return Err(self
+                .not_found(name, ErrorCode::ManifestUnknown, unknown())
+                .await);
         }
         let Some(bytes) = self.manifest_bytes(&digest).await? else {
             return Err(Error::new(ErrorCode::ManifestUnknown)
@@ -40,11 +46,20 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         };
         let media_type = media::manifest_media_type(&bytes)
             .ok_or_else(|| Error::internal(format!("stored manifest {digest} is not JSON")))?;
-        let accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok());
+        let accept = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
         if !media::acceptable(&media_type, accept) {
-            let what = if media_type == media::OCI_INDEX { "OCI index" } else { "OCI manifest" };
+            let what = if media_type == media::OCI_INDEX {
+                "OCI index"
+            } else {
+                "OCI manifest"
+            };
             return Err(Error::new(ErrorCode::ManifestUnknown)
-                .with_message(format!("{what} found, but accept header does not support {what}s"))
+                .with_message(format!(
+                    "{what} found, but accept header does not support {what}s"
+                ))
                 .with_detail(unknown()));
         }
 
@@ -59,8 +74,11 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|candidate| candidate.trim() == etag || candidate.trim() == "*");
-        let (status, body) =
-            if not_modified { (StatusCode::NOT_MODIFIED, Vec::new()) } else { (StatusCode::OK, bytes) };
+        let (status, body) = if not_modified {
+            (StatusCode::NOT_MODIFIED, Vec::new())
+        } else {
+            (StatusCode::OK, bytes)
+        };
         let length = body.len();
         let mut response = Response::new(body);
         *response.status_mut() = status;
@@ -71,11 +89,15 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         }
         h.insert("docker-content-digest", header_value(&digest.to_string())?);
         h.insert(header::ETAG, header_value(&etag)?);
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
         Ok(response)
     }
 }
 
 pub(crate) fn header_value(s: &str) -> Result<HeaderValue> {
-    HeaderValue::from_str(s).map_err(|_| Error::internal(format!("not a valid header value: {s:?}")))
+    HeaderValue::from_str(s)
+        .map_err(|_| Error::internal(format!("not a valid header value: {s:?}")))
 }

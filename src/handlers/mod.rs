@@ -47,8 +47,11 @@ pub(crate) fn next_link(path: &str, last: &str, n: usize) -> String {
     format!("<{path}?{query}>; rel=\"next\"")
 }
 
+/// JSON bytes ending in a newline, as distribution writes its list bodies.
 pub(crate) fn to_json(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).expect("JSON serializes")
+    let mut bytes = serde_json::to_vec(value).expect("JSON serializes");
+    bytes.push(b'\n');
+    bytes
 }
 
 #[cfg(test)]
@@ -63,15 +66,39 @@ mod tests {
     fn pages() {
         let all = strings(&["a", "b", "c", "d"]);
         let gt = |e: &str, l: &str| e > l;
-        let p = |n: Option<usize>, last: Option<&str>| Page { n, last: last.map(str::to_owned) };
+        let p = |n: Option<usize>, last: Option<&str>| Page {
+            n,
+            last: last.map(str::to_owned),
+        };
         assert_eq!(paginate(&all, &p(None, None), None, gt), (&all[..], None));
-        assert_eq!(paginate(&all, &p(Some(2), None), None, gt), (&all[..2], Some("b".into())));
-        assert_eq!(paginate(&all, &p(Some(2), Some("b")), None, gt), (&all[2..], None));
-        assert_eq!(paginate(&all, &p(Some(2), Some("bb")), None, gt), (&all[2..], None));
-        assert_eq!(paginate(&all, &p(None, Some("a")), Some(1), gt), (&all[1..2], Some("b".into())));
-        assert_eq!(paginate(&all, &p(Some(0), None), None, gt), (&all[..0], None));
-        assert_eq!(paginate(&all, &p(Some(9), Some("d")), None, gt), (&all[4..], None));
-        assert_eq!(next_link("/v2/a/tags/list", "b/c", 2), "</v2/a/tags/list?last=b%2Fc&n=2>; rel=\"next\"");
+        assert_eq!(
+            paginate(&all, &p(Some(2), None), None, gt),
+            (&all[..2], Some("b".into()))
+        );
+        assert_eq!(
+            paginate(&all, &p(Some(2), Some("b")), None, gt),
+            (&all[2..], None)
+        );
+        assert_eq!(
+            paginate(&all, &p(Some(2), Some("bb")), None, gt),
+            (&all[2..], None)
+        );
+        assert_eq!(
+            paginate(&all, &p(None, Some("a")), Some(1), gt),
+            (&all[1..2], Some("b".into()))
+        );
+        assert_eq!(
+            paginate(&all, &p(Some(0), None), None, gt),
+            (&all[..0], None)
+        );
+        assert_eq!(
+            paginate(&all, &p(Some(9), Some("d")), None, gt),
+            (&all[4..], None)
+        );
+        assert_eq!(
+            next_link("/v2/a/tags/list", "b/c", 2),
+            "</v2/a/tags/list?last=b%2Fc&n=2>; rel=\"next\""
+        );
     }
 }
 

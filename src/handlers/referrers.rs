@@ -45,30 +45,57 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
             .find(|(k, _)| k == "artifactType")
             .map(|(_, v)| v.into_owned());
         let cache_key = format!("referrers/{name}/{subject}");
-        let all: Vec<Value> = match self.cache.get(&cache_key).await.and_then(|b| serde_json::from_slice(&b).ok()) {
+        let all: Vec<Value> = match self
+            .cache
+            .get(&cache_key)
+            .await
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
             Some(cached) => cached,
             None => {
                 let found = self.find_referrers(name, subject).await?;
-                self.cache.put(&cache_key, &to_json(&json!(found)), self.config.tag_cache_seconds).await;
+                self.cache
+                    .put(
+                        &cache_key,
+                        &to_json(&json!(found)),
+                        self.config.tag_cache_seconds,
+                    )
+                    .await;
                 found
             }
         };
         let manifests: Vec<&Value> = all
             .iter()
-            .filter(|d| artifact_type.as_deref().is_none_or(|t| d["artifactType"] == t))
+            .filter(|d| {
+                artifact_type
+                    .as_deref()
+                    .is_none_or(|t| d["artifactType"] == t)
+            })
             .collect();
-        let body = json!({ "schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": manifests });
+        let body =
+            json!({ "schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": manifests });
         let mut response = json_response(StatusCode::OK, to_json(&body));
-        response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(media::OCI_INDEX));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(media::OCI_INDEX),
+        );
         if artifact_type.is_some() {
-            response.headers_mut().insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+            response.headers_mut().insert(
+                "oci-filters-applied",
+                HeaderValue::from_static("artifactType"),
+            );
         }
         Ok(response)
     }
 
     async fn find_referrers(&self, name: &Name, subject: &Digest) -> Result<Vec<Value>> {
         let layout = &self.config.layout;
-        let revisions_dir = |alg: &str| format!("{}_manifests/revisions/{alg}/", layout.repository_dir(name.as_str()));
+        let revisions_dir = |alg: &str| {
+            format!(
+                "{}_manifests/revisions/{alg}/",
+                layout.repository_dir(name.as_str())
+            )
+        };
         let mut digests = Vec::new();
         for alg in ["sha256", "sha512"] {
             for hex in self.store.list_dirs(&revisions_dir(alg)).await? {
@@ -78,19 +105,29 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
             }
         }
         if digests.is_empty() {
-            return Err(self.not_found(name, ErrorCode::NameUnknown, json!({ "name": name.as_str() })).await);
+            return Err(self
+                .not_found(
+                    name,
+                    ErrorCode::NameUnknown,
+                    json!({ "name": name.as_str() }),
+                )
+                .await);
         }
         let manifests = try_join_all(digests.iter().map(|d| self.manifest_bytes(d))).await?;
         let subject = subject.to_string();
         let mut found = Vec::new();
         for (digest, bytes) in digests.iter().zip(manifests) {
             let Some(bytes) = bytes else { continue };
-            let Ok(m) = serde_json::from_slice::<Referrer>(&bytes) else { continue };
+            let Ok(m) = serde_json::from_slice::<Referrer>(&bytes) else {
+                continue;
+            };
             if m.subject.as_ref().and_then(|s| s.digest.as_deref()) != Some(subject.as_str()) {
                 continue;
             }
             let media_type = m.media_type.or_else(|| media::manifest_media_type(&bytes));
-            let artifact_type = m.artifact_type.or_else(|| m.config.and_then(|c| c.media_type));
+            let artifact_type = m
+                .artifact_type
+                .or_else(|| m.config.and_then(|c| c.media_type));
             let mut descriptor = json!({
                 "mediaType": media_type,
                 "digest": digest.to_string(),

@@ -18,7 +18,9 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
     pub async fn get_tags(&self, name: &Name, page: Page) -> Result<Response<Vec<u8>>> {
         let tags = self.all_tags(name).await?;
         if tags.is_empty() {
-            return Err(Error::new(ErrorCode::NameUnknown).with_detail(json!({ "name": name.as_str() })));
+            return Err(
+                Error::new(ErrorCode::NameUnknown).with_detail(json!({ "name": name.as_str() }))
+            );
         }
         let (entries, next) = paginate(&tags, &page, None, |entry, last| entry > last);
         let body = to_json(&json!({ "name": name.as_str(), "tags": entries }));
@@ -26,7 +28,9 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         if let Some(last) = next {
             let n = page.n.unwrap_or(super::MAX_PAGE).min(super::MAX_PAGE);
             let link = next_link(&format!("/v2/{name}/tags/list"), &last, n);
-            response.headers_mut().insert(header::LINK, header_value(&link)?);
+            response
+                .headers_mut()
+                .insert(header::LINK, header_value(&link)?);
         }
         Ok(response)
     }
@@ -39,11 +43,20 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         {
             return Ok(tags);
         }
-        let mut tags = self.store.list_dirs(&self.config.layout.tags_dir(name)).await?;
+        let mut tags = self
+            .store
+            .list_dirs(&self.config.layout.tags_dir(name))
+            .await?;
         // Only what is a valid tag is a tag: a stray directory never reaches a client.
         tags.retain(|t| t.parse::<Tag>().is_ok());
         tags.sort();
-        self.cache.put(&cache_key, &to_json(&json!(tags)), self.config.tag_cache_seconds).await;
+        self.cache
+            .put(
+                &cache_key,
+                &to_json(&json!(tags)),
+                self.config.tag_cache_seconds,
+            )
+            .await;
         Ok(tags)
     }
 }

@@ -25,7 +25,11 @@ pub enum Method {
 
 impl Presigner {
     pub fn new(config: &S3Config) -> Result<Presigner, String> {
-        let style = if config.virtual_host { UrlStyle::VirtualHost } else { UrlStyle::Path };
+        let style = if config.virtual_host {
+            UrlStyle::VirtualHost
+        } else {
+            UrlStyle::Path
+        };
         let bucket = Bucket::new(
             config.endpoint.clone(),
             style,
@@ -34,20 +38,35 @@ impl Presigner {
         )
         .map_err(|e| format!("S3 bucket {:?} at {}: {e}", config.bucket, config.endpoint))?;
         let credentials = Credentials::new(&config.access_key_id, &config.secret_access_key);
-        Ok(Presigner { bucket, credentials })
+        Ok(Presigner {
+            bucket,
+            credentials,
+        })
     }
 
     /// A URL for `method` on `key`, valid for `expires` from `now` (Unix seconds).
     pub fn object_url(&self, method: Method, key: &str, expires: Duration, now: u64) -> Url {
         let time = timestamp(now);
         match method {
-            Method::Get => self.bucket.get_object(Some(&self.credentials), key).sign_with_time(expires, &time),
-            Method::Head => self.bucket.head_object(Some(&self.credentials), key).sign_with_time(expires, &time),
+            Method::Get => self
+                .bucket
+                .get_object(Some(&self.credentials), key)
+                .sign_with_time(expires, &time),
+            Method::Head => self
+                .bucket
+                .head_object(Some(&self.credentials), key)
+                .sign_with_time(expires, &time),
         }
     }
 
     /// A `ListObjectsV2` URL: `prefix`, `/` as delimiter, from `continuation` when given.
-    pub fn list_url(&self, prefix: &str, continuation: Option<&str>, expires: Duration, now: u64) -> Url {
+    pub fn list_url(
+        &self,
+        prefix: &str,
+        continuation: Option<&str>,
+        expires: Duration,
+        now: u64,
+    ) -> Url {
         let mut list = self.bucket.list_objects_v2(Some(&self.credentials));
         list.with_prefix(prefix);
         list.with_delimiter("/");
@@ -112,10 +131,23 @@ mod tests {
             secret_access_key: "s".into(),
         })
         .unwrap();
-        let url = p.object_url(Method::Head, "origin/docker/registry/v2/blobs/sha256/ab/abc/data", Duration::from_secs(60), EXAMPLE_TIME);
-        assert_eq!(url.path(), "/registry/origin/docker/registry/v2/blobs/sha256/ab/abc/data");
+        let url = p.object_url(
+            Method::Head,
+            "origin/docker/registry/v2/blobs/sha256/ab/abc/data",
+            Duration::from_secs(60),
+            EXAMPLE_TIME,
+        );
+        assert_eq!(
+            url.path(),
+            "/registry/origin/docker/registry/v2/blobs/sha256/ab/abc/data"
+        );
         assert!(url.query().unwrap().contains("X-Amz-Expires=60"));
-        let list = p.list_url("a/b/", Some("tok en"), Duration::from_secs(60), EXAMPLE_TIME);
+        let list = p.list_url(
+            "a/b/",
+            Some("tok en"),
+            Duration::from_secs(60),
+            EXAMPLE_TIME,
+        );
         let query: Vec<(String, String)> = list.query_pairs().into_owned().collect();
         assert!(query.contains(&("prefix".into(), "a/b/".into())));
         assert!(query.contains(&("delimiter".into(), "/".into())));

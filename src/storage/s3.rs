@@ -21,10 +21,18 @@ pub struct S3Store<H, K> {
 
 impl<H: HttpClient, K: Clock> S3Store<H, K> {
     pub fn new(presigner: Presigner, http: H, clock: K) -> Self {
-        S3Store { presigner, http, clock }
+        S3Store {
+            presigner,
+            http,
+            clock,
+        }
     }
 
-    async fn send(&self, method: HttpMethod, url: url::Url) -> Result<http::Response<Vec<u8>>, StoreError> {
+    async fn send(
+        &self,
+        method: HttpMethod,
+        url: url::Url,
+    ) -> Result<http::Response<Vec<u8>>, StoreError> {
         let request = Request::builder()
             .method(method)
             .uri(url.as_str())
@@ -37,12 +45,18 @@ impl<H: HttpClient, K: Clock> S3Store<H, K> {
 fn unexpected(op: &str, key: &str, response: &http::Response<Vec<u8>>) -> StoreError {
     let body = String::from_utf8_lossy(response.body());
     let body: String = body.chars().take(300).collect();
-    StoreError(format!("{op} {key}: HTTP {} {}", response.status().as_u16(), body.trim()))
+    StoreError(format!(
+        "{op} {key}: HTTP {} {}",
+        response.status().as_u16(),
+        body.trim()
+    ))
 }
 
 impl<H: HttpClient, K: Clock> ObjectStore for S3Store<H, K> {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let url = self.presigner.object_url(Method::Get, key, REQUEST_EXPIRY, self.clock.now());
+        let url = self
+            .presigner
+            .object_url(Method::Get, key, REQUEST_EXPIRY, self.clock.now());
         let response = self.send(HttpMethod::GET, url).await?;
         match response.status() {
             StatusCode::OK => Ok(Some(response.into_body())),
@@ -52,7 +66,9 @@ impl<H: HttpClient, K: Clock> ObjectStore for S3Store<H, K> {
     }
 
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        let url = self.presigner.object_url(Method::Head, key, REQUEST_EXPIRY, self.clock.now());
+        let url = self
+            .presigner
+            .object_url(Method::Head, key, REQUEST_EXPIRY, self.clock.now());
         let response = self.send(HttpMethod::HEAD, url).await?;
         match response.status() {
             StatusCode::OK => response
@@ -70,7 +86,12 @@ impl<H: HttpClient, K: Clock> ObjectStore for S3Store<H, K> {
         let mut dirs = Vec::new();
         let mut continuation: Option<String> = None;
         loop {
-            let url = self.presigner.list_url(prefix, continuation.as_deref(), REQUEST_EXPIRY, self.clock.now());
+            let url = self.presigner.list_url(
+                prefix,
+                continuation.as_deref(),
+                REQUEST_EXPIRY,
+                self.clock.now(),
+            );
             let response = self.send(HttpMethod::GET, url).await?;
             if response.status() != StatusCode::OK {
                 return Err(unexpected("LIST", prefix, &response));
@@ -80,7 +101,10 @@ impl<H: HttpClient, K: Clock> ObjectStore for S3Store<H, K> {
             let page = rusty_s3::actions::ListObjectsV2::parse_response(text)
                 .map_err(|e| StoreError(format!("LIST {prefix}: {e}")))?;
             dirs.extend(page.common_prefixes.into_iter().filter_map(|p| {
-                p.prefix.strip_prefix(prefix)?.strip_suffix('/').map(str::to_owned)
+                p.prefix
+                    .strip_prefix(prefix)?
+                    .strip_suffix('/')
+                    .map(str::to_owned)
             }));
             match page.next_continuation_token {
                 Some(token) => continuation = Some(token),
@@ -111,7 +135,9 @@ mod tests {
     impl HttpClient for &FakeS3 {
         async fn send(&self, request: Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, String> {
             let url = url::Url::parse(&request.uri().to_string()).unwrap();
-            self.requests.borrow_mut().push(format!("{} {}", request.method(), url.path()));
+            self.requests
+                .borrow_mut()
+                .push(format!("{} {}", request.method(), url.path()));
             let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
             assert_eq!(query["X-Amz-Algorithm"], "AWS4-HMAC-SHA256");
             assert!(query.contains_key("X-Amz-Signature"));
@@ -122,7 +148,10 @@ mod tests {
                 return ok(self.list(&query).await.into_bytes());
             }
             match self.objects.get(&key).await.unwrap() {
-                None => Ok(http::Response::builder().status(404).body(b"<Error><Code>NoSuchKey</Code></Error>".to_vec()).unwrap()),
+                None => Ok(http::Response::builder()
+                    .status(404)
+                    .body(b"<Error><Code>NoSuchKey</Code></Error>".to_vec())
+                    .unwrap()),
                 Some(body) if request.method() == HttpMethod::HEAD => Ok(http::Response::builder()
                     .status(200)
                     .header("content-length", body.len())
@@ -137,18 +166,28 @@ mod tests {
         async fn list(&self, query: &BTreeMap<String, String>) -> String {
             let prefix = &query["prefix"];
             let dirs = self.objects.list_dirs(prefix).await.unwrap();
-            let start: usize = query.get("continuation-token").map(|t| t.parse().unwrap()).unwrap_or(0);
+            let start: usize = query
+                .get("continuation-token")
+                .map(|t| t.parse().unwrap())
+                .unwrap_or(0);
             let end = (start + self.page_size).min(dirs.len());
             let mut xml = String::from(
                 r#"<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>registry</Name>"#,
             );
-            xml.push_str(&format!("<Prefix>{prefix}</Prefix><EncodingType>url</EncodingType>"));
+            xml.push_str(&format!(
+                "<Prefix>{prefix}</Prefix><EncodingType>url</EncodingType>"
+            ));
             xml.push_str(&format!("<IsTruncated>{}</IsTruncated>", end < dirs.len()));
             if end < dirs.len() {
-                xml.push_str(&format!("<NextContinuationToken>{end}</NextContinuationToken>"));
+                xml.push_str(&format!(
+                    "<NextContinuationToken>{end}</NextContinuationToken>"
+                ));
             }
             for d in &dirs[start..end] {
-                xml.push_str(&format!("<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>", url_encode(&format!("{prefix}{d}/"))));
+                xml.push_str(&format!(
+                    "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+                    url_encode(&format!("{prefix}{d}/"))
+                ));
             }
             xml.push_str("</ListBucketResult>");
             xml
@@ -163,7 +202,9 @@ mod tests {
     }
 
     fn url_encode(s: &str) -> String {
-        url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace("%2F", "/")
+        url::form_urlencoded::byte_serialize(s.as_bytes())
+            .collect::<String>()
+            .replace("%2F", "/")
     }
 
     fn config() -> S3Config {
@@ -179,12 +220,21 @@ mod tests {
 
     #[test]
     fn passes_the_storage_suite_with_paginated_lists() {
-        let fake = FakeS3 { objects: MemoryStore::default(), page_size: 2, requests: RefCell::default() };
+        let fake = FakeS3 {
+            objects: MemoryStore::default(),
+            page_size: 2,
+            requests: RefCell::default(),
+        };
         crate::storage::suite::load(&fake.objects);
         let clock = FixedClock::at(1_700_000_000);
         let store = S3Store::new(Presigner::new(&config()).unwrap(), &fake, &clock);
         futures::executor::block_on(crate::storage::suite::run(&store));
-        assert!(fake.requests.borrow().iter().any(|r| r.starts_with("HEAD /registry/")));
+        assert!(
+            fake.requests
+                .borrow()
+                .iter()
+                .any(|r| r.starts_with("HEAD /registry/"))
+        );
     }
 
     #[test]
@@ -192,12 +242,22 @@ mod tests {
         struct Broken;
         impl HttpClient for Broken {
             async fn send(&self, _: Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, String> {
-                Ok(http::Response::builder().status(403).body(b"<Error><Code>AccessDenied</Code></Error>".to_vec()).unwrap())
+                Ok(http::Response::builder()
+                    .status(403)
+                    .body(b"<Error><Code>AccessDenied</Code></Error>".to_vec())
+                    .unwrap())
             }
         }
-        let store = S3Store::new(Presigner::new(&config()).unwrap(), Broken, FixedClock::at(0));
+        let store = S3Store::new(
+            Presigner::new(&config()).unwrap(),
+            Broken,
+            FixedClock::at(0),
+        );
         let err = futures::executor::block_on(store.get("a/b")).unwrap_err();
-        assert!(err.0.contains("HTTP 403") && err.0.contains("AccessDenied"), "{err}");
+        assert!(
+            err.0.contains("HTTP 403") && err.0.contains("AccessDenied"),
+            "{err}"
+        );
         assert!(futures::executor::block_on(store.head("a")).is_err());
         assert!(futures::executor::block_on(store.list_dirs("a/")).is_err());
     }

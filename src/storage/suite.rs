@@ -18,7 +18,10 @@ pub fn load(objects: &MemoryStore) {
 pub async fn run(store: &impl ObjectStore) {
     assert_eq!(store.get("r/small").await.unwrap(), Some(b"hello".to_vec()));
     assert_eq!(store.get("r/empty").await.unwrap(), Some(Vec::new()));
-    assert_eq!(store.get("r/with space+plus").await.unwrap(), Some(b"odd key".to_vec()));
+    assert_eq!(
+        store.get("r/with space+plus").await.unwrap(),
+        Some(b"odd key".to_vec())
+    );
     assert_eq!(store.get("r/missing").await.unwrap(), None);
     assert_eq!(store.head("r/small").await.unwrap(), Some(5));
     assert_eq!(store.head("r/empty").await.unwrap(), Some(0));

@@ -18,7 +18,10 @@ thread_local! {
 }
 
 fn with_memory<T>(f: impl FnOnce(&MemoryCache<WorkerClock>) -> T) -> T {
-    MEMORY.with(|m| f(m.borrow_mut().get_or_insert_with(|| MemoryCache::new(WorkerClock, MEMORY_BUDGET))))
+    MEMORY.with(|m| {
+        f(m.borrow_mut()
+            .get_or_insert_with(|| MemoryCache::new(WorkerClock, MEMORY_BUDGET)))
+    })
 }
 
 /// A synthetic URL: the Cache API keys entries by URL.
@@ -51,14 +54,18 @@ impl EdgeCache for TieredCache {
         with_memory(|m| m.put_now(key, value, ttl_seconds));
         let headers = Headers::new();
         let expires = crate::platform::Clock::now(&WorkerClock) + ttl_seconds;
-        let ok = headers.set("cache-control", &format!("max-age={ttl_seconds}")).is_ok()
+        let ok = headers
+            .set("cache-control", &format!("max-age={ttl_seconds}"))
+            .is_ok()
             && headers.set("x-edge-expires", &expires.to_string()).is_ok();
         if !ok {
             return;
         }
         if let Ok(response) = Response::from_bytes(value.to_vec()) {
             // A failed write only costs a later miss.
-            let _ = Cache::default().put(cache_url(key), response.with_headers(headers)).await;
+            let _ = Cache::default()
+                .put(cache_url(key), response.with_headers(headers))
+                .await;
         }
     }
 

@@ -8,7 +8,10 @@ use crate::platform::HttpClient;
 pub(crate) struct FetchClient;
 
 impl HttpClient for FetchClient {
-    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, String> {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, String> {
         let url = request.uri().to_string();
         let mut init = RequestInit::new();
         init.with_method(Method::from(request.method().as_str().to_owned()));
@@ -18,7 +21,10 @@ impl HttpClient for FetchClient {
             init.with_body(Some(body.into()));
         }
         let outbound = Request::new_with_init(&url, &init).map_err(|e| e.to_string())?;
-        let mut response = Fetch::Request(outbound).send().await.map_err(|e| format!("fetch: {e}"))?;
+        let mut response = Fetch::Request(outbound)
+            .send()
+            .await
+            .map_err(|e| format!("fetch: {e}"))?;
         let mut builder = http::Response::builder().status(response.status_code());
         for (name, value) in response.headers().entries() {
             builder = builder.header(name, value);
@@ -26,7 +32,10 @@ impl HttpClient for FetchClient {
         let body = if request.method() == http::Method::HEAD {
             Vec::new()
         } else {
-            response.bytes().await.map_err(|e| format!("reading response: {e}"))?
+            response
+                .bytes()
+                .await
+                .map_err(|e| format!("reading response: {e}"))?
         };
         builder.body(body).map_err(|e| e.to_string())
     }

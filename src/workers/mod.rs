@@ -10,8 +10,8 @@ mod r2;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::{Context, Env, event};
 use worker::worker_sys::web_sys;
+use worker::{Context, Env, event};
 
 use crate::app::{App, error_response};
 use crate::config::{Backend, Config};
@@ -45,8 +45,16 @@ fn setup(env: &Env) -> Result<Rc<Setup>, String> {
             .ok()
     };
     let config = Config::from_lookup(lookup)?;
-    let presigner = config.s3.as_ref().map(Presigner::new).transpose()?.map(Rc::new);
-    let setup = Rc::new(Setup { config: Rc::new(config), presigner });
+    let presigner = config
+        .s3
+        .as_ref()
+        .map(Presigner::new)
+        .transpose()?
+        .map(Rc::new);
+    let setup = Rc::new(Setup {
+        config: Rc::new(config),
+        presigner,
+    });
     SETUP.with(|s| *s.borrow_mut() = Some(setup.clone()));
     Ok(setup)
 }
@@ -94,7 +102,11 @@ impl ObjectStore for Store {
 }
 
 #[event(fetch)]
-async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> worker::Result<web_sys::Response> {
+async fn fetch(
+    req: web_sys::Request,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<web_sys::Response> {
     let response = match handle(&req, &env).await {
         Ok(response) => response,
         Err(message) => {
@@ -110,11 +122,19 @@ async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<
     let setup = setup(env).map_err(|e| format!("configuration: {e}"))?;
     let store = match setup.config.backend {
         Backend::R2 => Store::R2(r2::R2Store::new(
-            env.bucket(R2_BINDING).map_err(|e| format!("R2 binding {R2_BINDING}: {e}"))?,
+            env.bucket(R2_BINDING)
+                .map_err(|e| format!("R2 binding {R2_BINDING}: {e}"))?,
         )),
         Backend::S3 => {
-            let presigner = setup.presigner.as_deref().ok_or("S3 backend without S3 settings")?;
-            Store::S3(S3Store::new(presigner.clone(), fetch::FetchClient, WorkerClock))
+            let presigner = setup
+                .presigner
+                .as_deref()
+                .ok_or("S3 backend without S3 settings")?;
+            Store::S3(S3Store::new(
+                presigner.clone(),
+                fetch::FetchClient,
+                WorkerClock,
+            ))
         }
     };
     let app = App {
@@ -135,7 +155,9 @@ fn into_http_request(req: &web_sys::Request) -> Result<http::Request<()>, String
         Some(i) => url[i + 3..].find('/').map_or("/", |p| &url[i + 3 + p..]),
         None => url.as_str(),
     };
-    let mut builder = http::Request::builder().method(req.method().as_str()).uri(path_and_query);
+    let mut builder = http::Request::builder()
+        .method(req.method().as_str())
+        .uri(path_and_query);
     let headers = req.headers();
     for name in ["accept", "if-none-match", "authorization", "host"] {
         if let Ok(Some(value)) = headers.get(name) {

@@ -20,17 +20,31 @@ fn r2_error(op: &str, key: &str, e: worker::Error) -> StoreError {
 
 impl ObjectStore for R2Store {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(object) = self.bucket.get(key).execute().await.map_err(|e| r2_error("get", key, e))? else {
+        let Some(object) = self
+            .bucket
+            .get(key)
+            .execute()
+            .await
+            .map_err(|e| r2_error("get", key, e))?
+        else {
             return Ok(None);
         };
         match object.body() {
-            Some(body) => body.bytes().await.map(Some).map_err(|e| r2_error("read", key, e)),
+            Some(body) => body
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| r2_error("read", key, e)),
             None => Ok(Some(Vec::new())),
         }
     }
 
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        let object = self.bucket.head(key).await.map_err(|e| r2_error("head", key, e))?;
+        let object = self
+            .bucket
+            .head(key)
+            .await
+            .map_err(|e| r2_error("head", key, e))?;
         Ok(object.map(|o| o.size()))
     }
 
@@ -42,10 +56,15 @@ impl ObjectStore for R2Store {
             if let Some(c) = cursor.take() {
                 list = list.cursor(c);
             }
-            let page = list.execute().await.map_err(|e| r2_error("list", prefix, e))?;
-            dirs.extend(page.delimited_prefixes().into_iter().filter_map(|p| {
-                p.strip_prefix(prefix)?.strip_suffix('/').map(str::to_owned)
-            }));
+            let page = list
+                .execute()
+                .await
+                .map_err(|e| r2_error("list", prefix, e))?;
+            dirs.extend(
+                page.delimited_prefixes()
+                    .into_iter()
+                    .filter_map(|p| p.strip_prefix(prefix)?.strip_suffix('/').map(str::to_owned)),
+            );
             match page.cursor() {
                 Some(c) if page.truncated() => cursor = Some(c),
                 _ => return Ok(dirs),

@@ -7,6 +7,7 @@
 #   docker/v2s2:1              the busybox image as Docker schema 2
 #   team/app/service:v1        two-layer image, three path levels deep
 #   artifacts/sbom:v1          oras artifact, artifactType application/vnd.example.sbom.v1+json
+#   library/busybox@<digest>   a signature referring to library/busybox:1 (subject), untagged
 #
 # Usage: tests/support/push-fixtures.sh REGISTRY     e.g. 127.0.0.1:5000
 # Images come from tests/support/make-images.sh into $FIXTURES_DIR
@@ -37,4 +38,5 @@ copy --all "oci:$images/multi:latest" "$dest/multi/arch:latest"
 copy --format v2s2 "oci:$images/busybox:1" "$dest/docker/v2s2:1"
 copy "oci:$images/busybox:app" "$dest/team/app/service:v1"
 "$venv/bin/python" "$here/push_artifact.py" "$registry" artifacts/sbom:v1
+"$venv/bin/python" "$here/push_referrer.py" "$registry" library/busybox 1
 echo "push-fixtures: done"
