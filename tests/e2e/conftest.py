@@ -6,6 +6,7 @@ pushes the fixtures to the origin, and runs pytest with these set:
   EDGE_HTTP       host:port of the edge reading S3, plain HTTP
   EDGE_S3_TLS     host:port of the edge reading S3, HTTPS (self-signed)
   EDGE_R2_TLS     host:port of the edge reading the R2 binding, HTTPS (self-signed)
+  EDGE_WRANGLER   host:port of the edge under `wrangler dev` (wrangler.toml + overrides), HTTP
   S3_ENDPOINT     the S3 server, where presigned blob URLs must point
 """
 import http.client

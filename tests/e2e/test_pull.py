@@ -9,7 +9,7 @@ import oras.client
 import pytest
 import requests
 
-from conftest import error_codes
+from conftest import Registry, error_codes
 
 OCI_ACCEPT = ("application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
               "application/vnd.docker.distribution.manifest.v2+json, "
@@ -25,6 +25,15 @@ def sha256(data: bytes) -> str:
 def manifest(reg, image: str) -> requests.Response:
     repo, tag = image.rsplit(":", 1)
     return reg.request("GET", f"/v2/{repo}/manifests/{tag}", {"Accept": OCI_ACCEPT})
+
+
+def test_wrangler_dev_serves_what_the_origin_holds(origin):
+    """The edge as `scripts/dev` runs it: wrangler.toml, built by its [build] command."""
+    wrangler = Registry("edge-wrangler", os.environ["EDGE_WRANGLER"], tls=False)
+    for image in IMAGES:
+        at_edge, at_origin = manifest(wrangler, image), manifest(origin, image)
+        assert at_edge.status_code == 200, image
+        assert at_edge.content == at_origin.content, image
 
 
 def test_version_check(edge):
