@@ -4,28 +4,16 @@ so that it adds no tag.
 
 usage: push_referrer.py REGISTRY REPO TAG [ARTIFACT_TYPE]
 """
-import hashlib
 import json
 import sys
-import urllib.parse
 
 import requests
+
+from registry_push import push_blob, push_manifest
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
 EMPTY = "application/vnd.oci.empty.v1+json"
-
-
-def push_blob(base: str, repo: str, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    r = requests.post(f"{base}/v2/{repo}/blobs/uploads/", timeout=30)
-    r.raise_for_status()
-    location = urllib.parse.urljoin(base, r.headers["Location"])
-    sep = "&" if "?" in location else "?"
-    r = requests.put(f"{location}{sep}digest={digest}", data=data,
-                     headers={"Content-Type": "application/octet-stream"}, timeout=30)
-    r.raise_for_status()
-    return digest
 
 
 def main() -> None:
@@ -51,11 +39,7 @@ def main() -> None:
                     "size": len(subject.content)},
         "annotations": {"org.example.signer": "registry-edge tests"},
     }
-    body = json.dumps(manifest).encode()
-    digest = "sha256:" + hashlib.sha256(body).hexdigest()
-    r = requests.put(f"{base}/v2/{repo}/manifests/{digest}", data=body,
-                     headers={"Content-Type": MANIFEST}, timeout=30)
-    r.raise_for_status()
+    digest = push_manifest(base, repo, None, json.dumps(manifest).encode(), MANIFEST)
     print(f"push_referrer: {registry}/{repo}@{digest} -> {tag} ({artifact_type})")
 
 
