@@ -42,6 +42,9 @@ pub mod key {
     pub fn tags(name: &Name) -> String {
         format!("tags/{name}")
     }
+    pub fn referrers(name: &Name, subject: &Digest) -> String {
+        format!("referrers/{name}/{subject}")
+    }
     pub fn catalog() -> String {
         "catalog".to_owned()
     }

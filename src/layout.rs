@@ -16,7 +16,7 @@
 //! (`team/app/service`). Every `Name`, `Tag` and `Digest` here was validated by its parser, so a
 //! key can never climb out of its directory.
 
-use crate::reference::{Digest, Name, Tag};
+use crate::reference::{Algorithm, Digest, Name, Tag};
 
 /// Keys of one registry in a bucket, under the origin's `rootdirectory`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +70,15 @@ impl Layout {
             self.root,
             digest.algorithm().as_str(),
             digest.hex()
+        )
+    }
+
+    /// The directory of a repository's manifest revisions for one algorithm, with a slash.
+    pub fn manifest_revisions_dir(&self, name: &Name, algorithm: Algorithm) -> String {
+        format!(
+            "{}/repositories/{name}/_manifests/revisions/{}/",
+            self.root,
+            algorithm.as_str()
         )
     }
 

@@ -124,6 +124,8 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    pub const ALL: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::Sha256 => "sha256",
@@ -147,6 +149,11 @@ pub struct Digest {
 }
 
 impl Digest {
+    /// A digest from an algorithm and its encoded part, validated as `FromStr` does.
+    pub fn from_parts(algorithm: Algorithm, hex: &str) -> Result<Digest, Error> {
+        format!("{}:{hex}", algorithm.as_str()).parse()
+    }
+
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }

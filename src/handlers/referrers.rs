@@ -10,11 +10,11 @@ use serde_json::{Map, Value, json};
 
 use super::to_json;
 use crate::app::{App, json_response};
-use crate::cache::EdgeCache;
+use crate::cache::{EdgeCache, key};
 use crate::error::{ErrorCode, Result};
 use crate::media;
 use crate::platform::Clock;
-use crate::reference::{Digest, Name};
+use crate::reference::{Algorithm, Digest, Name};
 use crate::storage::ObjectStore;
 
 #[derive(Deserialize)]
@@ -44,7 +44,7 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         let artifact_type = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
             .find(|(k, _)| k == "artifactType")
             .map(|(_, v)| v.into_owned());
-        let cache_key = format!("referrers/{name}/{subject}");
+        let cache_key = key::referrers(name, subject);
         let all: Vec<Value> = match self
             .cache
             .get(&cache_key)
@@ -89,20 +89,15 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
     }
 
     async fn find_referrers(&self, name: &Name, subject: &Digest) -> Result<Vec<Value>> {
-        let layout = &self.config.layout;
-        let revisions_dir = |alg: &str| {
-            format!(
-                "{}_manifests/revisions/{alg}/",
-                layout.repository_dir(name.as_str())
-            )
-        };
         let mut digests = Vec::new();
-        for alg in ["sha256", "sha512"] {
-            for hex in self.store.list_dirs(&revisions_dir(alg)).await? {
-                if let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() {
-                    digests.push(d);
-                }
-            }
+        for algorithm in Algorithm::ALL {
+            let dir = self.config.layout.manifest_revisions_dir(name, algorithm);
+            let hexes = self.store.list_dirs(&dir).await?;
+            digests.extend(
+                hexes
+                    .iter()
+                    .filter_map(|hex| Digest::from_parts(algorithm, hex).ok()),
+            );
         }
         if digests.is_empty() {
             return Err(self
