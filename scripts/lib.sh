@@ -39,8 +39,9 @@ REGISTRY_EDGE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK_VENV="$REGISTRY_EDGE_CACHE/venv"
 STACK_TLS_DIR="$REGISTRY_EDGE_CACHE/tls"
 
-# Worker variables the Rust side reads (S3_ENDPOINT follows S3_PORT at start time).
-EDGE_VAR_NAMES="STORAGE_BACKEND S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY STORAGE_ROOT PRESIGN_SECONDS TAG_CACHE_SECONDS"
+# Worker variables the Rust side reads (S3_ENDPOINT and ORIGIN_URL follow S3_PORT and ORIGIN_PORT
+# at start time; ORIGIN_URL= makes a read-only edge).
+EDGE_VAR_NAMES="STORAGE_BACKEND S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY STORAGE_ROOT PRESIGN_SECONDS TAG_CACHE_SECONDS ORIGIN_URL EDGE_SECRET"
 : "${S3_BUCKET:=registry}"
 : "${S3_REGION:=us-east-1}"
 : "${S3_URL_STYLE:=path}"
@@ -49,6 +50,7 @@ EDGE_VAR_NAMES="STORAGE_BACKEND S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_
 : "${STORAGE_ROOT:=/origin}"
 : "${PRESIGN_SECONDS:=1200}"
 : "${TAG_CACHE_SECONDS:=5}"
+: "${EDGE_SECRET:=local-edge-secret}"
 
 # --- process bookkeeping -----------------------------------------------------
 
@@ -293,6 +295,7 @@ _edge_vars() {
     case "$name" in
       STORAGE_BACKEND) echo "STORAGE_BACKEND=${STORAGE_BACKEND:-s3}" ;;
       S3_ENDPOINT) echo "S3_ENDPOINT=${S3_ENDPOINT:-http://127.0.0.1:$S3_PORT}" ;;
+      ORIGIN_URL) echo "ORIGIN_URL=${ORIGIN_URL-http://127.0.0.1:$ORIGIN_PORT}" ;;
       *) echo "$name=${!name-}" ;;
     esac
   done

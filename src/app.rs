@@ -1,38 +1,40 @@
 //! `App::handle`: route -> handler -> response, and every error written in one place. The App owns
-//! nothing platform-specific: storage, cache, clock and log arrive as trait implementations, so the
-//! same code runs in the worker and in native unit tests.
+//! nothing platform-specific: storage, cache, clock, origin and events arrive as the `Platform`'s
+//! trait implementations, so the same code runs in the worker and in native unit tests.
 
 use std::rc::Rc;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
-use crate::cache::EdgeCache;
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
-use crate::platform::Clock;
+use crate::platform::{ClientBody, Platform};
 use crate::route::{Page, Route};
-use crate::storage::ObjectStore;
 use crate::storage::presign::Presigner;
 
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 pub const API_VERSION: &str = "registry/2.0";
 
-/// The registry's request handler for one request (or many: it holds no per-request state).
-pub struct App<S, C, K> {
+/// The registry's request handler (it holds no per-request state).
+pub struct App<P: Platform> {
     pub config: Rc<Config>,
     pub presigner: Option<Rc<Presigner>>,
-    pub store: S,
-    pub cache: C,
-    pub clock: K,
+    pub store: P::Store,
+    pub cache: P::Cache,
+    pub clock: P::Clock,
+    /// Writes go here; `None` when no origin is configured (the edge is then read-only).
+    pub origin: Option<P::Origin>,
+    pub events: P::Events,
     /// Where operational messages go (the worker's console; stderr natively).
     pub log: fn(&str),
 }
 
-impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
-    /// Answers one request. Never fails: errors become OCI error responses.
-    pub async fn handle(&self, request: &Request<()>) -> Response<Vec<u8>> {
+impl<P: Platform> App<P> {
+    /// Answers one request. Never fails: errors become OCI error responses. The request's URI may
+    /// be absolute (its scheme and host are then the edge's public URL) or a path.
+    pub async fn handle<B: ClientBody>(&self, request: Request<B>) -> Response<Vec<u8>> {
         let head = request.method() == Method::HEAD;
-        let mut response = match self.dispatch(request).await {
+        let mut response = match self.dispatch(&request).await {
             Ok(response) => response,
             Err(error) => {
                 if error.status.is_server_error() {
@@ -59,35 +61,59 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         response
     }
 
-    async fn dispatch(&self, request: &Request<()>) -> Result<Response<Vec<u8>>> {
+    async fn dispatch<B: ClientBody>(&self, request: &Request<B>) -> Result<Response<Vec<u8>>> {
         let route = Route::parse(request.uri().path())?;
-        let method = request.method();
+        let method = request.method().clone();
         let read = method == Method::GET || method == Method::HEAD;
         let page = || Page::from_query(request.uri().query());
-        match route {
-            Route::Base if read => Ok(json_response(StatusCode::OK, b"{}".to_vec())),
-            Route::Catalog if read => self.get_catalog(page()?).await,
-            Route::Tags { name } if read => self.get_tags(&name, page()?).await,
-            Route::Manifest { name, reference } if read => {
-                self.get_manifest(&name, &reference, request.headers())
-                    .await
-            }
-            Route::Blob { name, digest } if method == Method::HEAD => {
-                self.head_blob(&name, &digest).await
-            }
-            Route::Blob { name, digest } if method == Method::GET => {
-                self.get_blob(&name, &digest).await
-            }
-            Route::Referrers { name, digest } if read => {
+        let write = [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(&method);
+        if write && self.origin.is_none() {
+            return Err(crate::handlers::writes_disabled());
+        }
+        match (route, method) {
+            (Route::Base, _) if read => Ok(json_response(StatusCode::OK, b"{}".to_vec())),
+            (Route::Catalog, _) if read => self.get_catalog(page()?).await,
+            (Route::Tags { name }, _) if read => self.get_tags(&name, page()?).await,
+            (Route::Manifest { name, reference }, m) => match m {
+                Method::GET | Method::HEAD => {
+                    self.get_manifest(&name, &reference, request.headers())
+                        .await
+                }
+                Method::PUT => self.put_manifest(&name, &reference, request).await,
+                Method::DELETE => self.delete_manifest(&name, &reference, request).await,
+                m => Err(not_allowed(&m)),
+            },
+            (Route::Blob { name, digest }, m) => match m {
+                Method::HEAD => self.head_blob(&name, &digest).await,
+                Method::GET => self.get_blob(&name, &digest).await,
+                Method::DELETE => self.delete_blob(&name, &digest, request).await,
+                m => Err(not_allowed(&m)),
+            },
+            (Route::BlobUploads { name }, Method::POST) => self.start_upload(&name, request).await,
+            (Route::BlobUpload { name, .. }, m) => match m {
+                Method::PATCH => self.patch_upload(&name, request).await,
+                Method::PUT => self.finish_upload(&name, request).await,
+                Method::GET => self.upload_status(&name, request).await,
+                Method::DELETE => self.cancel_upload(&name, request).await,
+                m => Err(not_allowed(&m)),
+            },
+            (Route::Referrers { name, digest }, _) if read => {
                 self.get_referrers(&name, &digest, request.uri().query())
                     .await
             }
-            _ if [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(method) => {
-                Err(Error::new(ErrorCode::Unsupported)
-                    .with_message("this registry edge serves reads only; writes are not enabled"))
-            }
-            _ => Err(Error::new(ErrorCode::Unsupported)
-                .with_message(format!("method {method} is not allowed on this endpoint"))),
+            (_, m) => Err(not_allowed(&m)),
+        }
+    }
+
+    /// The edge's public URL, for `Location` headers: `PUBLIC_URL`, else the request's own scheme
+    /// and host, else nothing (path-only locations).
+    pub(crate) fn public_base<B>(&self, request: &Request<B>) -> String {
+        if let Some(url) = &self.config.public_url {
+            return url.as_str().trim_end_matches('/').to_owned();
+        }
+        match (request.uri().scheme_str(), request.uri().authority()) {
+            (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
+            _ => String::new(),
         }
     }
 
@@ -99,6 +125,7 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
         code: ErrorCode,
         detail: serde_json::Value,
     ) -> Error {
+        use crate::storage::ObjectStore;
         let repo = self.config.layout.repository_dir(name.as_str());
         match self.store.list_dirs(&repo).await {
             Ok(dirs) if !dirs.iter().any(|d| d == "_manifests" || d == "_layers") => {
@@ -109,6 +136,11 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
             Err(e) => e.into(),
         }
     }
+}
+
+fn not_allowed(method: &Method) -> Error {
+    Error::new(ErrorCode::Unsupported)
+        .with_message(format!("method {method} is not allowed on this endpoint"))
 }
 
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {

@@ -2,6 +2,8 @@
 //! function, natively). Every variable is listed in the README's configuration table; a missing or
 //! malformed one is reported by name.
 
+use std::time::Duration;
+
 use url::Url;
 
 use crate::layout::Layout;
@@ -27,6 +29,34 @@ pub struct S3Config {
     pub secret_access_key: String,
 }
 
+/// The origin registry that takes the writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginConfig {
+    pub url: Url,
+    pub credentials: Option<OriginCredentials>,
+    /// For requests whose body the edge holds (or that have none).
+    pub timeout: Duration,
+    /// For requests that stream the client's body (uploads).
+    pub upload_timeout: Duration,
+    /// Advertised as `OCI-Chunk-Max-Length` so clients chunk large layers under the platform's
+    /// request-body limit.
+    pub chunk_max_length: u64,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct OriginCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for OriginCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginCredentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub backend: Backend,
@@ -36,7 +66,17 @@ pub struct Config {
     pub blob_base_url: Option<Url>,
     pub presign_seconds: u64,
     pub tag_cache_seconds: u64,
+    /// Writes are forwarded here; without it the edge is read-only.
+    pub origin: Option<OriginConfig>,
+    /// The edge's public URL, for `Location` headers; by default the request's own.
+    pub public_url: Option<Url>,
+    /// Signs the upload offsets the edge hands out in `Location`s.
+    pub edge_secret: Option<String>,
 }
+
+/// 90 MiB: under the 100 MB request body limit of Cloudflare's Free and Pro plans
+/// (<https://developers.cloudflare.com/workers/platform/limits/#request-limits>).
+const DEFAULT_CHUNK_MAX_LENGTH: u64 = 90 << 20;
 
 /// Longest lifetime SigV4 allows for a presigned URL (7 days).
 const MAX_PRESIGN_SECONDS: u64 = 604_800;
@@ -104,7 +144,28 @@ impl Config {
                 "PRESIGN_SECONDS must be between 1 and {MAX_PRESIGN_SECONDS}"
             ));
         }
+        let origin = match url("ORIGIN_URL")? {
+            None => None,
+            Some(url) => Some(OriginConfig {
+                url,
+                credentials: match (var("ORIGIN_USERNAME"), var("ORIGIN_PASSWORD")) {
+                    (Some(username), Some(password)) => {
+                        Some(OriginCredentials { username, password })
+                    }
+                    (None, None) => None,
+                    _ => return Err("ORIGIN_USERNAME and ORIGIN_PASSWORD go together".into()),
+                },
+                timeout: Duration::from_secs(number("ORIGIN_TIMEOUT_SECONDS", 30)?.max(1)),
+                upload_timeout: Duration::from_secs(
+                    number("ORIGIN_UPLOAD_TIMEOUT_SECONDS", 900)?.max(1),
+                ),
+                chunk_max_length: number("CHUNK_MAX_LENGTH", DEFAULT_CHUNK_MAX_LENGTH)?.max(1),
+            }),
+        };
         Ok(Config {
+            origin,
+            public_url: url("PUBLIC_URL")?,
+            edge_secret: var("EDGE_SECRET"),
             backend,
             layout: Layout::new(var("STORAGE_ROOT").as_deref().unwrap_or("")),
             s3,
@@ -170,6 +231,26 @@ mod tests {
             parse(&[("STORAGE_BACKEND", "r2")])
                 .unwrap_err()
                 .contains("BLOB_BASE_URL")
+        );
+    }
+
+    #[test]
+    fn origin() {
+        assert!(parse(S3).unwrap().origin.is_none());
+        let mut v = S3.to_vec();
+        v.push(("ORIGIN_URL", "http://127.0.0.1:5000"));
+        let o = parse(&v).unwrap().origin.unwrap();
+        assert_eq!(o.timeout, Duration::from_secs(30));
+        assert_eq!(o.chunk_max_length, 90 << 20);
+        assert!(o.credentials.is_none());
+        v.push(("ORIGIN_USERNAME", "edge"));
+        assert!(parse(&v).unwrap_err().contains("ORIGIN_PASSWORD"));
+        v.push(("ORIGIN_PASSWORD", "hunter2"));
+        let o = parse(&v).unwrap().origin.unwrap();
+        assert_eq!(o.credentials.as_ref().unwrap().username, "edge");
+        assert!(
+            !format!("{o:?}").contains("hunter2"),
+            "passwords never reach a log"
         );
     }
 

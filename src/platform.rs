@@ -56,3 +56,34 @@ pub trait HttpClient {
         request: http::Request<Vec<u8>>,
     ) -> Result<http::Response<Vec<u8>>, String>;
 }
+
+/// The implementations one deployment of the App runs on, named once: the worker's in
+/// `workers`, in-memory ones in tests.
+pub trait Platform {
+    type Store: crate::storage::ObjectStore;
+    type Cache: crate::cache::EdgeCache;
+    type Clock: Clock;
+    type Origin: crate::origin::Origin;
+    type Events: crate::events::EventSink;
+}
+
+/// The body of the client's request, read only when the core asks: an upload's body is never
+/// read, but handed to the origin untouched (`OriginBody::Client`).
+#[allow(async_fn_in_trait)]
+pub trait ClientBody {
+    /// The whole body, or `None` when it is longer than `limit` bytes.
+    async fn read(&self, limit: usize) -> Result<Option<Vec<u8>>, String>;
+}
+
+/// No body (reads, tests).
+impl ClientBody for () {
+    async fn read(&self, _limit: usize) -> Result<Option<Vec<u8>>, String> {
+        Ok(Some(Vec::new()))
+    }
+}
+
+impl ClientBody for Vec<u8> {
+    async fn read(&self, limit: usize) -> Result<Option<Vec<u8>>, String> {
+        Ok((self.len() <= limit).then(|| self.clone()))
+    }
+}

@@ -59,7 +59,7 @@ async fn pulls_through_the_edge_match_the_origin() {
         assert_eq!(edge_digest, origin_digest, "{image}: manifest digest");
         assert_eq!(edge_bytes, origin_bytes, "{image}: manifest bytes");
         assert_eq!(
-            format!("sha256:{:x}", Sha256::digest(&edge_bytes)),
+            format!("sha256:{}", hex::encode(Sha256::digest(&edge_bytes))),
             edge_digest,
             "{image}"
         );
@@ -85,7 +85,7 @@ async fn pulls_through_the_edge_match_the_origin() {
             "{image}: layer count"
         );
         for layer in &data.layers {
-            let digest = format!("sha256:{:x}", Sha256::digest(&layer.data));
+            let digest = format!("sha256:{}", hex::encode(Sha256::digest(&layer.data)));
             let descriptor = manifest
                 .layers
                 .iter()

@@ -5,11 +5,17 @@ use std::rc::Rc;
 use http::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::time::Duration;
+
 use crate::app::App;
 use crate::cache::MemoryCache;
 use crate::config::Config;
+use crate::events::MemoryEvents;
 use crate::layout::Layout;
-use crate::platform::FixedClock;
+use crate::origin::{Origin, OriginBody, OriginError};
+use crate::platform::{FixedClock, Platform};
 use crate::reference::Digest;
 use crate::storage::memory::MemoryStore;
 use crate::storage::presign::Presigner;
@@ -17,8 +23,55 @@ use crate::storage::presign::Presigner;
 const ROOT: &str = "origin";
 const NOW: u64 = 1_700_000_000;
 
+type Handler = Box<dyn Fn(&Request<OriginBody>) -> Result<Response<Vec<u8>>, OriginError>>;
+
+/// An origin registry that answers with `handler` and records what it was sent.
+pub(crate) struct FakeOrigin {
+    handler: RefCell<Handler>,
+    pub sent: RefCell<Vec<(Method, String, http::HeaderMap, OriginBody)>>,
+}
+
+impl Default for FakeOrigin {
+    fn default() -> Self {
+        FakeOrigin {
+            handler: RefCell::new(Box::new(|_| {
+                Ok(Response::builder().status(500).body(Vec::new()).unwrap())
+            })),
+            sent: RefCell::default(),
+        }
+    }
+}
+
+impl Origin for &FakeOrigin {
+    async fn send(
+        &self,
+        request: Request<OriginBody>,
+        _timeout: Duration,
+    ) -> Result<Response<Vec<u8>>, OriginError> {
+        self.sent.borrow_mut().push((
+            request.method().clone(),
+            request.uri().to_string(),
+            request.headers().clone(),
+            request.body().clone(),
+        ));
+        (self.handler.borrow())(&request)
+    }
+}
+
+struct Test<'a>(PhantomData<&'a ()>);
+
+impl<'a> Platform for Test<'a> {
+    type Store = &'a MemoryStore;
+    type Cache = MemoryCache<&'a FixedClock>;
+    type Clock = &'a FixedClock;
+    type Origin = &'a FakeOrigin;
+    type Events = &'a MemoryEvents;
+}
+
 struct Fixture {
     store: MemoryStore,
+    origin: FakeOrigin,
+    events: MemoryEvents,
     clock: FixedClock,
     config: Rc<Config>,
     manifest: Vec<u8>,
@@ -108,6 +161,8 @@ impl Fixture {
 
         Fixture {
             store,
+            origin: FakeOrigin::default(),
+            events: MemoryEvents::default(),
             clock: FixedClock::at(NOW),
             config: Rc::new(config),
             manifest,
@@ -117,7 +172,7 @@ impl Fixture {
         }
     }
 
-    fn app(&self) -> App<&MemoryStore, MemoryCache<&FixedClock>, &FixedClock> {
+    fn app(&self) -> App<Test<'_>> {
         App {
             presigner: self
                 .config
@@ -128,8 +183,18 @@ impl Fixture {
             store: &self.store,
             cache: MemoryCache::new(&self.clock, 1 << 20),
             clock: &self.clock,
+            origin: self.config.origin.as_ref().map(|_| &self.origin),
+            events: &self.events,
             log: |_| {},
         }
+    }
+
+    /// Makes the fake origin answer with `handler`.
+    fn origin_answers(
+        &self,
+        handler: impl Fn(&Request<OriginBody>) -> Result<Response<Vec<u8>>, OriginError> + 'static,
+    ) {
+        *self.origin.handler.borrow_mut() = Box::new(handler);
     }
 }
 
@@ -148,30 +213,30 @@ impl crate::storage::ObjectStore for &MemoryStore {
 const OCI_ACCEPT: &str =
     "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
 
-fn send<S, C, K>(
-    app: &App<S, C, K>,
+fn send_body<P: Platform>(
+    app: &App<P>,
     method: Method,
     uri: &str,
     headers: &[(&str, &str)],
-) -> Response<Vec<u8>>
-where
-    S: crate::storage::ObjectStore,
-    C: crate::cache::EdgeCache,
-    K: crate::platform::Clock,
-{
+    body: &[u8],
+) -> Response<Vec<u8>> {
     let mut request = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         request = request.header(*k, *v);
     }
-    futures::executor::block_on(app.handle(&request.body(()).unwrap()))
+    futures::executor::block_on(app.handle(request.body(body.to_vec()).unwrap()))
 }
 
-fn get<S, C, K>(app: &App<S, C, K>, uri: &str) -> Response<Vec<u8>>
-where
-    S: crate::storage::ObjectStore,
-    C: crate::cache::EdgeCache,
-    K: crate::platform::Clock,
-{
+fn send<P: Platform>(
+    app: &App<P>,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> Response<Vec<u8>> {
+    send_body(app, method, uri, headers, b"")
+}
+
+fn get<P: Platform>(app: &App<P>, uri: &str) -> Response<Vec<u8>> {
     send(app, Method::GET, uri, &[("accept", OCI_ACCEPT)])
 }
 
@@ -597,7 +662,7 @@ fn referrers() {
 }
 
 #[test]
-fn writes_and_unknown_methods_are_refused() {
+fn writes_are_refused_without_an_origin() {
     let f = Fixture::new();
     let app = f.app();
     for (method, uri) in [
@@ -617,4 +682,445 @@ fn writes_and_unknown_methods_are_refused() {
     let r = get(&app, "/v2/library/busybox/nothing/x");
     assert_eq!(r.status(), 404);
     assert!(json_body(&r)["errors"].is_array());
+}
+
+fn with_origin(extra: &[(&str, &str)]) -> Fixture {
+    let mut vars = vec![
+        ("ORIGIN_URL", "http://127.0.0.1:5000"),
+        ("EDGE_SECRET", "test-secret"),
+    ];
+    vars.extend_from_slice(extra);
+    Fixture::with_config(config(&vars))
+}
+
+fn answer(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response<Vec<u8>>, OriginError> {
+    let mut r = Response::builder().status(status);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    Ok(r.body(body.to_vec()).unwrap())
+}
+
+const EDGE: &str = "https://edge.example";
+
+#[test]
+fn uploads_are_forwarded_and_come_back_to_the_edge() {
+    let f = with_origin(&[]);
+    f.origin_answers(|r| match (r.method().as_str(), r.uri().path()) {
+        ("POST", "/v2/library/busybox/blobs/uploads/") => answer(
+            202,
+            &[
+                (
+                    "location",
+                    "http://127.0.0.1:5000/v2/library/busybox/blobs/uploads/u1?_state=s1",
+                ),
+                ("docker-upload-uuid", "u1"),
+                ("range", "0-0"),
+                ("set-cookie", "origin-secret"),
+            ],
+            b"",
+        ),
+        ("PATCH", "/v2/library/busybox/blobs/uploads/u1") => answer(
+            202,
+            &[
+                ("location", "/v2/library/busybox/blobs/uploads/u1?_state=s2"),
+                ("range", "0-9"),
+            ],
+            b"",
+        ),
+        _ => answer(500, &[], b""),
+    });
+    let app = f.app();
+    let r = send(
+        &app,
+        Method::POST,
+        &format!("{EDGE}/v2/library/busybox/blobs/uploads/"),
+        &[],
+    );
+    assert_eq!(r.status(), 202);
+    let location = header(&r, "location").to_owned();
+    assert!(
+        location.starts_with(&format!(
+            "{EDGE}/v2/library/busybox/blobs/uploads/u1?_state=s1&edge_offset=0&edge_sig="
+        )),
+        "{location}"
+    );
+    assert_eq!(header(&r, "docker-upload-uuid"), "u1");
+    assert_eq!(header(&r, "oci-chunk-max-length"), (90 << 20).to_string());
+    assert!(header(&r, "set-cookie").is_empty());
+    let (method, uri, headers, body) = f.origin.sent.borrow()[0].clone();
+    assert_eq!(
+        (method, uri.as_str(), body),
+        (
+            Method::POST,
+            "http://127.0.0.1:5000/v2/library/busybox/blobs/uploads/",
+            OriginBody::Empty
+        )
+    );
+    assert!(!headers.contains_key("authorization"));
+
+    // In order: streamed to the origin, edge parameters stripped, new offset signed.
+    let r = send(
+        &app,
+        Method::PATCH,
+        &location,
+        &[("content-range", "0-9"), ("content-length", "10")],
+    );
+    assert_eq!(r.status(), 202);
+    let (_, uri, _, body) = f.origin.sent.borrow()[1].clone();
+    assert_eq!(
+        uri,
+        "http://127.0.0.1:5000/v2/library/busybox/blobs/uploads/u1?_state=s1"
+    );
+    assert_eq!(body, OriginBody::Client);
+    let next = header(&r, "location").to_owned();
+    assert!(
+        next.contains("_state=s2&edge_offset=10&edge_sig="),
+        "{next}"
+    );
+
+    // Out of order: 416 at the edge, nothing forwarded.
+    let sent = f.origin.sent.borrow().len();
+    let r = send(
+        &app,
+        Method::PATCH,
+        &next,
+        &[("content-range", "20-29"), ("content-length", "10")],
+    );
+    assert_eq!(r.status(), 416);
+    assert_eq!(error_code(&r), "BLOB_UPLOAD_INVALID");
+    assert_eq!(header(&r, "range"), "0-9");
+    assert_eq!(f.origin.sent.borrow().len(), sent);
+
+    // A forged offset is not believed (no check), and never reaches the origin.
+    let forged = next.replace("edge_offset=10", "edge_offset=20");
+    let r = send(&app, Method::PATCH, &forged, &[("content-range", "20-29")]);
+    assert_eq!(r.status(), 202);
+    assert!(!f.origin.sent.borrow().last().unwrap().1.contains("edge_"));
+}
+
+#[test]
+fn malformed_writes_never_reach_the_origin() {
+    let f = with_origin(&[]);
+    let app = f.app();
+    let cases = [
+        (
+            Method::POST,
+            "/v2/library/busybox/blobs/uploads/?digest=sha256:nothex".to_owned(),
+            400,
+            "DIGEST_INVALID",
+        ),
+        (
+            Method::POST,
+            "/v2/library/busybox/blobs/uploads/?mount=md5:00&from=a".to_owned(),
+            400,
+            "DIGEST_INVALID",
+        ),
+        (
+            Method::POST,
+            format!(
+                "/v2/library/busybox/blobs/uploads/?mount={}&from=../x",
+                f.layer_digest
+            ),
+            400,
+            "NAME_INVALID",
+        ),
+        (
+            Method::PUT,
+            "/v2/library/busybox/blobs/uploads/u1?_state=s".to_owned(),
+            400,
+            "DIGEST_INVALID",
+        ),
+        (
+            Method::PUT,
+            "/v2/library/busybox/blobs/uploads/u1?digest=sha256:12".to_owned(),
+            400,
+            "DIGEST_INVALID",
+        ),
+        (
+            Method::PUT,
+            "/v2/Bad/manifests/latest".to_owned(),
+            400,
+            "NAME_INVALID",
+        ),
+        (
+            Method::PUT,
+            "/v2/library/busybox/manifests/latest".to_owned(),
+            400,
+            "MANIFEST_INVALID",
+        ),
+        (
+            Method::PUT,
+            format!("/v2/library/busybox/manifests/{}", f.manifest_digest),
+            400,
+            "DIGEST_INVALID",
+        ),
+    ];
+    for (method, uri, status, code) in cases {
+        let r = send_body(&app, method.clone(), &uri, &[], b"not json");
+        assert_eq!(
+            (r.status().as_u16(), error_code(&r).as_str()),
+            (status, code),
+            "{method} {uri}"
+        );
+    }
+    assert!(f.origin.sent.borrow().is_empty());
+    let big = vec![b' '; super::manifests::MANIFEST_MAX_BYTES + 1];
+    let r = send_body(
+        &app,
+        Method::PUT,
+        "/v2/library/busybox/manifests/latest",
+        &[],
+        &big,
+    );
+    assert_eq!(r.status(), 413);
+    assert!(f.origin.sent.borrow().is_empty());
+}
+
+#[test]
+fn manifest_put_is_visible_at_once_and_emits_an_event() {
+    let f = with_origin(&[]);
+    let app = f.app();
+    let uri = "/v2/library/busybox/manifests/latest";
+    assert_eq!(
+        header(&get(&app, uri), "docker-content-digest"),
+        f.manifest_digest.to_string()
+    );
+
+    // The origin writes a new manifest to storage and answers 201, as distribution does.
+    let new = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#.to_vec();
+    let new_digest = Digest::sha256(&new);
+    let layout = Layout::new(ROOT);
+    let name = "library/busybox".parse().unwrap();
+    f.store.put(layout.blob_data(&new_digest), new.clone());
+    f.store.put(
+        layout.manifest_revision_link(&name, &new_digest),
+        new_digest.to_string(),
+    );
+    f.store.put(
+        layout.tag_current_link(&name, &"latest".parse().unwrap()),
+        new_digest.to_string(),
+    );
+    let location = format!("http://127.0.0.1:5000/v2/library/busybox/manifests/{new_digest}");
+    let d = new_digest.to_string();
+    f.origin_answers(move |_| {
+        answer(
+            201,
+            &[("location", &location), ("docker-content-digest", &d)],
+            b"",
+        )
+    });
+    let r = send_body(
+        &app,
+        Method::PUT,
+        uri,
+        &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+        &new,
+    );
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        header(&r, "location"),
+        format!("/v2/library/busybox/manifests/{new_digest}")
+    );
+    let (_, _, headers, body) = f.origin.sent.borrow()[0].clone();
+    assert_eq!(body, OriginBody::Bytes(new.clone()));
+    assert_eq!(headers["content-length"], new.len().to_string().as_str());
+    // Read-your-writes: no waiting for the tag TTL.
+    assert_eq!(
+        header(&get(&app, uri), "docker-content-digest"),
+        new_digest.to_string()
+    );
+    let events = f.events.0.borrow();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(
+        (e.action, e.repository.as_str(), e.tag.as_deref()),
+        (
+            crate::events::Action::Push,
+            "library/busybox",
+            Some("latest")
+        )
+    );
+    assert_eq!(e.digest.as_deref(), Some(new_digest.to_string().as_str()));
+    assert_eq!(
+        e.media_type.as_deref(),
+        Some("application/vnd.oci.image.manifest.v1+json")
+    );
+    assert_eq!(e.size, Some(new.len() as u64));
+}
+
+#[test]
+fn manifest_delete_is_visible_at_once() {
+    let f = with_origin(&[]);
+    let app = f.app();
+    let uri = format!("/v2/library/busybox/manifests/{}", f.manifest_digest);
+    assert_eq!(get(&app, &uri).status(), 200);
+    let layout = Layout::new(ROOT);
+    f.store.remove(
+        &layout.manifest_revision_link(&"library/busybox".parse().unwrap(), &f.manifest_digest),
+    );
+    f.origin_answers(|_| answer(202, &[], b""));
+    assert_eq!(send(&app, Method::DELETE, &uri, &[]).status(), 202);
+    assert_eq!(get(&app, &uri).status(), 404);
+    assert_eq!(
+        get(&app, "/v2/library/busybox/manifests/latest").status(),
+        404
+    );
+    assert_eq!(f.events.0.borrow()[0].action, crate::events::Action::Delete);
+}
+
+#[test]
+fn origin_errors_reach_the_client_intact() {
+    let f = with_origin(&[]);
+    let body = br#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown to registry","detail":"u9"}]}"#;
+    f.origin_answers(move |_| {
+        answer(
+            404,
+            &[("content-type", "application/json; charset=utf-8")],
+            body,
+        )
+    });
+    let r = send(
+        &f.app(),
+        Method::GET,
+        "/v2/library/busybox/blobs/uploads/u9",
+        &[],
+    );
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.body(), body);
+    assert_eq!(
+        header(&r, "content-type"),
+        "application/json; charset=utf-8"
+    );
+}
+
+#[test]
+fn unreachable_and_slow_origins_are_502_and_504() {
+    let f = with_origin(&[]);
+    f.origin_answers(|_| Err(OriginError::Unreachable("connection refused".into())));
+    let r = send(
+        &f.app(),
+        Method::POST,
+        "/v2/library/busybox/blobs/uploads/",
+        &[],
+    );
+    assert_eq!(
+        (r.status().as_u16(), error_code(&r).as_str()),
+        (502, "UNKNOWN")
+    );
+    assert!(
+        json_body(&r)["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable")
+    );
+    f.origin_answers(|_| Err(OriginError::Timeout));
+    let r = send(
+        &f.app(),
+        Method::POST,
+        "/v2/library/busybox/blobs/uploads/",
+        &[],
+    );
+    assert_eq!(r.status(), 504);
+    assert!(
+        json_body(&r)["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("30 s")
+    );
+}
+
+#[test]
+fn the_edge_answers_the_origins_bearer_challenge() {
+    let f = with_origin(&[("ORIGIN_USERNAME", "edge"), ("ORIGIN_PASSWORD", "pw")]);
+    f.origin_answers(|r| {
+        let auth = r
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned());
+        match (r.uri().path(), auth.as_deref()) {
+            ("/token", Some("Basic ZWRnZTpwdw==")) => {
+                let query = r.uri().query().unwrap();
+                assert!(
+                    query.contains("service=origin")
+                        && query.contains("scope=repository%3Alibrary%2Fbusybox%3Apull%2Cpush"),
+                    "{query}"
+                );
+                answer(200, &[], br#"{"token":"t0k","expires_in":300}"#)
+            }
+            (_, Some("Bearer t0k")) => answer(
+                202,
+                &[("location", "/v2/library/busybox/blobs/uploads/u")],
+                b"",
+            ),
+            _ => answer(
+                401,
+                &[(
+                    "www-authenticate",
+                    r#"Bearer realm="http://127.0.0.1:5001/token",service="origin""#,
+                )],
+                b"",
+            ),
+        }
+    });
+    let app = f.app();
+    for _ in 0..2 {
+        let r = send(
+            &app,
+            Method::POST,
+            "/v2/library/busybox/blobs/uploads/",
+            &[("authorization", "Bearer client-token")],
+        );
+        assert_eq!(r.status(), 202);
+    }
+    let sent: Vec<String> = f
+        .origin
+        .sent
+        .borrow()
+        .iter()
+        .map(|(m, u, _, _)| format!("{m} {}", u.split('?').next().unwrap()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            "GET http://127.0.0.1:5000/v2/",
+            "GET http://127.0.0.1:5001/token",
+            "POST http://127.0.0.1:5000/v2/library/busybox/blobs/uploads/",
+            "POST http://127.0.0.1:5000/v2/library/busybox/blobs/uploads/",
+        ],
+        "challenge learned once, token reused"
+    );
+}
+
+#[test]
+fn basic_origins_and_refused_credentials() {
+    let f = with_origin(&[("ORIGIN_USERNAME", "edge"), ("ORIGIN_PASSWORD", "wrong")]);
+    f.origin_answers(|r| {
+        match r
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap())
+        {
+            Some("Basic ZWRnZTpwdw==") => answer(202, &[], b""),
+            _ => answer(401, &[("www-authenticate", r#"Basic realm="origin""#)], b""),
+        }
+    });
+    let r = send(
+        &f.app(),
+        Method::POST,
+        "/v2/library/busybox/blobs/uploads/",
+        &[],
+    );
+    assert_eq!(r.status(), 502);
+    assert!(
+        json_body(&r)["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ORIGIN_USERNAME")
+    );
+    assert!(header(&r, "www-authenticate").is_empty());
 }

@@ -1,6 +1,7 @@
 //! `HEAD /v2/<name>/blobs/<digest>` is answered at the edge (size from storage, cached);
 //! `GET` answers `307` to a presigned object-storage URL (or the configured CDN base URL): blob
-//! bytes never pass through the edge. Both only for blobs the repository links.
+//! bytes never pass through the edge. Both only for blobs the repository links. `DELETE` is
+//! forwarded to the origin.
 
 use std::time::Duration;
 
@@ -13,11 +14,11 @@ use crate::app::App;
 use crate::cache::EdgeCache;
 use crate::error::{Error, ErrorCode, Result};
 use crate::platform::Clock;
+use crate::platform::Platform;
 use crate::reference::{Digest, Name};
-use crate::storage::ObjectStore;
 use crate::storage::presign::Method;
 
-impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
+impl<P: Platform> App<P> {
     /// The size of a blob `name` links, or `BLOB_UNKNOWN` (`NAME_UNKNOWN` for no repository).
     async fn linked_blob_size(&self, name: &Name, digest: &Digest) -> Result<u64> {
         let unknown = || json!({ "name": name.as_str(), "digest": digest.to_string() });
@@ -85,6 +86,34 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
             header::CACHE_CONTROL,
             HeaderValue::from_static(cache_control),
         );
+        Ok(response)
+    }
+}
+
+impl<P: Platform> App<P> {
+    /// `DELETE /v2/<name>/blobs/<digest>`: forwarded; on success the repository's link to the
+    /// blob is forgotten here too.
+    pub async fn delete_blob<B>(
+        &self,
+        name: &Name,
+        digest: &Digest,
+        request: &http::Request<B>,
+    ) -> Result<Response<Vec<u8>>> {
+        let response = self
+            .forward(super::forward::Forward {
+                method: http::Method::DELETE,
+                path_and_query: request.uri().path().to_owned(),
+                headers: http::HeaderMap::new(),
+                body: crate::origin::OriginBody::Empty,
+                scopes: vec![format!("repository:{name}:delete")],
+                public_base: self.public_base(request),
+            })
+            .await?;
+        if response.status() == StatusCode::ACCEPTED {
+            self.cache
+                .delete(&crate::cache::key::layer(name, digest))
+                .await;
+        }
         Ok(response)
     }
 }

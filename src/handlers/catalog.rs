@@ -15,7 +15,7 @@ use super::{next_link, paginate, to_json};
 use crate::app::{App, json_response};
 use crate::cache::{EdgeCache, key};
 use crate::error::Result;
-use crate::platform::Clock;
+use crate::platform::Platform;
 use crate::reference::Name;
 use crate::route::Page;
 use crate::storage::ObjectStore;
@@ -23,7 +23,7 @@ use crate::storage::ObjectStore;
 /// Entries per page when the client gives no `n` (distribution's default).
 const DEFAULT_N: usize = 100;
 
-impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
+impl<P: Platform> App<P> {
     pub async fn get_catalog(&self, page: Page) -> Result<Response<Vec<u8>>> {
         let repositories = self.all_repositories().await?;
         let (entries, next) = paginate(&repositories, &page, Some(DEFAULT_N), |entry, last| {

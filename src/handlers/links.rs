@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::cache::{EdgeCache, IMMUTABLE_SECONDS, key};
 use crate::error::{Error, Result};
 use crate::layout::parse_link;
-use crate::platform::Clock;
+use crate::platform::Platform;
 use crate::reference::{Digest, Name, Tag};
 use crate::storage::ObjectStore;
 
@@ -16,7 +16,7 @@ pub(crate) enum Link {
     Layer,
 }
 
-impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
+impl<P: Platform> App<P> {
     /// The digest a tag points at, or `None` for an unknown tag.
     pub(crate) async fn resolve_tag(&self, name: &Name, tag: &Tag) -> Result<Option<Digest>> {
         let cache_key = key::tag(name, tag);

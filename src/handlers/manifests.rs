@@ -1,21 +1,28 @@
-//! `GET|HEAD /v2/<name>/manifests/<reference>`: by tag or digest, from the repository's links,
-//! bytes verified against the digest, served with their media type.
+//! Manifests. `GET|HEAD /v2/<name>/manifests/<reference>`: by tag or digest, from the repository's
+//! links, bytes verified against the digest, served with their media type. `PUT` and `DELETE` are
+//! forwarded to the origin; after a success the edge drops what it cached about the manifest (so
+//! the next read through this edge sees the write) and emits an event.
 
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
 
+use super::forward::Forward;
 use super::links::Link;
 use crate::app::App;
 use crate::cache::EdgeCache;
+use crate::cache::key;
 use crate::error::{Error, ErrorCode, Result};
+use crate::events::{Action, Event, EventSink};
 use crate::media;
+use crate::origin::{OriginBody, forwarded_headers};
+use crate::platform::ClientBody;
 use crate::platform::Clock;
-use crate::reference::{Name, Reference};
-use crate::storage::ObjectStore;
+use crate::platform::Platform;
+use crate::reference::{Digest, Name, Reference};
 
 pub const IMMUTABLE_CACHE_CONTROL: &str = "max-age=31536000, immutable";
 
-impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
+impl<P: Platform> App<P> {
     pub async fn get_manifest(
         &self,
         name: &Name,
@@ -100,4 +107,187 @@ impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
 pub(crate) fn header_value(s: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(s)
         .map_err(|_| Error::internal(format!("not a valid header value: {s:?}")))
+}
+
+/// Largest manifest the edge accepts, as distribution's default.
+pub const MANIFEST_MAX_BYTES: usize = 4 << 20;
+
+impl<P: Platform> App<P> {
+    /// `PUT /v2/<name>/manifests/<reference>`: read (bounded), checked against a digest
+    /// reference, forwarded; on success the edge forgets what it cached about the tag and emits a
+    /// push event.
+    pub async fn put_manifest<B: ClientBody>(
+        &self,
+        name: &Name,
+        reference: &Reference,
+        request: &Request<B>,
+    ) -> Result<Response<Vec<u8>>> {
+        let body = request
+            .body()
+            .read(MANIFEST_MAX_BYTES)
+            .await
+            .map_err(|e| {
+                Error::new(ErrorCode::ManifestInvalid)
+                    .with_message(format!("reading the manifest: {e}"))
+            })?
+            .ok_or_else(|| {
+                Error::new(ErrorCode::ManifestInvalid)
+                    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+                    .with_message(format!("manifest larger than {MANIFEST_MAX_BYTES} bytes"))
+            })?;
+        let digest = Digest::sha256(&body);
+        if let Reference::Digest(expected) = reference
+            && !expected.verifies(&body)
+        {
+            return Err(Error::new(ErrorCode::DigestInvalid).with_detail(
+                json!({ "reference": expected.to_string(), "content": digest.to_string() }),
+            ));
+        }
+        let parsed: ManifestHead = serde_json::from_slice(&body).map_err(|e| {
+            Error::new(ErrorCode::ManifestInvalid)
+                .with_message(format!("manifest is not valid JSON: {e}"))
+        })?;
+        let mut headers = forwarded_headers(request.headers());
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        let size = body.len() as u64;
+        let response = self
+            .forward(Forward {
+                method: Method::PUT,
+                path_and_query: request.uri().path().to_owned(),
+                headers,
+                body: OriginBody::Bytes(body),
+                scopes: vec![format!("repository:{name}:pull,push")],
+                public_base: self.public_base(request),
+            })
+            .await?;
+        if response.status() == StatusCode::CREATED {
+            let subject = parsed
+                .subject
+                .and_then(|s| s.digest?.parse::<Digest>().ok());
+            self.forget_manifest(name, reference, &digest, subject.as_ref())
+                .await;
+            let media_type = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .or(parsed.media_type);
+            self.emit(
+                Action::Push,
+                name,
+                reference,
+                &digest,
+                media_type,
+                Some(size),
+            );
+        }
+        Ok(response)
+    }
+
+    /// `DELETE /v2/<name>/manifests/<reference>`: forwarded; on success the edge forgets the
+    /// manifest's links and tag and emits a delete event.
+    pub async fn delete_manifest<B>(
+        &self,
+        name: &Name,
+        reference: &Reference,
+        request: &Request<B>,
+    ) -> Result<Response<Vec<u8>>> {
+        // What the manifest refers to, if the edge holds its bytes, so its referrers list is
+        // dropped too.
+        let known = match reference {
+            Reference::Digest(d) => self.cache.get(&key::manifest(d)).await,
+            Reference::Tag(_) => None,
+        };
+        let subject = known
+            .and_then(|bytes| serde_json::from_slice::<ManifestHead>(&bytes).ok())
+            .and_then(|m| m.subject?.digest?.parse::<Digest>().ok());
+        let response = self
+            .forward(Forward {
+                method: Method::DELETE,
+                path_and_query: request.uri().path().to_owned(),
+                headers: HeaderMap::new(),
+                body: OriginBody::Empty,
+                scopes: vec![format!("repository:{name}:delete")],
+                public_base: self.public_base(request),
+            })
+            .await?;
+        if response.status() == StatusCode::ACCEPTED {
+            let digest = match reference {
+                Reference::Digest(d) => Some(d.clone()),
+                Reference::Tag(_) => None,
+            };
+            if let Some(d) = &digest {
+                self.forget_manifest(name, reference, d, subject.as_ref())
+                    .await;
+            } else if let Reference::Tag(tag) = reference {
+                self.cache.delete(&key::tag(name, tag)).await;
+                self.cache.delete(&key::tags(name)).await;
+            }
+            let event_digest = digest.unwrap_or_else(|| Digest::sha256(b""));
+            self.emit(Action::Delete, name, reference, &event_digest, None, None);
+        }
+        Ok(response)
+    }
+
+    /// Drops what the edge cached about a manifest that just changed in `name`.
+    async fn forget_manifest(
+        &self,
+        name: &Name,
+        reference: &Reference,
+        digest: &Digest,
+        subject: Option<&Digest>,
+    ) {
+        if let Reference::Tag(tag) = reference {
+            self.cache.delete(&key::tag(name, tag)).await;
+        }
+        self.cache.delete(&key::tags(name)).await;
+        self.cache.delete(&key::catalog()).await;
+        self.cache.delete(&key::revision(name, digest)).await;
+        self.cache.delete(&key::layer(name, digest)).await;
+        if let Some(subject) = subject {
+            self.cache.delete(&key::referrers(name, subject)).await;
+        }
+    }
+
+    fn emit(
+        &self,
+        action: Action,
+        name: &Name,
+        reference: &Reference,
+        digest: &Digest,
+        media_type: Option<String>,
+        size: Option<u64>,
+    ) {
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.to_string()),
+            Reference::Digest(_) => None,
+        };
+        let digest = match (action, reference) {
+            (Action::Delete, Reference::Tag(_)) => None,
+            _ => Some(digest.to_string()),
+        };
+        self.events.emit(Event {
+            action,
+            repository: name.to_string(),
+            tag,
+            digest,
+            media_type,
+            size,
+            actor: "anonymous".to_owned(),
+            timestamp: self.clock.now(),
+        });
+    }
+}
+
+/// The parts of a manifest the edge looks at when it is written.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestHead {
+    media_type: Option<String>,
+    subject: Option<SubjectHead>,
+}
+
+#[derive(serde::Deserialize)]
+struct SubjectHead {
+    digest: Option<String>,
 }

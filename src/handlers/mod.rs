@@ -4,11 +4,14 @@
 
 mod blobs;
 mod catalog;
+mod forward;
 mod links;
 mod manifests;
 mod referrers;
 mod tags;
+mod uploads;
 
+pub(crate) use forward::writes_disabled;
 use serde_json::Value;
 
 use crate::route::Page;

@@ -13,7 +13,7 @@ use crate::app::{App, json_response};
 use crate::cache::{EdgeCache, key};
 use crate::error::{ErrorCode, Result};
 use crate::media;
-use crate::platform::Clock;
+use crate::platform::Platform;
 use crate::reference::{Algorithm, Digest, Name};
 use crate::storage::ObjectStore;
 
@@ -34,7 +34,7 @@ struct Descriptor {
     digest: Option<String>,
 }
 
-impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
+impl<P: Platform> App<P> {
     pub async fn get_referrers(
         &self,
         name: &Name,

@@ -9,12 +9,12 @@ use super::{next_link, paginate, to_json};
 use crate::app::{App, json_response};
 use crate::cache::{EdgeCache, key};
 use crate::error::{Error, ErrorCode, Result};
-use crate::platform::Clock;
+use crate::platform::Platform;
 use crate::reference::{Name, Tag};
 use crate::route::Page;
 use crate::storage::ObjectStore;
 
-impl<S: ObjectStore, C: EdgeCache, K: Clock> App<S, C, K> {
+impl<P: Platform> App<P> {
     pub async fn get_tags(&self, name: &Name, page: Page) -> Result<Response<Vec<u8>>> {
         let tags = self.all_tags(name).await?;
         if tags.is_empty() {

@@ -5,9 +5,11 @@
 
 mod cache;
 mod fetch;
+mod origin;
 mod r2;
 
 use std::cell::RefCell;
+use std::marker::PhantomData;
 use std::rc::Rc;
 
 use worker::worker_sys::web_sys;
@@ -16,7 +18,8 @@ use worker::{Context, Env, event};
 use crate::app::{App, error_response};
 use crate::config::{Backend, Config};
 use crate::error::Error;
-use crate::platform::Clock;
+use crate::events::{Event, EventSink};
+use crate::platform::{Clock, Platform};
 use crate::storage::presign::Presigner;
 use crate::storage::s3::S3Store;
 use crate::storage::{ObjectStore, StoreError};
@@ -70,6 +73,27 @@ impl Clock for WorkerClock {
 
 fn log(message: &str) {
     worker::console_error!("{message}");
+}
+
+/// Events go to the worker's log as JSON lines, for now.
+pub(crate) struct WorkerEvents;
+
+impl EventSink for WorkerEvents {
+    fn emit(&self, event: Event) {
+        if let Ok(json) = serde_json::to_string(&event) {
+            worker::console_log!("event {json}");
+        }
+    }
+}
+
+struct WorkerPlatform<'a>(PhantomData<&'a ()>);
+
+impl<'a> Platform for WorkerPlatform<'a> {
+    type Store = Store;
+    type Cache = cache::TieredCache;
+    type Clock = WorkerClock;
+    type Origin = origin::WorkerOrigin<'a>;
+    type Events = WorkerEvents;
 }
 
 /// The store the configuration asks for.
@@ -137,30 +161,36 @@ async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<
             ))
         }
     };
-    let app = App {
+    let app: App<WorkerPlatform<'_>> = App {
         config: setup.config.clone(),
         presigner: setup.presigner.clone(),
         store,
         cache: cache::TieredCache,
         clock: WorkerClock,
+        origin: setup
+            .config
+            .origin
+            .as_ref()
+            .map(|_| origin::WorkerOrigin { incoming: req }),
+        events: WorkerEvents,
         log,
     };
-    Ok(app.handle(&request).await)
+    let request = request.map(|()| origin::Incoming(req));
+    Ok(app.handle(request).await)
 }
 
 fn into_http_request(req: &web_sys::Request) -> Result<http::Request<()>, String> {
     let url = req.url();
-    // Only the path and query matter to the core; the path is taken as the client sent it.
-    let path_and_query = match url.find("://") {
-        Some(i) => url[i + 3..].find('/').map_or("/", |p| &url[i + 3 + p..]),
-        None => url.as_str(),
-    };
+    // The absolute URL: its path as the client sent it, its scheme and host as the edge's public
+    // URL for the Locations the edge hands out.
     let mut builder = http::Request::builder()
         .method(req.method().as_str())
-        .uri(path_and_query);
+        .uri(&url);
     let headers = req.headers();
-    for name in ["accept", "if-none-match", "authorization", "host"] {
-        if let Ok(Some(value)) = headers.get(name) {
+    let entries = js_sys::try_iter(&headers).ok().flatten();
+    for entry in entries.into_iter().flatten().flatten() {
+        let pair = js_sys::Array::from(&entry);
+        if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
             builder = builder.header(name, value);
         }
     }
