@@ -74,6 +74,12 @@ def edge_http() -> Registry:
     return Registry("edge-s3-http", env("EDGE_HTTP"), tls=False)
 
 
+@pytest.fixture(scope="session")
+def edge_tls() -> Registry:
+    """The S3 edge over HTTPS: for skopeo and podman, which try HTTPS first."""
+    return Registry("edge-s3", env("EDGE_S3_TLS"), tls=True)
+
+
 # The shared suite runs against every storage backend, as distribution's driver test suites do.
 @pytest.fixture(scope="session", params=["s3", "r2"])
 def edge(request) -> Registry:
