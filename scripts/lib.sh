@@ -239,15 +239,25 @@ EOF
 
 # --- origin (docker-registry on the S3 driver) -------------------------------
 
+# start_origin [NAME] [PORT]: docker-registry on the bucket. With ORIGIN_HTPASSWD=FILE (made with
+# `htpasswd -Bbn`) it wants Basic credentials, as a private origin does.
 start_origin() {
-  if _stack_alive origin; then
-    echo "stack: origin already running"
+  local name="${1:-origin}" port="${2:-$ORIGIN_PORT}" auth="" ready=_stack_http_ok
+  if _stack_alive "$name"; then
+    echo "stack: $name already running"
     return 0
   fi
   command -v docker-registry >/dev/null || { echo "stack: error: docker-registry not installed: run scripts/install" >&2; return 1; }
-  _stack_port_free "$ORIGIN_PORT" origin || return 1
+  _stack_port_free "$port" "$name" || return 1
   _stack_init
-  local config="$STACK_DIR/origin-config.yml"
+  if [ -n "${ORIGIN_HTPASSWD:-}" ]; then
+    auth="auth:
+  htpasswd:
+    realm: registry-edge-origin
+    path: $ORIGIN_HTPASSWD"
+    ready=_stack_http_answers
+  fi
+  local config="$STACK_DIR/$name-config.yml"
   cat >"$config" <<EOF
 version: 0.1
 log:
@@ -271,19 +281,20 @@ storage:
     uploadpurging:
       enabled: false
 http:
-  addr: 127.0.0.1:$ORIGIN_PORT
+  addr: 127.0.0.1:$port
   secret: registry-edge-local-http-secret
   headers:
     X-Content-Type-Options: [nosniff]
 compatibility:
   schema1:
     enabled: false
+$auth
 EOF
   # This machine sets AWS_CA_BUNDLE, which makes docker-registry panic.
-  _stack_spawn origin env -u AWS_CA_BUNDLE docker-registry serve "$config"
-  _stack_wait origin "answering /v2/ on 127.0.0.1:$ORIGIN_PORT" "$STACK_WAIT_SECONDS" \
-    _stack_http_ok "http://127.0.0.1:$ORIGIN_PORT/v2/" || return 1
-  echo "stack: origin ready on http://127.0.0.1:$ORIGIN_PORT"
+  _stack_spawn "$name" env -u AWS_CA_BUNDLE docker-registry serve "$config"
+  _stack_wait "$name" "answering /v2/ on 127.0.0.1:$port" "$STACK_WAIT_SECONDS" \
+    "$ready" "http://127.0.0.1:$port/v2/" || return 1
+  echo "stack: $name ready on http://127.0.0.1:$port"
 }
 
 # --- edge: the worker --------------------------------------------------------
