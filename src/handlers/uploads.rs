@@ -105,14 +105,14 @@ impl<P: Platform> App<P> {
         }
         let length = content_length(request.headers());
         let mut response = self
-            .forward(Forward {
-                method: Method::PATCH,
-                path_and_query: with_query(request.uri().path(), &query),
-                headers: forwarded_headers(request.headers()),
-                body: OriginBody::Client,
-                scopes: vec![push_scope(name)],
-                public_base: self.public_base(request),
-            })
+            .forward(self.upload_forward(
+                Method::PATCH,
+                name,
+                request,
+                &query,
+                OriginBody::Client,
+                true,
+            ))
             .await?;
         if response.status() == StatusCode::ACCEPTED {
             // The new offset: what the client said it sent, else the origin's Range (whose "0-0"
@@ -142,18 +142,18 @@ impl<P: Platform> App<P> {
             })?;
         digest.parse::<Digest>()?;
         let has_body = content_length(request.headers()).is_none_or(|n| n > 0);
-        self.forward(Forward {
-            method: Method::PUT,
-            path_and_query: with_query(request.uri().path(), &query),
-            headers: forwarded_headers(request.headers()),
-            body: if has_body {
+        self.forward(self.upload_forward(
+            Method::PUT,
+            name,
+            request,
+            &query,
+            if has_body {
                 OriginBody::Client
             } else {
                 OriginBody::Empty
             },
-            scopes: vec![push_scope(name)],
-            public_base: self.public_base(request),
-        })
+            true,
+        ))
         .await
     }
 
@@ -164,14 +164,14 @@ impl<P: Platform> App<P> {
     ) -> Result<Response<Vec<u8>>> {
         let (query, offset) = self.upload_offset(request);
         let mut response = self
-            .forward(Forward {
-                method: Method::GET,
-                path_and_query: with_query(request.uri().path(), &query),
-                headers: HeaderMap::new(),
-                body: OriginBody::Empty,
-                scopes: vec![push_scope(name)],
-                public_base: self.public_base(request),
-            })
+            .forward(self.upload_forward(
+                Method::GET,
+                name,
+                request,
+                &query,
+                OriginBody::Empty,
+                false,
+            ))
             .await?;
         if response.status() == StatusCode::NO_CONTENT {
             let next = origin_offset(response.headers()).or(offset);
@@ -186,15 +186,40 @@ impl<P: Platform> App<P> {
         request: &Request<B>,
     ) -> Result<Response<Vec<u8>>> {
         let (query, _) = edge_query(request.uri().query());
-        self.forward(Forward {
-            method: Method::DELETE,
-            path_and_query: with_query(request.uri().path(), &query),
-            headers: HeaderMap::new(),
-            body: OriginBody::Empty,
+        self.forward(self.upload_forward(
+            Method::DELETE,
+            name,
+            request,
+            &query,
+            OriginBody::Empty,
+            false,
+        ))
+        .await
+    }
+
+    /// An upload request for the origin: same path, the origin's part of the query, the client's
+    /// API headers when `with_headers` (requests that carry a body).
+    fn upload_forward<B>(
+        &self,
+        method: Method,
+        name: &Name,
+        request: &Request<B>,
+        query: &str,
+        body: OriginBody,
+        with_headers: bool,
+    ) -> Forward {
+        Forward {
+            method,
+            path_and_query: with_query(request.uri().path(), query),
+            headers: if with_headers {
+                forwarded_headers(request.headers())
+            } else {
+                HeaderMap::new()
+            },
+            body,
             scopes: vec![push_scope(name)],
             public_base: self.public_base(request),
-        })
-        .await
+        }
     }
 
     /// The origin's query of an upload request, and the upload's offset when the edge signed it.
