@@ -2,6 +2,7 @@
 //! signing, `presign::Presigner`) with a short lifetime, which every S3-compatible server accepts
 //! and which keeps signing in one place.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use http::{Method as HttpMethod, Request, StatusCode};
@@ -14,13 +15,13 @@ use crate::platform::{Clock, HttpClient};
 const REQUEST_EXPIRY: Duration = Duration::from_secs(60);
 
 pub struct S3Store<H, K> {
-    presigner: Presigner,
+    presigner: Rc<Presigner>,
     http: H,
     clock: K,
 }
 
 impl<H: HttpClient, K: Clock> S3Store<H, K> {
-    pub fn new(presigner: Presigner, http: H, clock: K) -> Self {
+    pub fn new(presigner: Rc<Presigner>, http: H, clock: K) -> Self {
         S3Store {
             presigner,
             http,
@@ -227,7 +228,7 @@ mod tests {
         };
         crate::storage::suite::load(&fake.objects);
         let clock = FixedClock::at(1_700_000_000);
-        let store = S3Store::new(Presigner::new(&config()).unwrap(), &fake, &clock);
+        let store = S3Store::new(Rc::new(Presigner::new(&config()).unwrap()), &fake, &clock);
         futures::executor::block_on(crate::storage::suite::run(&store));
         assert!(
             fake.requests
@@ -249,7 +250,7 @@ mod tests {
             }
         }
         let store = S3Store::new(
-            Presigner::new(&config()).unwrap(),
+            Rc::new(Presigner::new(&config()).unwrap()),
             Broken,
             FixedClock::at(0),
         );

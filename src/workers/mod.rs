@@ -152,13 +152,9 @@ async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<
         Backend::S3 => {
             let presigner = setup
                 .presigner
-                .as_deref()
+                .clone()
                 .ok_or("S3 backend without S3 settings")?;
-            Store::S3(S3Store::new(
-                presigner.clone(),
-                fetch::FetchClient,
-                WorkerClock,
-            ))
+            Store::S3(S3Store::new(presigner, fetch::FetchClient, WorkerClock))
         }
     };
     let app: App<WorkerPlatform<'_>> = App {
