@@ -5,7 +5,6 @@
 //! presigned URL (`presign`). `MemoryStore` serves unit tests, and `suite` is the one test suite
 //! every backend must pass.
 
-pub mod coalesce;
 pub mod memory;
 pub mod presign;
 pub mod s3;

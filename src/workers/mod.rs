@@ -20,7 +20,6 @@ use crate::config::{Backend, Config};
 use crate::error::Error;
 use crate::events::{Event, EventSink};
 use crate::platform::{Clock, Platform};
-use crate::storage::coalesce::{Coalescing, Flights};
 use crate::storage::presign::Presigner;
 use crate::storage::s3::S3Store;
 use crate::storage::{ObjectStore, StoreError};
@@ -36,8 +35,6 @@ struct Setup {
 
 thread_local! {
     static SETUP: RefCell<Option<Rc<Setup>>> = const { RefCell::new(None) };
-    /// Storage reads in flight in this isolate, shared by its concurrent requests.
-    static FLIGHTS: Rc<Flights> = Rc::new(Flights::default());
 }
 
 fn setup(env: &Env) -> Result<Rc<Setup>, String> {
@@ -92,7 +89,7 @@ impl EventSink for WorkerEvents {
 struct WorkerPlatform<'a>(PhantomData<&'a ()>);
 
 impl<'a> Platform for WorkerPlatform<'a> {
-    type Store = Coalescing<Store>;
+    type Store = Store;
     type Cache = cache::TieredCache;
     type Clock = WorkerClock;
     type Origin = origin::WorkerOrigin<'a>;
@@ -163,7 +160,7 @@ async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<
     let app: App<WorkerPlatform<'_>> = App {
         config: setup.config.clone(),
         presigner: setup.presigner.clone(),
-        store: Coalescing::new(store, FLIGHTS.with(Rc::clone)),
+        store,
         cache: cache::TieredCache,
         clock: WorkerClock,
         origin: setup
