@@ -8,10 +8,9 @@ use std::cmp::Ordering;
 
 use futures::future::try_join_all;
 use http::{Response, StatusCode, header};
-use serde_json::json;
 
 use super::manifests::header_value;
-use super::{next_link, paginate, to_json};
+use super::{decode_lines, encode_lines, next_link, paginate, to_json};
 use crate::app::{App, json_response};
 use crate::cache::{EdgeCache, key};
 use crate::error::Result;
@@ -29,7 +28,9 @@ impl<P: Platform> App<P> {
         let (entries, next) = paginate(&repositories, &page, Some(DEFAULT_N), |entry, last| {
             compare_names(entry, last) == Ordering::Greater
         });
-        let body = to_json(&json!({ "repositories": entries }));
+        let body = to_json(&Catalog {
+            repositories: entries,
+        });
         let mut response = json_response(StatusCode::OK, body);
         if let Some(last) = next {
             let n = page.n.unwrap_or(DEFAULT_N).min(super::MAX_PAGE);
@@ -43,7 +44,7 @@ impl<P: Platform> App<P> {
 
     async fn all_repositories(&self) -> Result<Vec<String>> {
         if let Some(cached) = self.cache.get(&key::catalog()).await
-            && let Ok(names) = serde_json::from_slice::<Vec<String>>(&cached)
+            && let Some(names) = decode_lines(&cached)
         {
             return Ok(names);
         }
@@ -83,12 +84,17 @@ impl<P: Platform> App<P> {
         self.cache
             .put(
                 &key::catalog(),
-                &to_json(&json!(found)),
+                &encode_lines(&found),
                 self.config.tag_cache_seconds,
             )
             .await;
         Ok(found)
     }
+}
+
+#[derive(serde::Serialize)]
+struct Catalog<'a> {
+    repositories: &'a [String],
 }
 
 /// Repository order: component by component, so `a` < `a/b` < `a-b` (as distribution walks).

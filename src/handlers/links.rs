@@ -5,9 +5,37 @@ use crate::app::App;
 use crate::cache::{EdgeCache, IMMUTABLE_SECONDS, key};
 use crate::error::{Error, Result};
 use crate::layout::parse_link;
+use crate::media;
 use crate::platform::Platform;
 use crate::reference::{Digest, Name, Tag};
 use crate::storage::ObjectStore;
+
+/// A stored manifest: its media type and its verified bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Manifest {
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Manifest {
+    fn encode(&self) -> Vec<u8> {
+        let mut entry = Vec::with_capacity(self.media_type.len() + 1 + self.bytes.len());
+        entry.extend_from_slice(self.media_type.as_bytes());
+        entry.push(b'\n');
+        entry.extend_from_slice(&self.bytes);
+        entry
+    }
+
+    fn decode(mut entry: Vec<u8>) -> Option<Manifest> {
+        let newline = entry.iter().position(|b| *b == b'\n')?;
+        let bytes = entry.split_off(newline + 1);
+        entry.truncate(newline);
+        Some(Manifest {
+            media_type: String::from_utf8(entry).ok()?,
+            bytes,
+        })
+    }
+}
 
 /// What a repository links: its manifests (`_manifests/revisions`) or its blobs (`_layers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,11 +101,11 @@ impl<P: Platform> App<P> {
         }
     }
 
-    /// The bytes of the manifest `digest`, verified, or `None` when storage has no such blob.
-    pub(crate) async fn manifest_bytes(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
-        let cache_key = key::manifest(digest);
-        if let Some(bytes) = self.cache.get(&cache_key).await {
-            return Ok(Some(bytes));
+    /// The manifest `digest` (bytes verified, media type read from them), or `None` when storage
+    /// has no such blob. Cached as `<media type>\n<bytes>`, so a hit parses nothing.
+    pub(crate) async fn manifest(&self, digest: &Digest) -> Result<Option<Manifest>> {
+        if let Some(manifest) = self.cached_manifest(digest).await {
+            return Ok(Some(manifest));
         }
         let data_key = self.config.layout.blob_data(digest);
         let Some(bytes) = self.store.get(&data_key).await? else {
@@ -90,8 +118,22 @@ impl<P: Platform> App<P> {
                 "stored content at {data_key} does not match its digest {digest}"
             )));
         }
-        self.cache.put(&cache_key, &bytes, IMMUTABLE_SECONDS).await;
-        Ok(Some(bytes))
+        let media_type = media::manifest_media_type(&bytes)
+            .ok_or_else(|| Error::internal(format!("stored manifest {digest} is not JSON")))?;
+        let manifest = Manifest { media_type, bytes };
+        self.cache
+            .put(
+                &key::manifest(digest),
+                &manifest.encode(),
+                IMMUTABLE_SECONDS,
+            )
+            .await;
+        Ok(Some(manifest))
+    }
+
+    /// The manifest `digest` if the edge holds it, without asking storage.
+    pub(crate) async fn cached_manifest(&self, digest: &Digest) -> Option<Manifest> {
+        Manifest::decode(self.cache.get(&key::manifest(digest)).await?)
     }
 
     /// The size of the blob `digest` in storage, or `None` when it is missing.
@@ -113,5 +155,20 @@ impl<P: Platform> App<P> {
             .put(&cache_key, size.to_string().as_bytes(), IMMUTABLE_SECONDS)
             .await;
         Ok(Some(size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Manifest;
+
+    #[test]
+    fn manifest_cache_entries_round_trip() {
+        let m = Manifest {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            bytes: b"{\n}".to_vec(),
+        };
+        assert_eq!(Manifest::decode(m.encode()), Some(m));
+        assert_eq!(Manifest::decode(b"no newline".to_vec()), None);
     }
 }

@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use serde_json::json;
 
 use super::forward::Forward;
-use super::links::Link;
+use super::links::{Link, Manifest};
 use crate::app::App;
 use crate::cache::EdgeCache;
 use crate::cache::key;
@@ -46,13 +46,11 @@ impl<P: Platform> App<P> {
                 .not_found(name, ErrorCode::ManifestUnknown, unknown())
                 .await);
         }
-        let Some(bytes) = self.manifest_bytes(&digest).await? else {
+        let Some(Manifest { media_type, bytes }) = self.manifest(&digest).await? else {
             return Err(Error::new(ErrorCode::ManifestUnknown)
                 .with_message("manifest is linked in the repository but its content is missing")
                 .with_detail(unknown()));
         };
-        let media_type = media::manifest_media_type(&bytes)
-            .ok_or_else(|| Error::internal(format!("stored manifest {digest} is not JSON")))?;
         let accept = headers
             .get_all(header::ACCEPT)
             .iter()
@@ -195,11 +193,11 @@ impl<P: Platform> App<P> {
         // What the manifest refers to, if the edge holds its bytes, so its referrers list is
         // dropped too.
         let known = match reference {
-            Reference::Digest(d) => self.cache.get(&key::manifest(d)).await,
+            Reference::Digest(d) => self.cached_manifest(d).await,
             Reference::Tag(_) => None,
         };
         let subject = known
-            .and_then(|bytes| serde_json::from_slice::<ManifestHead>(&bytes).ok())
+            .and_then(|m| serde_json::from_slice::<ManifestHead>(&m.bytes).ok())
             .and_then(|m| m.subject?.digest?.parse::<Digest>().ok());
         let response = self
             .forward(Forward {

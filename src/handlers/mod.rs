@@ -12,7 +12,6 @@ mod tags;
 mod uploads;
 
 pub(crate) use forward::writes_disabled;
-use serde_json::Value;
 
 use crate::route::Page;
 
@@ -51,10 +50,25 @@ pub(crate) fn next_link(path: &str, last: &str, n: usize) -> String {
 }
 
 /// JSON bytes ending in a newline, as distribution writes its list bodies.
-pub(crate) fn to_json(value: &Value) -> Vec<u8> {
+pub(crate) fn to_json(value: &impl serde::Serialize) -> Vec<u8> {
     let mut bytes = serde_json::to_vec(value).expect("JSON serializes");
     bytes.push(b'\n');
     bytes
+}
+
+/// A list of names (tags, repositories) as a cache entry: one per line (no name holds a newline),
+/// which reads back without a JSON parser.
+pub(crate) fn encode_lines(names: &[String]) -> Vec<u8> {
+    names.join("\n").into_bytes()
+}
+
+pub(crate) fn decode_lines(entry: &[u8]) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(entry).ok()?;
+    Some(if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('\n').map(str::to_owned).collect()
+    })
 }
 
 #[cfg(test)]
@@ -63,6 +77,13 @@ mod tests {
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn line_entries_round_trip() {
+        for names in [strings(&[]), strings(&["a"]), strings(&["a/b", "c", "1.0"])] {
+            assert_eq!(decode_lines(&encode_lines(&names)), Some(names));
+        }
     }
 
     #[test]

@@ -108,18 +108,24 @@ impl<P: Platform> App<P> {
                 )
                 .await);
         }
-        let manifests = try_join_all(digests.iter().map(|d| self.manifest_bytes(d))).await?;
+        let manifests = try_join_all(digests.iter().map(|d| self.manifest(d))).await?;
         let subject = subject.to_string();
         let mut found = Vec::new();
         for (digest, bytes) in digests.iter().zip(manifests) {
-            let Some(bytes) = bytes else { continue };
+            let Some(super::links::Manifest {
+                media_type: stored_type,
+                bytes,
+            }) = bytes
+            else {
+                continue;
+            };
             let Ok(m) = serde_json::from_slice::<Referrer>(&bytes) else {
                 continue;
             };
             if m.subject.as_ref().and_then(|s| s.digest.as_deref()) != Some(subject.as_str()) {
                 continue;
             }
-            let media_type = m.media_type.or_else(|| media::manifest_media_type(&bytes));
+            let media_type = m.media_type.unwrap_or(stored_type);
             let artifact_type = m
                 .artifact_type
                 .or_else(|| m.config.and_then(|c| c.media_type));

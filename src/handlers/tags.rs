@@ -5,7 +5,7 @@ use http::{Response, StatusCode, header};
 use serde_json::json;
 
 use super::manifests::header_value;
-use super::{next_link, paginate, to_json};
+use super::{decode_lines, encode_lines, next_link, paginate, to_json};
 use crate::app::{App, json_response};
 use crate::cache::{EdgeCache, key};
 use crate::error::{Error, ErrorCode, Result};
@@ -23,7 +23,10 @@ impl<P: Platform> App<P> {
             );
         }
         let (entries, next) = paginate(&tags, &page, None, |entry, last| entry > last);
-        let body = to_json(&json!({ "name": name.as_str(), "tags": entries }));
+        let body = to_json(&TagList {
+            name: name.as_str(),
+            tags: entries,
+        });
         let mut response = json_response(StatusCode::OK, body);
         if let Some(last) = next {
             let n = page.n.unwrap_or(super::MAX_PAGE).min(super::MAX_PAGE);
@@ -39,7 +42,7 @@ impl<P: Platform> App<P> {
     async fn all_tags(&self, name: &Name) -> Result<Vec<String>> {
         let cache_key = key::tags(name);
         if let Some(cached) = self.cache.get(&cache_key).await
-            && let Ok(tags) = serde_json::from_slice::<Vec<String>>(&cached)
+            && let Some(tags) = decode_lines(&cached)
         {
             return Ok(tags);
         }
@@ -53,10 +56,16 @@ impl<P: Platform> App<P> {
         self.cache
             .put(
                 &cache_key,
-                &to_json(&json!(tags)),
+                &encode_lines(&tags),
                 self.config.tag_cache_seconds,
             )
             .await;
         Ok(tags)
     }
+}
+
+#[derive(serde::Serialize)]
+struct TagList<'a> {
+    name: &'a str,
+    tags: &'a [String],
 }
