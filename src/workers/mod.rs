@@ -142,7 +142,16 @@ async fn fetch(
 }
 
 async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<u8>>, String> {
-    let request = into_http_request(req)?;
+    let request = match into_http_request(req) {
+        Ok(request) => request,
+        // A URL or header the http types refuse is the client's error, not the edge's.
+        Err(why) => {
+            let error = Error::new(crate::error::ErrorCode::Unsupported)
+                .with_status(http::StatusCode::BAD_REQUEST)
+                .with_message(format!("request not understood: {why}"));
+            return Ok(error_response(&error));
+        }
+    };
     let setup = setup(env).map_err(|e| format!("configuration: {e}"))?;
     let store = match setup.config.backend {
         Backend::R2 => Store::R2(r2::R2Store::new(
@@ -186,7 +195,15 @@ fn into_http_request(req: &web_sys::Request) -> Result<http::Request<()>, String
     let entries = js_sys::try_iter(&headers).ok().flatten();
     for entry in entries.into_iter().flatten().flatten() {
         let pair = js_sys::Array::from(&entry);
-        if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+        let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else {
+            continue;
+        };
+        // A header the http types cannot hold (the core reads none such) is left out rather than
+        // failing the request.
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
             builder = builder.header(name, value);
         }
     }

@@ -36,6 +36,15 @@ def test_wrangler_dev_serves_what_the_origin_holds(origin):
         assert at_edge.content == at_origin.content, image
 
 
+def test_odd_header_values_do_not_break_requests(edge):
+    """Header values outside ASCII (a user agent with an accent, sent as Latin-1) are carried or
+    left out, never a failed request."""
+    r = edge.request("GET", "/v2/library/busybox/tags/list",
+                     {"User-Agent": "client/1.0 (\u00e9t\u00e9)", "X-Note": "caf\u00e9"})
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == ["1", "a", "b", "c", "latest"]
+
+
 def test_version_check(edge):
     r = edge.request("GET", "/v2/")
     assert r.status_code == 200
