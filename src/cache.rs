@@ -72,14 +72,6 @@ impl<K: Clock> MemoryCache<K> {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.state.borrow().entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub fn get_now(&self, key: &str) -> Option<Vec<u8>> {
         let now = self.clock.now();
         let mut state = self.state.borrow_mut();

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 /// The error codes of the OCI Distribution Spec v1.1 (plus distribution's `UNKNOWN`, `TAG_INVALID`
-/// and `PAGINATION_NUMBER_INVALID`, and the edge's `UPSTREAM_UNAVAILABLE`).
+/// and `PAGINATION_NUMBER_INVALID`). Origin failures are `UNKNOWN` with a 502 or 504.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
@@ -28,7 +28,6 @@ pub enum ErrorCode {
     Denied,
     Unsupported,
     Toomanyrequests,
-    RangeInvalid,
     Unknown,
 }
 
@@ -51,7 +50,6 @@ impl ErrorCode {
             Denied => StatusCode::FORBIDDEN,
             Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             Toomanyrequests => StatusCode::TOO_MANY_REQUESTS,
-            RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Unknown => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,7 +74,6 @@ impl ErrorCode {
             Denied => "requested access to the resource is denied",
             Unsupported => "The operation is unsupported.",
             Toomanyrequests => "too many requests",
-            RangeInvalid => "invalid content range",
             Unknown => "unknown error",
         }
     }

@@ -121,13 +121,16 @@ pub fn client_response(
         }
     }
     if !response.headers().contains_key(header::CONTENT_TYPE) {
-        let plain = HeaderValue::from_static("text/plain; charset=utf-8");
+        // Every answer gets a type: the edge gzips untyped bodies for clients that accept it, and
+        // Go clients then lose Content-Length.
         let value = if response.body().is_empty() {
-            HeaderValue::from_static("application/octet-stream")
+            "application/octet-stream"
         } else {
-            plain
+            "text/plain; charset=utf-8"
         };
-        response.headers_mut().insert(header::CONTENT_TYPE, value);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
     }
     response
 }

@@ -1,6 +1,6 @@
-//! The read API's handlers, one file per resource. Each is an `impl App` block: it validates
-//! nothing (routes arrive parsed), reads through the cache into storage, and returns a response or
-//! an `Error`.
+//! The API's handlers, one file per resource. Each is an `impl App` block: names, tags and digests
+//! arrive parsed; reads go through the cache into storage, writes to the origin (`forward`); each
+//! returns a response or an `Error`.
 
 mod blobs;
 mod catalog;
