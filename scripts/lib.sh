@@ -41,7 +41,7 @@ STACK_TLS_DIR="$REGISTRY_EDGE_CACHE/tls"
 
 # Worker variables the Rust side reads (S3_ENDPOINT and ORIGIN_URL follow S3_PORT and ORIGIN_PORT
 # at start time; ORIGIN_URL= makes a read-only edge).
-EDGE_VAR_NAMES="STORAGE_BACKEND S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY STORAGE_ROOT PRESIGN_SECONDS TAG_CACHE_SECONDS ORIGIN_URL EDGE_SECRET"
+EDGE_VAR_NAMES="STORAGE_BACKEND S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY STORAGE_ROOT PRESIGN_SECONDS TAG_CACHE_SECONDS ORIGIN_URL EDGE_SECRET TOKEN_SIGNING_KEY ADMIN_USER ADMIN_PASSWORD AUTH_CACHE_SECONDS"
 : "${S3_BUCKET:=registry}"
 : "${S3_REGION:=us-east-1}"
 : "${S3_URL_STYLE:=path}"
@@ -51,6 +51,52 @@ EDGE_VAR_NAMES="STORAGE_BACKEND S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_
 : "${PRESIGN_SECONDS:=1200}"
 : "${TAG_CACHE_SECONDS:=5}"
 : "${EDGE_SECRET:=local-edge-secret}"
+
+# --- credentials -------------------------------------------------------------
+
+# stack_credentials: the admin user and the token signing key of the local edges, exported as
+# ADMIN_USER, ADMIN_PASSWORD and TOKEN_SIGNING_KEY. The admin comes from REGISTRY_ADMIN_USER /
+# REGISTRY_ADMIN_PASSWORD when set; otherwise a password is generated once and kept in
+# $STACK_DIR/admin-password. The key (P-256, PEM on one line with \n escapes) is kept in
+# $STACK_DIR/token-signing-key.pem.
+stack_credentials() {
+  _stack_init
+  export ADMIN_USER="${REGISTRY_ADMIN_USER:-${ADMIN_USER:-admin}}"
+  if [ -n "${REGISTRY_ADMIN_PASSWORD:-}" ]; then
+    export ADMIN_PASSWORD="$REGISTRY_ADMIN_PASSWORD"
+  else
+    if [ ! -s "$STACK_DIR/admin-password" ]; then
+      (umask 077 && openssl rand -base64 32 | tr -d '/+=\n' >"$STACK_DIR/admin-password")
+    fi
+    export ADMIN_PASSWORD="$(cat "$STACK_DIR/admin-password")"
+  fi
+  if [ -z "${TOKEN_SIGNING_KEY:-}" ]; then
+    if [ ! -s "$STACK_DIR/token-signing-key.pem" ]; then
+      (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+        -out "$STACK_DIR/token-signing-key.pem" 2>/dev/null)
+    fi
+    TOKEN_SIGNING_KEY="$(awk '{ printf "%s\\n", $0 }' "$STACK_DIR/token-signing-key.pem")"
+    export TOKEN_SIGNING_KEY
+  fi
+}
+
+# write_auth_file FILE HOST:PORT...: a containers auth file (skopeo, podman: REGISTRY_AUTH_FILE)
+# holding the admin's credentials for each registry address.
+write_auth_file() {
+  local file="$1" auth addr first=1
+  shift
+  auth="$(printf '%s:%s' "$ADMIN_USER" "$ADMIN_PASSWORD" | base64 -w0)"
+  {
+    printf '{"auths": {'
+    for addr in "$@"; do
+      [ "$first" = 1 ] || printf ', '
+      first=0
+      printf '"%s": {"auth": "%s"}' "$addr" "$auth"
+    done
+    printf '}}\n'
+  } >"$file"
+  chmod 600 "$file"
+}
 
 # --- process bookkeeping -----------------------------------------------------
 

@@ -25,6 +25,8 @@ pub struct App<P: Platform> {
     /// Writes go here; `None` when no origin is configured (the edge is then read-only).
     pub origin: Option<P::Origin>,
     pub events: P::Events,
+    /// The registry's records: tokens, scope maps, settings, repository attributes.
+    pub kv: P::Kv,
     /// Where operational messages go (the worker's console; stderr natively).
     pub log: fn(&str),
 }
@@ -62,7 +64,18 @@ impl<P: Platform> App<P> {
     }
 
     async fn dispatch<B: ClientBody>(&self, request: &Request<B>) -> Result<Response<Vec<u8>>> {
-        let route = Route::parse(request.uri().path())?;
+        let path = request.uri().path();
+        match path {
+            "/oauth2/token" => return self.token(request).await,
+            "/oauth2/jwks" => return Ok(self.jwks()),
+            _ if path == "/api/v1" || path.starts_with("/api/v1/") => {
+                return self.manage(request).await;
+            }
+            _ => {}
+        }
+        let route = Route::parse(path)?;
+        let settings = self.settings().await?;
+        let caller = self.authorize(request, &route, &settings).await?;
         let method = request.method().clone();
         let read = method == Method::GET || method == Method::HEAD;
         let page = || Page::from_query(request.uri().query());
@@ -72,8 +85,15 @@ impl<P: Platform> App<P> {
         }
         match (route, method) {
             (Route::Base, _) if read => Ok(json_response(StatusCode::OK, b"{}".to_vec())),
-            (Route::Catalog, _) if read => self.get_catalog(page()?).await,
-            (Route::Tags { name }, _) if read => self.get_tags(&name, page()?).await,
+            (Route::Catalog, _) if read => {
+                let filter = self.catalog_filter(&settings, &caller).await?;
+                self.get_catalog(page()?, filter).await
+            }
+            (Route::Tags { name }, _) if read => {
+                let attributes = self.attributes(&name).await?;
+                let listed = |tag: &str| attributes.tag(tag, crate::auth::records::Lock::List);
+                self.get_tags(&name, page()?, listed).await
+            }
             (Route::Manifest { name, reference }, m) => match m {
                 Method::GET | Method::HEAD => {
                     self.get_manifest(&name, &reference, request.headers())
@@ -89,7 +109,9 @@ impl<P: Platform> App<P> {
                 Method::DELETE => self.delete_blob(&name, &digest, request).await,
                 m => Err(not_allowed(&m)),
             },
-            (Route::BlobUploads { name }, Method::POST) => self.start_upload(&name, request).await,
+            (Route::BlobUploads { name }, Method::POST) => {
+                self.start_upload(&name, request, &caller).await
+            }
             (Route::BlobUpload { name, .. }, m) => match m {
                 Method::PATCH => self.patch_upload(&name, request).await,
                 Method::PUT => self.finish_upload(&name, request).await,
@@ -154,5 +176,13 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {
 }
 
 pub fn error_response(error: &Error) -> Response<Vec<u8>> {
-    json_response(error.status, error.body())
+    let mut response = json_response(error.status, error.body());
+    if let Some(challenge) = &error.challenge
+        && let Ok(value) = HeaderValue::from_str(challenge)
+    {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }

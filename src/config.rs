@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::auth::jwt::TokenKeys;
 use crate::layout::Layout;
 
 /// Where the edge reads the registry from.
@@ -72,7 +73,34 @@ pub struct Config {
     pub public_url: Option<Url>,
     /// Signs the upload offsets the edge hands out in `Location`s.
     pub edge_secret: Option<String>,
+    pub auth: AuthConfig,
 }
+
+/// The token service and the admin user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The `service` of challenges and the `aud` of tokens: `REGISTRY_SERVICE`, else the host of
+    /// `PUBLIC_URL`, else `registry-edge`.
+    pub service: String,
+    /// Signs and verifies the edge's tokens (`TOKEN_SIGNING_KEY`, issuer `TOKEN_ISSUER`).
+    pub keys: std::rc::Rc<TokenKeys>,
+    pub token_seconds: u64,
+    pub refresh_token_seconds: u64,
+    /// How long the isolate keeps what it read from the KV namespace.
+    pub cache_seconds: u64,
+    pub admin_user: String,
+    /// The deployment's admin password (`ADMIN_PASSWORD`), hashed: works besides the generated
+    /// ones, and always reaches the management API.
+    pub admin_password_hash: Option<String>,
+}
+
+impl PartialEq for TokenKeys {
+    fn eq(&self, other: &TokenKeys) -> bool {
+        self.key_id == other.key_id && self.issuer == other.issuer
+    }
+}
+
+impl Eq for TokenKeys {}
 
 /// 90 MiB: under the 100 MB request body limit of Cloudflare's Free and Pro plans
 /// (<https://developers.cloudflare.com/workers/platform/limits/#request-limits>).
@@ -162,9 +190,45 @@ impl Config {
                 chunk_max_length: number("CHUNK_MAX_LENGTH", DEFAULT_CHUNK_MAX_LENGTH)?.max(1),
             }),
         };
+        let public_url = url("PUBLIC_URL")?;
+        let service = var("REGISTRY_SERVICE")
+            .or_else(|| {
+                let url = public_url.as_ref()?;
+                let host = url.host_str()?;
+                Some(match url.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_owned(),
+                })
+            })
+            .unwrap_or_else(|| "registry-edge".into());
+        let issuer = var("TOKEN_ISSUER").unwrap_or_else(|| service.clone());
+        let pem = get("TOKEN_SIGNING_KEY")
+            .filter(|v| !v.trim().is_empty())
+            .ok_or("TOKEN_SIGNING_KEY is required: an ES256 (P-256) private key in PEM")?;
+        let keys = TokenKeys::from_pem(&pem, &issuer)?;
+        let token_seconds = number("TOKEN_SECONDS", 300)?;
+        if !(60..=86_400).contains(&token_seconds) {
+            return Err("TOKEN_SECONDS must be between 60 and 86400".into());
+        }
+        let admin_user = var("ADMIN_USER").unwrap_or_else(|| "admin".into());
+        if admin_user.contains(':') {
+            return Err("ADMIN_USER cannot contain ':'".into());
+        }
+        let auth = AuthConfig {
+            service,
+            keys: std::rc::Rc::new(keys),
+            token_seconds,
+            refresh_token_seconds: number("REFRESH_TOKEN_SECONDS", 30 * 86_400)?.max(60),
+            cache_seconds: number("AUTH_CACHE_SECONDS", 10)?,
+            admin_user,
+            admin_password_hash: get("ADMIN_PASSWORD")
+                .filter(|p| !p.is_empty())
+                .map(|p| crate::auth::secret::hash_password(&p)),
+        };
         Ok(Config {
             origin,
-            public_url: url("PUBLIC_URL")?,
+            auth,
+            public_url,
             edge_secret: var("EDGE_SECRET"),
             backend,
             layout: Layout::new(var("STORAGE_ROOT").as_deref().unwrap_or("")),
@@ -183,10 +247,12 @@ mod tests {
     use super::*;
 
     fn parse(vars: &[(&str, &str)]) -> Result<Config, String> {
-        let map: HashMap<String, String> = vars
+        let mut map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        map.entry("TOKEN_SIGNING_KEY".into())
+            .or_insert_with(|| crate::auth::jwt::test_pem().to_owned());
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -252,6 +318,34 @@ mod tests {
             !format!("{o:?}").contains("hunter2"),
             "passwords never reach a log"
         );
+    }
+
+    #[test]
+    fn auth() {
+        let c = parse(S3).unwrap();
+        assert_eq!(c.auth.service, "registry-edge");
+        assert_eq!(c.auth.keys.issuer, "registry-edge");
+        assert_eq!(c.auth.admin_user, "admin");
+        assert!(c.auth.admin_password_hash.is_none());
+        assert_eq!(c.auth.token_seconds, 300);
+        let mut v = S3.to_vec();
+        v.push(("PUBLIC_URL", "https://registry.example.com:8443/"));
+        v.push(("ADMIN_PASSWORD", "hunter2"));
+        let c = parse(&v).unwrap();
+        assert_eq!(c.auth.service, "registry.example.com:8443");
+        assert!(!format!("{c:?}").contains("hunter2"), "no password in logs");
+        assert!(!format!("{c:?}").contains("PRIVATE KEY"), "no key in logs");
+        v.push(("REGISTRY_SERVICE", "registry"));
+        v.push(("TOKEN_ISSUER", "edge-tokens"));
+        let c = parse(&v).unwrap();
+        assert_eq!(c.auth.service, "registry");
+        assert_eq!(c.auth.keys.issuer, "edge-tokens");
+        let mut v = S3.to_vec();
+        v.push(("TOKEN_SIGNING_KEY", "nope"));
+        assert!(parse(&v).unwrap_err().contains("TOKEN_SIGNING_KEY"));
+        let mut v = S3.to_vec();
+        v.push(("TOKEN_SECONDS", "5"));
+        assert!(parse(&v).unwrap_err().contains("TOKEN_SECONDS"));
     }
 
     #[test]

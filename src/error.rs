@@ -86,6 +86,8 @@ pub struct Error {
     pub status: StatusCode,
     pub message: Option<String>,
     pub detail: Value,
+    /// The `WWW-Authenticate` challenge of a 401.
+    pub challenge: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -97,6 +99,7 @@ impl Error {
             status: code.status(),
             message: None,
             detail: Value::Null,
+            challenge: None,
         }
     }
 
@@ -107,6 +110,11 @@ impl Error {
 
     pub fn with_detail(mut self, detail: impl Into<Value>) -> Self {
         self.detail = detail.into();
+        self
+    }
+
+    pub fn with_challenge(mut self, challenge: impl Into<String>) -> Self {
+        self.challenge = Some(challenge.into());
         self
     }
 

@@ -7,6 +7,7 @@
 //! the Cloudflare Workers adapter, the only code that touches the `worker` crate.
 
 pub mod app;
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod error;

@@ -65,7 +65,67 @@ pub trait Platform {
     type Clock: Clock;
     type Origin: crate::origin::Origin;
     type Events: crate::events::EventSink;
+    type Kv: KeyValue;
 }
+
+/// A small key-value store for the registry's own records (tokens, scope maps, settings,
+/// repository attributes): a KV namespace on Workers, `MemoryKv` in tests. Values are JSON text.
+/// Reads may be stale for a while after a write elsewhere (KV is eventually consistent).
+#[allow(async_fn_in_trait)]
+pub trait KeyValue {
+    async fn get(&self, key: &str) -> Result<Option<String>, String>;
+    async fn put(&self, key: &str, value: &str) -> Result<(), String>;
+    async fn delete(&self, key: &str) -> Result<(), String>;
+    /// Every key that starts with `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, String>;
+}
+
+/// An in-memory `KeyValue`.
+#[derive(Debug, Default)]
+pub struct MemoryKv(pub std::cell::RefCell<std::collections::BTreeMap<String, String>>);
+
+impl KeyValue for MemoryKv {
+    async fn get(&self, key: &str) -> Result<Option<String>, String> {
+        Ok(self.0.borrow().get(key).cloned())
+    }
+    async fn put(&self, key: &str, value: &str) -> Result<(), String> {
+        self.0.borrow_mut().insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+    async fn delete(&self, key: &str) -> Result<(), String> {
+        self.0.borrow_mut().remove(key);
+        Ok(())
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .0
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+}
+
+impl<T: KeyValue> KeyValue for &T {
+    async fn get(&self, key: &str) -> Result<Option<String>, String> {
+        (**self).get(key).await
+    }
+    async fn put(&self, key: &str, value: &str) -> Result<(), String> {
+        (**self).put(key, value).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), String> {
+        (**self).delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
+        (**self).list(prefix).await
+    }
+}
+
+/// The client's address as the platform reports it, put into the request's extensions by the
+/// adapter (`CF-Connecting-IP` on Cloudflare). Network rules read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub std::net::IpAddr);
 
 /// The body of the client's request, read only when the core asks: an upload's body is never
 /// read, but handed to the origin untouched (`OriginBody::Client`).

@@ -19,6 +19,14 @@ fn addr(var: &str) -> String {
     })
 }
 
+/// The edge's admin (`ADMIN_USER`, `ADMIN_PASSWORD`): oci-client signs in through the edge's token
+/// service.
+fn edge_auth() -> RegistryAuth {
+    let user = std::env::var("ADMIN_USER").unwrap_or_else(|_| "admin".into());
+    let password = std::env::var("ADMIN_PASSWORD").expect("ADMIN_PASSWORD: run scripts/test");
+    RegistryAuth::Basic(user, password)
+}
+
 fn client() -> Client {
     Client::new(ClientConfig {
         protocol: ClientProtocol::Http,
@@ -49,7 +57,7 @@ async fn pulls_through_the_edge_match_the_origin() {
         let at_edge: Reference = format!("{edge}/{image}").parse().unwrap();
         let at_origin: Reference = format!("{origin}/{image}").parse().unwrap();
         let (edge_bytes, edge_digest) = client
-            .pull_manifest_raw(&at_edge, &RegistryAuth::Anonymous, MANIFEST_TYPES)
+            .pull_manifest_raw(&at_edge, &edge_auth(), MANIFEST_TYPES)
             .await
             .unwrap();
         let (origin_bytes, origin_digest) = client
@@ -68,7 +76,7 @@ async fn pulls_through_the_edge_match_the_origin() {
         let data = client
             .pull(
                 &at_edge,
-                &RegistryAuth::Anonymous,
+                &edge_auth(),
                 vec![
                     IMAGE_LAYER_MEDIA_TYPE,
                     IMAGE_LAYER_GZIP_MEDIA_TYPE,
@@ -110,8 +118,14 @@ async fn unknown_and_invalid_references_fail_at_the_edge() {
     for image in ["library/busybox:no-such-tag", "no/such/repo:1"] {
         let reference: Reference = format!("{edge}/{image}").parse().unwrap();
         let result = client
-            .pull_manifest_raw(&reference, &RegistryAuth::Anonymous, MANIFEST_TYPES)
+            .pull_manifest_raw(&reference, &edge_auth(), MANIFEST_TYPES)
             .await;
         assert!(result.is_err(), "{image} should not resolve");
     }
+    // The registry is private: without credentials nothing resolves.
+    let private: Reference = format!("{edge}/library/busybox:1").parse().unwrap();
+    let result = client
+        .pull_manifest_raw(&private, &RegistryAuth::Anonymous, MANIFEST_TYPES)
+        .await;
+    assert!(result.is_err(), "an anonymous pull of a private registry");
 }

@@ -15,12 +15,15 @@ use crate::config::Config;
 use crate::events::MemoryEvents;
 use crate::layout::Layout;
 use crate::origin::{Origin, OriginBody, OriginError};
-use crate::platform::{FixedClock, Platform};
+use crate::platform::{FixedClock, MemoryKv, Platform};
 use crate::reference::Digest;
 use crate::storage::memory::MemoryStore;
 use crate::storage::presign::Presigner;
 
 const ROOT: &str = "origin";
+const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+/// `admin:admin-password-for-tests`, sent by every request that names no other credentials.
+const ADMIN_BASIC: &str = "Basic YWRtaW46YWRtaW4tcGFzc3dvcmQtZm9yLXRlc3Rz";
 const NOW: u64 = 1_700_000_000;
 
 type Handler = Box<dyn Fn(&Request<OriginBody>) -> Result<Response<Vec<u8>>, OriginError>>;
@@ -66,6 +69,7 @@ impl<'a> Platform for Test<'a> {
     type Clock = &'a FixedClock;
     type Origin = &'a FakeOrigin;
     type Events = &'a MemoryEvents;
+    type Kv = &'a MemoryKv;
 }
 
 struct Fixture {
@@ -73,6 +77,7 @@ struct Fixture {
     origin: FakeOrigin,
     events: MemoryEvents,
     clock: FixedClock,
+    kv: MemoryKv,
     config: Rc<Config>,
     manifest: Vec<u8>,
     manifest_digest: Digest,
@@ -87,6 +92,8 @@ fn config(extra: &[(&str, &str)]) -> Config {
         ("S3_ACCESS_KEY_ID", "key"),
         ("S3_SECRET_ACCESS_KEY", "secret"),
         ("STORAGE_ROOT", "/origin"),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("TOKEN_SIGNING_KEY", crate::auth::jwt::test_pem()),
     ];
     vars.extend_from_slice(extra);
     Config::from_lookup(|k| {
@@ -164,6 +171,7 @@ impl Fixture {
             origin: FakeOrigin::default(),
             events: MemoryEvents::default(),
             clock: FixedClock::at(NOW),
+            kv: MemoryKv::default(),
             config: Rc::new(config),
             manifest,
             manifest_digest,
@@ -185,6 +193,7 @@ impl Fixture {
             clock: &self.clock,
             origin: self.config.origin.as_ref().map(|_| &self.origin),
             events: &self.events,
+            kv: &self.kv,
             log: |_| {},
         }
     }
@@ -223,6 +232,12 @@ fn send_body<P: Platform>(
     let mut request = Request::builder().method(method).uri(uri);
     for (k, v) in headers {
         request = request.header(*k, *v);
+    }
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization") || *k == "anonymous")
+    {
+        request = request.header("authorization", ADMIN_BASIC);
     }
     futures::executor::block_on(app.handle(request.body(body.to_vec()).unwrap()))
 }
@@ -1073,7 +1088,7 @@ fn the_edge_answers_the_origins_bearer_challenge() {
             &app,
             Method::POST,
             "/v2/library/busybox/blobs/uploads/",
-            &[("authorization", "Bearer client-token")],
+            &[("authorization", ADMIN_BASIC)],
         );
         assert_eq!(r.status(), 202);
     }
@@ -1124,3 +1139,6 @@ fn basic_origins_and_refused_credentials() {
     );
     assert!(header(&r, "www-authenticate").is_empty());
 }
+
+#[path = "auth_tests.rs"]
+mod auth_tests;

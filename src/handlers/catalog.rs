@@ -12,6 +12,7 @@ use http::{Response, StatusCode, header};
 use super::manifests::header_value;
 use super::{decode_lines, encode_lines, next_link, paginate, to_json};
 use crate::app::{App, json_response};
+use crate::auth::{Permission, Permissions};
 use crate::cache::{EdgeCache, key};
 use crate::error::Result;
 use crate::platform::Platform;
@@ -23,8 +24,19 @@ use crate::storage::ObjectStore;
 const DEFAULT_N: usize = 100;
 
 impl<P: Platform> App<P> {
-    pub async fn get_catalog(&self, page: Page) -> Result<Response<Vec<u8>>> {
-        let repositories = self.all_repositories().await?;
+    /// `visible`: `None` shows every repository (the admin); else the caller's permissions (a
+    /// repository is shown where it may `metadata/read`) and the list-locked repositories.
+    pub async fn get_catalog(
+        &self,
+        page: Page,
+        visible: Option<(Permissions, Vec<String>)>,
+    ) -> Result<Response<Vec<u8>>> {
+        let mut repositories = self.all_repositories().await?;
+        if let Some((permissions, locked)) = visible {
+            repositories.retain(|name| {
+                permissions.on(name).has(Permission::MetadataRead) && !locked.contains(name)
+            });
+        }
         let (entries, next) = paginate(&repositories, &page, Some(DEFAULT_N), |entry, last| {
             compare_names(entry, last) == Ordering::Greater
         });

@@ -2,13 +2,16 @@
 //! arrive parsed; reads go through the cache into storage, writes to the origin (`forward`); each
 //! returns a response or an `Error`.
 
+mod access;
 mod blobs;
 mod catalog;
 mod forward;
 mod links;
+mod manage;
 mod manifests;
 mod referrers;
 mod tags;
+mod token;
 mod uploads;
 
 pub(crate) use forward::writes_disabled;

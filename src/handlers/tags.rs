@@ -1,5 +1,5 @@
 //! `GET /v2/<name>/tags/list?n=&last=`: the repository's tags in lexical order, paginated with a
-//! `Link` header. The full list is cached for `TAG_CACHE_SECONDS`.
+//! `Link` header. The full list is cached for `TAG_CACHE_SECONDS`; list-locked tags are left out.
 
 use http::{Response, StatusCode, header};
 use serde_json::json;
@@ -15,13 +15,20 @@ use crate::route::Page;
 use crate::storage::ObjectStore;
 
 impl<P: Platform> App<P> {
-    pub async fn get_tags(&self, name: &Name, page: Page) -> Result<Response<Vec<u8>>> {
-        let tags = self.all_tags(name).await?;
+    /// `listed` says which tags the list shows (a tag whose `listEnabled` is false is left out).
+    pub async fn get_tags(
+        &self,
+        name: &Name,
+        page: Page,
+        listed: impl Fn(&str) -> bool,
+    ) -> Result<Response<Vec<u8>>> {
+        let mut tags = self.all_tags(name).await?;
         if tags.is_empty() {
             return Err(
                 Error::new(ErrorCode::NameUnknown).with_detail(json!({ "name": name.as_str() }))
             );
         }
+        tags.retain(|t| listed(t));
         let (entries, next) = paginate(&tags, &page, None, |entry, last| entry > last);
         let body = to_json(&TagList {
             name: name.as_str(),

@@ -16,6 +16,7 @@ use sha2::Sha256;
 use super::forward::Forward;
 use super::manifests::header_value;
 use crate::app::App;
+use crate::auth::Caller;
 use crate::error::{Error, ErrorCode, Result};
 use crate::origin::{OriginBody, forwarded_headers};
 use crate::platform::Platform;
@@ -25,14 +26,18 @@ const OFFSET_PARAM: &str = "edge_offset";
 const SIGNATURE_PARAM: &str = "edge_sig";
 
 impl<P: Platform> App<P> {
+    /// A mount (`?mount=&from=`) needs pull on the source as well as push on the target; without
+    /// it the mount parameters are dropped and the upload starts plainly (202), as the spec says.
     pub async fn start_upload<B>(
         &self,
         name: &Name,
         request: &Request<B>,
+        caller: &Caller,
     ) -> Result<Response<Vec<u8>>> {
-        let (query, _) = edge_query(request.uri().query());
+        let (mut query, _) = edge_query(request.uri().query());
         let mut scopes = vec![push_scope(name)];
         let mut streamed = false;
+        let mut source = None;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match &*key {
                 "digest" => {
@@ -42,8 +47,15 @@ impl<P: Platform> App<P> {
                 "mount" => {
                     value.parse::<Digest>()?;
                 }
-                "from" => scopes.push(format!("repository:{}:pull", value.parse::<Name>()?)),
+                "from" => source = Some(value.parse::<Name>()?),
                 _ => {}
+            }
+        }
+        if let Some(source) = source {
+            if self.may_mount_from(caller, &source).await? {
+                scopes.push(format!("repository:{source}:pull"));
+            } else {
+                query = without_mount(&query);
             }
         }
         let has_body = content_length(request.headers()).is_some_and(|n| n > 0);
@@ -260,6 +272,17 @@ impl<P: Platform> App<P> {
             response.headers_mut().insert(header::LOCATION, value);
         }
     }
+}
+
+/// `query` without its `mount` and `from` parameters.
+fn without_mount(query: &str) -> String {
+    let kept: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k != "mount" && k != "from")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(kept)
+        .finish()
 }
 
 fn push_scope(name: &Name) -> String {

@@ -5,6 +5,7 @@
 
 mod cache;
 mod fetch;
+mod kv;
 mod origin;
 mod r2;
 
@@ -26,6 +27,8 @@ use crate::storage::{ObjectStore, StoreError};
 
 /// The R2 binding the edge reads from when `STORAGE_BACKEND=r2`.
 pub const R2_BINDING: &str = "REGISTRY_BUCKET";
+/// The KV namespace of the registry's records (tokens, scope maps, settings, attributes).
+pub const KV_BINDING: &str = "REGISTRY_KV";
 
 /// What is built once per isolate from the environment.
 struct Setup {
@@ -94,6 +97,7 @@ impl<'a> Platform for WorkerPlatform<'a> {
     type Clock = WorkerClock;
     type Origin = origin::WorkerOrigin<'a>;
     type Events = WorkerEvents;
+    type Kv = kv::Kv;
 }
 
 /// The store the configuration asks for.
@@ -178,6 +182,10 @@ async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<
             .as_ref()
             .map(|_| origin::WorkerOrigin { incoming: req }),
         events: WorkerEvents,
+        kv: kv::Kv(
+            env.kv(KV_BINDING)
+                .map_err(|e| format!("KV binding {KV_BINDING}: {e}"))?,
+        ),
         log,
     };
     let request = request.map(|()| origin::Incoming(req));
@@ -207,7 +215,22 @@ fn into_http_request(req: &web_sys::Request) -> Result<http::Request<()>, String
             builder = builder.header(name, value);
         }
     }
-    builder.body(()).map_err(|e| format!("request {url}: {e}"))
+    // The client's address as the platform reports it (Cloudflare sets this header itself, over
+    // anything a client sent).
+    let address = headers
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok());
+    let mut request = builder
+        .body(())
+        .map_err(|e| format!("request {url}: {e}"))?;
+    if let Some(address) = address {
+        request
+            .extensions_mut()
+            .insert(crate::platform::ClientAddress(address));
+    }
+    Ok(request)
 }
 
 fn into_web_response(response: http::Response<Vec<u8>>) -> worker::Result<web_sys::Response> {

@@ -8,13 +8,16 @@ pushes the fixtures to the origin, and runs pytest with these set:
   EDGE_R2_TLS     host:port of the edge reading the R2 binding, HTTPS (self-signed)
   EDGE_WRANGLER   host:port of the edge under `wrangler dev` (wrangler.toml + overrides), HTTP
   S3_ENDPOINT     the S3 server, where presigned blob URLs must point
+  ADMIN_USER, ADMIN_PASSWORD   the edges' admin user (every edge request signs in as the admin
+                  unless a test says otherwise)
+  REGISTRY_AUTH_FILE   the same credentials for skopeo and podman
 """
 import http.client
 import json
 import os
 import ssl
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 import requests
@@ -37,12 +40,22 @@ class Registry:
     name: str
     addr: str
     tls: bool
+    # (user, password) sent as Basic credentials on every request; None for an open registry.
+    auth: tuple[str, str] | None = None
+    http: requests.Session = field(init=False, repr=False)
+
+    def __post_init__(self):
+        # For requests to the registry's own URLs (upload Locations): signed in, no TLS checks.
+        self.http = requests.Session()
+        self.http.auth = self.auth
+        self.http.verify = False
 
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.addr}"
 
     def request(self, method: str, path: str, headers=None, **kw) -> requests.Response:
+        kw.setdefault("auth", self.auth)
         return requests.request(method, self.url + path, headers=headers or {}, verify=False,
                                 allow_redirects=False, timeout=30, **kw)
 
@@ -53,7 +66,10 @@ class Registry:
                                                context=ssl._create_unverified_context())
         else:
             conn = http.client.HTTPConnection(self.addr, timeout=30)
-        conn.request(method, path)
+        headers = {}
+        if self.auth:
+            headers["Authorization"] = requests.auth._basic_auth_str(*self.auth)
+        conn.request(method, path, headers=headers)
         resp = conn.getresponse()
         body = resp.read()
         conn.close()
@@ -64,6 +80,15 @@ class Registry:
                               text=True, timeout=300)
 
 
+def admin() -> tuple[str, str]:
+    return os.environ.get("ADMIN_USER", "admin"), env("ADMIN_PASSWORD")
+
+
+def edge_registry(name: str, var: str, tls: bool) -> Registry:
+    """The edge at $var, signed in as its admin."""
+    return Registry(name, env(var), tls=tls, auth=admin())
+
+
 @pytest.fixture(scope="session")
 def origin() -> Registry:
     return Registry("origin", env("ORIGIN"), tls=False)
@@ -71,19 +96,19 @@ def origin() -> Registry:
 
 @pytest.fixture(scope="session")
 def edge_http() -> Registry:
-    return Registry("edge-s3-http", env("EDGE_HTTP"), tls=False)
+    return edge_registry("edge-s3-http", "EDGE_HTTP", tls=False)
 
 
 @pytest.fixture(scope="session")
 def edge_tls() -> Registry:
     """The S3 edge over HTTPS: for skopeo and podman, which try HTTPS first."""
-    return Registry("edge-s3", env("EDGE_S3_TLS"), tls=True)
+    return edge_registry("edge-s3", "EDGE_S3_TLS", tls=True)
 
 
 # The shared suite runs against every storage backend, as distribution's driver test suites do.
 @pytest.fixture(scope="session", params=["s3", "r2"])
 def edge(request) -> Registry:
-    return Registry(f"edge-{request.param}", env(f"EDGE_{request.param.upper()}_TLS"), tls=True)
+    return edge_registry(f"edge-{request.param}", f"EDGE_{request.param.upper()}_TLS", tls=True)
 
 
 def error_codes(resp: requests.Response) -> list[str]:

@@ -56,7 +56,7 @@ def push(reg: Registry, repo: str, chunk_mib: int | None) -> float:
     """Pushes SIZE_MIB MiB to `repo`, in one PATCH (chunk_mib None) or in chunks; returns MiB/s."""
     digest = digest_of(SIZE_MIB)
     start = time.monotonic()
-    r = requests.post(f"{reg.url}/v2/{repo}/blobs/uploads/", timeout=60)
+    r = reg.http.post(f"{reg.url}/v2/{repo}/blobs/uploads/", timeout=60)
     assert r.status_code == 202, r.text
     location = urllib.parse.urljoin(reg.url, r.headers["Location"])
     chunk = chunk_mib or SIZE_MIB
@@ -65,11 +65,11 @@ def push(reg: Registry, repo: str, chunk_mib: int | None) -> float:
         headers = {"Content-Type": "application/octet-stream"}
         if chunk_mib:
             headers["Content-Range"] = f"{offset * MIB}-{(offset + n) * MIB - 1}"
-        r = requests.patch(location, data=body(offset, n), headers=headers, timeout=600)
+        r = reg.http.patch(location, data=body(offset, n), headers=headers, timeout=600)
         assert r.status_code == 202, r.text
         location = urllib.parse.urljoin(reg.url, r.headers["Location"])
     sep = "&" if "?" in location else "?"
-    r = requests.put(f"{location}{sep}digest={urllib.parse.quote(digest)}", timeout=600)
+    r = reg.http.put(f"{location}{sep}digest={urllib.parse.quote(digest)}", timeout=600)
     assert r.status_code == 201, r.text
     seconds = time.monotonic() - start
     assert r.headers["Docker-Content-Digest"] == digest
@@ -77,7 +77,7 @@ def push(reg: Registry, repo: str, chunk_mib: int | None) -> float:
 
 
 def test_large_upload_streams_through_the_edge(origin):
-    edge = Registry("edge-big", env("EDGE_BIG"), tls=False)
+    edge = edge_registry("edge-big", "EDGE_BIG", tls=False)
     assert edge.request("GET", "/v2/").status_code == 200
     before = peak_rss_mib("edge-big")
     direct = push(origin, "large/direct", None)

@@ -16,7 +16,7 @@ OCI = "application/vnd.oci.image.manifest.v1+json"
 
 def test_pushes_reach_a_private_origin_with_the_edges_credentials():
     origin = Registry("origin-auth", env("ORIGIN_AUTH"), tls=False)
-    edge = Registry("edge-auth", env("EDGE_AUTH"), tls=False)
+    edge = edge_registry("edge-auth", "EDGE_AUTH", tls=False)
     assert origin.request("GET", "/v2/").status_code == 401
     config = push_blob(edge.url, "private/app", b"{}")
     body = json.dumps({"schemaVersion": 2, "mediaType": OCI, "layers": [],
@@ -33,7 +33,7 @@ def test_pushes_reach_a_private_origin_with_the_edges_credentials():
 
 
 def test_wrong_origin_credentials_are_a_502_that_leaks_nothing():
-    edge = Registry("edge-badauth", env("EDGE_BADAUTH"), tls=False)
+    edge = edge_registry("edge-badauth", "EDGE_BADAUTH", tls=False)
     r = edge.request("POST", "/v2/private/app/blobs/uploads/")
     assert r.status_code == 502
     assert error_codes(r) == ["UNKNOWN"]

@@ -29,7 +29,7 @@ def manifest(reg, image: str) -> requests.Response:
 
 def test_wrangler_dev_serves_what_the_origin_holds(origin):
     """The edge as `scripts/dev` runs it: wrangler.toml, built by its [build] command."""
-    wrangler = Registry("edge-wrangler", os.environ["EDGE_WRANGLER"], tls=False)
+    wrangler = edge_registry("edge-wrangler", "EDGE_WRANGLER", tls=False)
     for image in IMAGES:
         at_edge, at_origin = manifest(wrangler, image), manifest(origin, image)
         assert at_edge.status_code == 200, image
@@ -99,6 +99,7 @@ def test_skopeo_inspect(edge):
 
 def test_oras_pull_artifact(edge, origin, tmp_path):
     client = oras.client.OrasClient(hostname=edge.addr, tls_verify=False)
+    client.auth.set_basic_auth(*edge.auth)
     files = client.pull(target=f"{edge.addr}/artifacts/sbom:v1", outdir=str(tmp_path))
     assert [os.path.basename(f) for f in files] == ["sbom.json"]
     sbom = (tmp_path / "sbom.json").read_bytes()

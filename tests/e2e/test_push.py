@@ -31,8 +31,9 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def run(*args: str) -> str:
-    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+def run(*args: str, env=None) -> str:
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300,
+                       env=None if env is None else {**os.environ, **env})
     assert r.returncode == 0, f"{' '.join(args)}\n{r.stderr}"
     return r.stdout
 
@@ -86,12 +87,15 @@ def test_podman_push_and_pull_through_the_edge(edge_tls, tmp_path):
 
 def test_oras_artifact_through_the_edge(edge_http, tmp_path):
     python = sys.executable
-    run(python, str(SUPPORT / "push_artifact.py"), edge_http.addr, "pushed/sbom:v1")
+    user, password = edge_http.auth
+    run(python, str(SUPPORT / "push_artifact.py"), edge_http.addr, "pushed/sbom:v1",
+        env={"REGISTRY_USER": user, "REGISTRY_PASSWORD": password})
     r = edge_http.request("GET", "/v2/pushed/sbom/manifests/v1", {"Accept": OCI})
     assert r.json()["artifactType"] == "application/vnd.example.sbom.v1+json"
     import oras.client
-    files = oras.client.OrasClient(hostname=edge_http.addr, insecure=True).pull(
-        target=f"{edge_http.addr}/pushed/sbom:v1", outdir=str(tmp_path))
+    client = oras.client.OrasClient(hostname=edge_http.addr, insecure=True)
+    client.auth.set_basic_auth(user, password)
+    files = client.pull(target=f"{edge_http.addr}/pushed/sbom:v1", outdir=str(tmp_path))
     assert [os.path.basename(f) for f in files] == ["sbom.json"]
 
 
@@ -107,24 +111,24 @@ def upload_in_chunks(reg, repo: str, chunks: list[bytes], out_of_order: bool) ->
     for i, chunk in enumerate(chunks):
         if out_of_order and i == 1:
             wrong = offset + len(chunk)
-            bad = requests.patch(location, data=chunks[2], verify=False, timeout=60, headers={
+            bad = reg.http.patch(location, data=chunks[2], timeout=60, headers={
                 "Content-Type": "application/octet-stream",
                 "Content-Range": f"{wrong}-{wrong + len(chunks[2]) - 1}"})
             statuses.append(bad.status_code)
-        r = requests.patch(location, data=chunk, verify=False, timeout=60, headers={
+        r = reg.http.patch(location, data=chunk, timeout=60, headers={
             "Content-Type": "application/octet-stream",
             "Content-Range": f"{offset}-{offset + len(chunk) - 1}"})
         statuses.append(r.status_code)
         assert r.headers["Range"] == f"0-{offset + len(chunk) - 1}"
         offset += len(chunk)
         location = urllib.parse.urljoin(base, r.headers["Location"])
-    r = requests.get(location, verify=False, timeout=60)
+    r = reg.http.get(location, timeout=60)
     statuses.append(r.status_code)
     assert r.headers["Range"] == f"0-{offset - 1}"
     location = urllib.parse.urljoin(base, r.headers["Location"])
     digest = sha256(b"".join(chunks))
     sep = "&" if "?" in location else "?"
-    r = requests.put(f"{location}{sep}digest={urllib.parse.quote(digest)}", verify=False, timeout=60)
+    r = reg.http.put(f"{location}{sep}digest={urllib.parse.quote(digest)}", timeout=60)
     statuses.append(r.status_code)
     assert r.headers["Docker-Content-Digest"] == digest
     return statuses
@@ -167,7 +171,7 @@ def test_monolithic_upload_mount_and_cancel(edge_http):
         # The origin (distribution 2.8) does not take single-POST uploads and says so with a 202,
         # as the spec allows: the client then PUTs the blob to the upload.
         location = urllib.parse.urljoin(edge_http.url, r.headers["Location"])
-        r = requests.put(f"{location}&digest={urllib.parse.quote(digest)}", data=blob, timeout=30,
+        r = edge_http.http.put(f"{location}&digest={urllib.parse.quote(digest)}", data=blob, timeout=30,
                          headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 201, r.text
     assert r.headers["Docker-Content-Digest"] == digest
@@ -180,8 +184,8 @@ def test_monolithic_upload_mount_and_cancel(edge_http):
     assert r.status_code == 202
     # Cancel that upload: it is gone.
     location = urllib.parse.urljoin(edge_http.url, r.headers["Location"])
-    assert requests.delete(location, timeout=30).status_code == 204
-    r = requests.get(location, timeout=30)
+    assert edge_http.http.delete(location, timeout=30).status_code == 204
+    r = edge_http.http.get(location, timeout=30)
     assert r.status_code == 404
     assert error_codes(r) == ["BLOB_UPLOAD_UNKNOWN"]
 
@@ -202,7 +206,7 @@ def test_bad_writes_are_refused_before_the_origin(edge_http):
 
 
 def small_manifest(edge, repo: str, note: str) -> tuple[bytes, str]:
-    config = push_blob(edge.url, repo, b"{}")
+    config = push_blob(edge.url, repo, b"{}", auth=edge.auth)
     body = json.dumps({"schemaVersion": 2, "mediaType": OCI,
                        "config": {"mediaType": "application/vnd.oci.empty.v1+json",
                                   "digest": config, "size": 2},
@@ -213,10 +217,10 @@ def small_manifest(edge, repo: str, note: str) -> tuple[bytes, str]:
 def test_read_your_writes_and_delete(edge_http, origin):
     repo = "pushed/ryw"
     first, first_digest = small_manifest(edge_http, repo, "first")
-    push_manifest(edge_http.url, repo, "t", first, OCI)
+    push_manifest(edge_http.url, repo, "t", first, OCI, auth=edge_http.auth)
     assert digest_at(edge_http, repo, "t") == first_digest      # now cached at the edge
     second, second_digest = small_manifest(edge_http, repo, "second")
-    r = requests.put(f"{edge_http.url}/v2/{repo}/manifests/t", data=second,
+    r = edge_http.http.put(f"{edge_http.url}/v2/{repo}/manifests/t", data=second,
                      headers={"Content-Type": OCI}, timeout=30)
     assert r.status_code == 201
     assert r.headers["Location"].startswith(f"{edge_http.url}/v2/{repo}/manifests/")
@@ -234,12 +238,12 @@ def test_read_your_writes_and_delete(edge_http, origin):
 def test_referrer_push_keeps_the_subject_header(edge_http):
     repo = "pushed/ryw2"
     subject, subject_digest = small_manifest(edge_http, repo, "subject")
-    push_manifest(edge_http.url, repo, "s", subject, OCI)
+    push_manifest(edge_http.url, repo, "s", subject, OCI, auth=edge_http.auth)
     referrer = json.loads(small_manifest(edge_http, repo, "referrer")[0])
     referrer["artifactType"] = "application/vnd.example.signature.v1+json"
     referrer["subject"] = {"mediaType": OCI, "digest": subject_digest, "size": len(subject)}
     body = json.dumps(referrer).encode()
-    r = requests.put(f"{edge_http.url}/v2/{repo}/manifests/{sha256(body)}", data=body,
+    r = edge_http.http.put(f"{edge_http.url}/v2/{repo}/manifests/{sha256(body)}", data=body,
                      headers={"Content-Type": OCI}, timeout=30)
     assert r.status_code == 201
     index = edge_http.request("GET", f"/v2/{repo}/referrers/{subject_digest}").json()

@@ -103,6 +103,7 @@ const mf = new Miniflare({
   compatibilityFlags: flags,
   bindings,
   r2Buckets: ["REGISTRY_BUCKET"],
+  kvNamespaces: ["REGISTRY_KV"],
   host,
   port,
   https,

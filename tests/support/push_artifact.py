@@ -2,6 +2,7 @@
 """Pushes an OCI 1.1 artifact (a small SBOM) with the oras client.
 
 usage: push_artifact.py REGISTRY [REPO:TAG]   (default artifacts/sbom:v1)
+Credentials, if the registry wants any: REGISTRY_USER and REGISTRY_PASSWORD.
 
 oras-py's push() has no artifactType argument, so the blobs go through the
 client's upload_blob() and the manifest, with `artifactType` and the empty
@@ -33,6 +34,8 @@ def main() -> None:
     registry = sys.argv[1]
     target = sys.argv[2] if len(sys.argv) > 2 else "artifacts/sbom:v1"
     client = oras.client.OrasClient(hostname=registry, insecure=True)
+    if os.environ.get("REGISTRY_USER"):
+        client.auth.set_basic_auth(os.environ["REGISTRY_USER"], os.environ["REGISTRY_PASSWORD"])
     container = client.get_container(f"{registry}/{target}")
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,13 +3,14 @@
 so that it adds no tag.
 
 usage: push_referrer.py REGISTRY REPO TAG [ARTIFACT_TYPE]
+Credentials, if the registry wants any: REGISTRY_USER and REGISTRY_PASSWORD.
 """
 import json
 import sys
 
 import requests
 
-from registry_push import push_blob, push_manifest
+from registry_push import env_auth, push_blob, push_manifest
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -22,7 +23,7 @@ def main() -> None:
     registry, repo, tag = sys.argv[1:4]
     artifact_type = sys.argv[4] if len(sys.argv) > 4 else "application/vnd.example.signature.v1+json"
     base = f"http://{registry}"
-    subject = requests.get(f"{base}/v2/{repo}/manifests/{tag}",
+    subject = requests.get(f"{base}/v2/{repo}/manifests/{tag}", auth=env_auth(),
                            headers={"Accept": f"{MANIFEST}, {INDEX}"}, timeout=30)
     subject.raise_for_status()
     signature = json.dumps({"signed": subject.headers["Docker-Content-Digest"]}).encode()

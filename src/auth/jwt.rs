@@ -1,0 +1,394 @@
+//! The edge's tokens: ES256 JWTs signed with `jwt-simple`. Access tokens carry Docker's `access`
+//! claim; refresh tokens (what `docker login` keeps as an identity token) carry the principal and
+//! a fingerprint of the password they were issued for, and are checked against the principal's
+//! current record on every use. Both name their use in a `use` claim, so neither passes for the
+//! other. Every verification checks the signature, the algorithm (ES256 only: `alg: none` and HMAC
+//! tokens are refused), the issuer, the audience and the time, with `LEEWAY` of clock drift.
+//! Time always comes from the caller (the platform's clock), never from the system.
+
+use std::collections::HashSet;
+
+use jwt_simple::prelude::{
+    Duration, ECDSAP256KeyPairLike, ECDSAP256PublicKeyLike, ES256KeyPair, ES256PublicKey,
+    JWTClaims, UnixTimeStamp, VerificationOptions,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{AccessEntry, Principal};
+
+/// Clock drift tolerated between the edge's locations.
+pub const LEEWAY_SECONDS: u64 = 30;
+
+const ACCESS_USE: &str = "access";
+const REFRESH_USE: &str = "refresh";
+
+/// The signing key and everything verification needs.
+pub struct TokenKeys {
+    pair: ES256KeyPair,
+    public: ES256PublicKey,
+    pub key_id: String,
+    pub issuer: String,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeys")
+            .field("key_id", &self.key_id)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AccessClaims {
+    #[serde(rename = "use")]
+    token_use: String,
+    kind: String,
+    access: Vec<AccessEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RefreshClaims {
+    #[serde(rename = "use")]
+    token_use: String,
+    kind: String,
+    /// Which password the token was issued for, and its fingerprint.
+    password: String,
+    fingerprint: String,
+}
+
+/// A verified access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedAccess {
+    pub principal: Principal,
+    pub access: Vec<AccessEntry>,
+    pub expires_at: u64,
+}
+
+/// A verified refresh token: the principal must still be enabled and the password still be there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedRefresh {
+    pub principal: Principal,
+    pub password: String,
+    pub fingerprint: String,
+}
+
+impl TokenKeys {
+    /// From a PEM private key (PKCS#8 or SEC1, P-256). The key id is the key's JWK thumbprint.
+    pub fn from_pem(pem: &str, issuer: &str) -> Result<TokenKeys, String> {
+        // A PEM kept on one line (`\n` escapes), as variables and `.dev.vars` often hold it.
+        let pem = pem.trim().replace("\\n", "\n");
+        let pair = ES256KeyPair::from_pem(pem.trim())
+            .map_err(|_| "TOKEN_SIGNING_KEY is not a PEM-encoded P-256 (ES256) private key")?;
+        let key_id = pair.jwk_thumbprint();
+        let pair = pair.with_key_id(&key_id);
+        let public = pair.public_key().with_key_id(&key_id);
+        Ok(TokenKeys {
+            pair,
+            public,
+            key_id,
+            issuer: issuer.to_owned(),
+        })
+    }
+
+    /// A new random key, as PEM (for `registry-edge keygen` and tests).
+    pub fn generate_pem() -> Result<String, String> {
+        ES256KeyPair::generate()
+            .to_pem()
+            .map_err(|e| format!("key generation: {e}"))
+    }
+
+    /// The public key as a JSON Web Key Set.
+    pub fn jwks(&self) -> serde_json::Value {
+        let jwk: serde_json::Value =
+            serde_json::from_str(&self.public.to_jwk()).unwrap_or(serde_json::Value::Null);
+        serde_json::json!({ "keys": [jwk] })
+    }
+
+    fn claims<T>(
+        &self,
+        principal: &Principal,
+        audience: &str,
+        now: u64,
+        lifetime: u64,
+        custom: T,
+    ) -> Result<JWTClaims<T>, String> {
+        Ok(JWTClaims {
+            issued_at: Some(UnixTimeStamp::from_secs(now)),
+            expires_at: Some(UnixTimeStamp::from_secs(now + lifetime)),
+            invalid_before: Some(UnixTimeStamp::from_secs(now)),
+            issuer: Some(self.issuer.clone()),
+            subject: Some(principal.subject().to_owned()),
+            audiences: Some(jwt_simple::claims::Audiences::AsString(audience.to_owned())),
+            jwt_id: Some(super::secret::random_id()?),
+            nonce: None,
+            custom,
+        })
+    }
+
+    pub fn issue_access(
+        &self,
+        principal: &Principal,
+        access: Vec<AccessEntry>,
+        audience: &str,
+        now: u64,
+        lifetime: u64,
+    ) -> Result<String, String> {
+        let custom = AccessClaims {
+            token_use: ACCESS_USE.into(),
+            kind: principal.kind().into(),
+            access,
+        };
+        let claims = self.claims(principal, audience, now, lifetime, custom)?;
+        self.pair.sign(claims).map_err(|e| format!("signing: {e}"))
+    }
+
+    pub fn issue_refresh(
+        &self,
+        principal: &Principal,
+        password: &str,
+        fingerprint: &str,
+        audience: &str,
+        now: u64,
+        lifetime: u64,
+    ) -> Result<String, String> {
+        let custom = RefreshClaims {
+            token_use: REFRESH_USE.into(),
+            kind: principal.kind().into(),
+            password: password.into(),
+            fingerprint: fingerprint.into(),
+        };
+        let claims = self.claims(principal, audience, now, lifetime, custom)?;
+        self.pair.sign(claims).map_err(|e| format!("signing: {e}"))
+    }
+
+    fn options(&self, audience: &str, now: u64) -> VerificationOptions {
+        VerificationOptions {
+            allowed_issuers: Some(HashSet::from([self.issuer.clone()])),
+            allowed_audiences: Some(HashSet::from([audience.to_owned()])),
+            time_tolerance: Some(Duration::from_secs(LEEWAY_SECONDS)),
+            artificial_time: Some(UnixTimeStamp::from_secs(now)),
+            required_key_id: Some(self.key_id.clone()),
+            max_token_length: Some(16 * 1024),
+            ..VerificationOptions::default()
+        }
+    }
+
+    /// Verifies an access token; the error says why it was refused (for the challenge's
+    /// `error_description`, never containing the token).
+    pub fn verify_access(
+        &self,
+        token: &str,
+        audience: &str,
+        now: u64,
+    ) -> Result<VerifiedAccess, String> {
+        let claims = self
+            .public
+            .verify_token::<AccessClaims>(token, Some(self.options(audience, now)))
+            .map_err(describe)?;
+        if claims.custom.token_use != ACCESS_USE {
+            return Err("not an access token".into());
+        }
+        let principal = principal_of(&claims.custom.kind, claims.subject.as_deref())?;
+        let expires_at = claims.expires_at.ok_or("token has no expiry")?.as_secs();
+        Ok(VerifiedAccess {
+            principal,
+            access: claims.custom.access,
+            expires_at,
+        })
+    }
+
+    pub fn verify_refresh(
+        &self,
+        token: &str,
+        audience: &str,
+        now: u64,
+    ) -> Result<VerifiedRefresh, String> {
+        let claims = self
+            .public
+            .verify_token::<RefreshClaims>(token, Some(self.options(audience, now)))
+            .map_err(describe)?;
+        if claims.custom.token_use != REFRESH_USE {
+            return Err("not a refresh token".into());
+        }
+        if claims.expires_at.is_none() {
+            return Err("token has no expiry".into());
+        }
+        Ok(VerifiedRefresh {
+            principal: principal_of(&claims.custom.kind, claims.subject.as_deref())?,
+            password: claims.custom.password,
+            fingerprint: claims.custom.fingerprint,
+        })
+    }
+}
+
+/// One signing key for the whole test run (generating one per test would be slow).
+#[cfg(test)]
+pub fn test_pem() -> &'static str {
+    static PEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PEM.get_or_init(|| TokenKeys::generate_pem().unwrap())
+}
+
+fn principal_of(kind: &str, subject: Option<&str>) -> Result<Principal, String> {
+    Principal::from_claims(kind, subject.unwrap_or("")).ok_or_else(|| "unknown principal".into())
+}
+
+/// A refusal in words a client may see: what was wrong, not how the check works.
+fn describe(e: jwt_simple::Error) -> String {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("expired") {
+        "token has expired".into()
+    } else if lower.contains("audience") {
+        "token is for another service".into()
+    } else if lower.contains("issuer") {
+        "token is from another issuer".into()
+    } else if lower.contains("not valid yet") || lower.contains("drift") {
+        "token is not valid yet".into()
+    } else {
+        "token is invalid".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+    const AUD: &str = "registry.example.com";
+
+    fn new_keys() -> TokenKeys {
+        TokenKeys::from_pem(&TokenKeys::generate_pem().unwrap(), AUD).unwrap()
+    }
+
+    fn access() -> Vec<AccessEntry> {
+        vec![AccessEntry {
+            kind: "repository".into(),
+            name: "team-a/app".into(),
+            actions: vec!["pull".into()],
+        }]
+    }
+
+    fn token(keys: &TokenKeys) -> String {
+        keys.issue_access(&Principal::Token("ci".into()), access(), AUD, NOW, 300)
+            .unwrap()
+    }
+
+    #[test]
+    fn access_tokens_round_trip() {
+        let keys = new_keys();
+        let verified = keys.verify_access(&token(&keys), AUD, NOW + 10).unwrap();
+        assert_eq!(verified.principal, Principal::Token("ci".into()));
+        assert_eq!(verified.access, access());
+        assert_eq!(verified.expires_at, NOW + 300);
+        let header: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token(&keys).split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["alg"], "ES256");
+        assert_eq!(header["kid"], keys.key_id);
+        let jwks = keys.jwks();
+        assert_eq!(jwks["keys"][0]["kid"], keys.key_id);
+        assert_eq!(jwks["keys"][0]["crv"], "P-256");
+        assert!(jwks["keys"][0].get("d").is_none(), "no private part");
+    }
+
+    #[test]
+    fn refusals() {
+        let keys = new_keys();
+        let good = token(&keys);
+        // Time: expired (past the leeway), not yet valid.
+        assert_eq!(
+            keys.verify_access(&good, AUD, NOW + 300 + LEEWAY_SECONDS + 1)
+                .unwrap_err(),
+            "token has expired"
+        );
+        assert!(keys.verify_access(&good, AUD, NOW + 300 + 5).is_ok());
+        assert!(
+            keys.verify_access(&good, AUD, NOW - LEEWAY_SECONDS - 60)
+                .is_err()
+        );
+        // Audience.
+        assert_eq!(
+            keys.verify_access(&good, "other.example.com", NOW)
+                .unwrap_err(),
+            "token is for another service"
+        );
+        // Another key, even with the same kid claim.
+        let other = new_keys();
+        assert!(other.verify_access(&good, AUD, NOW).is_err());
+        // A tampered payload or signature.
+        let parts: Vec<&str> = good.split('.').collect();
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        payload["access"][0]["name"] = "team-b/app".into();
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(payload.to_string()),
+            parts[2]
+        );
+        assert!(keys.verify_access(&forged, AUD, NOW).is_err());
+        let mut sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        sig[10] ^= 1;
+        let flipped = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(sig));
+        assert!(keys.verify_access(&flipped, AUD, NOW).is_err());
+        // alg: none, and HS256 keyed with the public key.
+        let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        assert!(
+            keys.verify_access(&format!("{none_header}.{}.", parts[1]), AUD, NOW)
+                .is_err()
+        );
+        let hs_header = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"HS256","typ":"JWT","kid":"{}"}}"#,
+            keys.key_id
+        ));
+        assert!(
+            keys.verify_access(&format!("{hs_header}.{}.{}", parts[1], parts[2]), AUD, NOW)
+                .is_err()
+        );
+        // A refresh token is not an access token, nor the other way round.
+        let refresh = keys
+            .issue_refresh(
+                &Principal::Token("ci".into()),
+                "password1",
+                "ab",
+                AUD,
+                NOW,
+                600,
+            )
+            .unwrap();
+        assert!(keys.verify_access(&refresh, AUD, NOW).is_err());
+        assert!(keys.verify_refresh(&good, AUD, NOW).is_err());
+        let r = keys.verify_refresh(&refresh, AUD, NOW).unwrap();
+        assert_eq!(r.password, "password1");
+        assert_eq!(r.fingerprint, "ab");
+    }
+
+    /// A throwaway key as `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` writes
+    /// it (PKCS#8), kept on one line with `\\n` escapes as `scripts/lib.sh` passes it.
+    const OPENSSL_KEY: &str = "-----BEGIN PRIVATE KEY-----\\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgj4usVMuD0bk4Ojt/\\nZ83dvGhTwfqAiN/KfDUAZJf261ihRANCAATNSwBoTzXfc4w8HE1eNEHcGOdDipcy\\nNDzRmh7Pvfu4BHL+R4Ere8ZU2ywhiRKVYF0haG9spd+pCJWhRaGMScOx\\n-----END PRIVATE KEY-----\\n";
+
+    #[test]
+    fn openssl_keys_on_one_line_load() {
+        let keys = TokenKeys::from_pem(OPENSSL_KEY, AUD).unwrap();
+        let token = keys
+            .issue_access(&Principal::Anonymous, vec![], AUD, NOW, 60)
+            .unwrap();
+        assert!(keys.verify_access(&token, AUD, NOW).is_ok());
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        assert!(
+            TokenKeys::from_pem("not a key", AUD)
+                .unwrap_err()
+                .contains("TOKEN_SIGNING_KEY")
+        );
+    }
+}

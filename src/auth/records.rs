@@ -1,0 +1,450 @@
+//! What the KV namespace holds, one JSON document per key:
+//!
+//! ```text
+//! registry                  RegistrySettings: the admin user, anonymous pull, network rules
+//! tokens/<token>            TokenRecord: enabled, scope map, up to two hashed passwords
+//! scope-maps/<scope map>    ScopeMapRecord: repositories/<pattern>/<action> entries
+//! repositories/<name>       RepositoryAttributes: the repository's locks, and its tags' and
+//!                           manifests' locks
+//! ```
+//!
+//! Passwords appear only as `sha256:<hex>` hashes. The system scope maps (`_repositories_*`) are
+//! built in, not stored. Absent documents mean defaults: admin enabled, no anonymous pull, all
+//! networks allowed, every repository unlocked.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::network::NetworkRules;
+use super::{Pattern, Permission, ScopeEntry, secret};
+
+pub const SETTINGS_KEY: &str = "registry";
+
+pub fn token_key(name: &str) -> String {
+    format!("tokens/{name}")
+}
+
+pub fn scope_map_key(name: &str) -> String {
+    format!("scope-maps/{name}")
+}
+
+pub fn repository_key(name: &str) -> String {
+    format!("repositories/{name}")
+}
+
+/// The two password slots a principal has, as ACR names them.
+pub const PASSWORD_NAMES: [&str; 2] = ["password1", "password2"];
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordRecord {
+    pub name: String,
+    /// `sha256:<hex>` of the password.
+    pub hash: String,
+    pub created: u64,
+    /// Seconds since the epoch after which the password no longer works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<u64>,
+}
+
+impl std::fmt::Debug for PasswordRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordRecord")
+            .field("name", &self.name)
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PasswordRecord {
+    pub fn is_live(&self, now: u64) -> bool {
+        self.expiry.is_none_or(|expiry| now < expiry)
+    }
+}
+
+/// The live password `password` matches, if any.
+pub fn matching_password<'a>(
+    passwords: &'a [PasswordRecord],
+    password: &str,
+    now: u64,
+) -> Option<&'a PasswordRecord> {
+    // Every slot is checked, so the time taken does not say which one matched.
+    let mut found = None;
+    for record in passwords {
+        if secret::verify_password(password, &record.hash) && record.is_live(now) {
+            found = Some(record);
+        }
+    }
+    found
+}
+
+/// Puts a new password into slot `name` (replacing what was there) and returns it: the only time
+/// it is ever seen.
+pub fn regenerate_password(
+    passwords: &mut Vec<PasswordRecord>,
+    name: &str,
+    now: u64,
+    expiry: Option<u64>,
+) -> Result<String, String> {
+    if !PASSWORD_NAMES.contains(&name) {
+        return Err(format!(
+            "password name must be password1 or password2, not {name:?}"
+        ));
+    }
+    let password = secret::generate_password()?;
+    passwords.retain(|p| p.name != name);
+    passwords.push(PasswordRecord {
+        name: name.to_owned(),
+        hash: secret::hash_password(&password),
+        created: now,
+        expiry,
+    });
+    passwords.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(password)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminRecord {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Generated passwords; the `ADMIN_PASSWORD` secret works besides these.
+    #[serde(default)]
+    pub passwords: Vec<PasswordRecord>,
+}
+
+impl Default for AdminRecord {
+    fn default() -> Self {
+        AdminRecord {
+            enabled: true,
+            passwords: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Who may pull without credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnonymousPull {
+    /// Every repository of the registry.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Only these repositories (`name` or `prefix/*`).
+    #[serde(default)]
+    pub repositories: Vec<String>,
+}
+
+impl AnonymousPull {
+    pub fn validate(&self) -> Result<(), String> {
+        self.patterns().map(|_| ())
+    }
+
+    fn patterns(&self) -> Result<Vec<Pattern>, String> {
+        self.repositories.iter().map(|p| p.parse()).collect()
+    }
+
+    /// What anonymous callers may do: pull, and list tags, where anonymous pull is on.
+    pub fn permissions(&self) -> super::Permissions {
+        let patterns = if self.enabled {
+            vec![Pattern::All]
+        } else {
+            self.patterns().unwrap_or_default()
+        };
+        let entries = patterns
+            .into_iter()
+            .flat_map(|pattern| {
+                [Permission::ContentRead, Permission::MetadataRead].map(|permission| ScopeEntry {
+                    pattern: pattern.clone(),
+                    permission,
+                })
+            })
+            .collect();
+        super::Permissions {
+            admin: false,
+            entries,
+        }
+    }
+}
+
+/// The registry-wide document (`registry`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrySettings {
+    #[serde(default)]
+    pub admin: AdminRecord,
+    #[serde(default)]
+    pub anonymous_pull: AnonymousPull,
+    #[serde(default)]
+    pub network_rules: NetworkRules,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRecord {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub scope_map: String,
+    #[serde(default)]
+    pub passwords: Vec<PasswordRecord>,
+    #[serde(default)]
+    pub created: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeMapRecord {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub actions: Vec<ScopeEntry>,
+    /// Built in (`_repositories_*`): cannot be changed or deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub system: bool,
+}
+
+/// The built-in scope maps, as ACR defines them.
+pub fn system_scope_maps() -> Vec<ScopeMapRecord> {
+    use Permission::*;
+    let map = |name: &str, description: &str, permissions: &[Permission]| ScopeMapRecord {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        actions: permissions
+            .iter()
+            .map(|p| ScopeEntry {
+                pattern: Pattern::All,
+                permission: *p,
+            })
+            .collect(),
+        system: true,
+    };
+    vec![
+        map(
+            "_repositories_admin",
+            "Can perform all read, write and delete operations on the registry",
+            &Permission::ALL,
+        ),
+        map(
+            "_repositories_pull",
+            "Can pull any repository of the registry",
+            &[ContentRead],
+        ),
+        map(
+            "_repositories_pull_metadata_read",
+            "Can pull any repository and list its tags",
+            &[ContentRead, MetadataRead],
+        ),
+        map(
+            "_repositories_push",
+            "Can push to any repository of the registry",
+            &[ContentRead, ContentWrite],
+        ),
+        map(
+            "_repositories_push_metadata_write",
+            "Can push to any repository, list its tags and change its attributes",
+            &[ContentRead, ContentWrite, MetadataRead, MetadataWrite],
+        ),
+    ]
+}
+
+/// Token and scope-map names: 5 to 50 letters, digits, `-` and `_`, starting with a letter or
+/// digit (ACR's rule); `_`-prefixed names are the system's.
+pub fn validate_object_name(kind: &str, name: &str) -> Result<(), String> {
+    let ok = (5..=50).contains(&name.len())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{kind} name {name:?} must be 5 to 50 letters, digits, '-' or '_', starting with a \
+             letter or digit"
+        ))
+    }
+}
+
+/// ACR's four locks; an absent one is `true` (not locked).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attributes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_enabled: Option<bool>,
+}
+
+/// One of the four locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    Read,
+    List,
+    Write,
+    Delete,
+}
+
+impl Lock {
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Lock::Read => "readEnabled",
+            Lock::List => "listEnabled",
+            Lock::Write => "writeEnabled",
+            Lock::Delete => "deleteEnabled",
+        }
+    }
+}
+
+impl Attributes {
+    pub fn enabled(&self, lock: Lock) -> bool {
+        match lock {
+            Lock::Read => self.read_enabled,
+            Lock::List => self.list_enabled,
+            Lock::Write => self.write_enabled,
+            Lock::Delete => self.delete_enabled,
+        }
+        .unwrap_or(true)
+    }
+
+    /// Applies the fields `update` sets.
+    pub fn merge(&mut self, update: &Attributes) {
+        self.read_enabled = update.read_enabled.or(self.read_enabled);
+        self.list_enabled = update.list_enabled.or(self.list_enabled);
+        self.write_enabled = update.write_enabled.or(self.write_enabled);
+        self.delete_enabled = update.delete_enabled.or(self.delete_enabled);
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == Attributes::default()
+    }
+}
+
+/// `repositories/<name>`: the repository's locks, and those of its tags and manifests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryAttributes {
+    #[serde(flatten)]
+    pub repository: Attributes,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, Attributes>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub manifests: BTreeMap<String, Attributes>,
+}
+
+impl RepositoryAttributes {
+    pub fn is_default(&self) -> bool {
+        self.repository.is_default() && self.tags.is_empty() && self.manifests.is_empty()
+    }
+
+    /// The tag's lock, else the repository's. `None` when enabled; otherwise what is locked.
+    pub fn tag(&self, tag: &str, lock: Lock) -> bool {
+        self.repository.enabled(lock) && self.tags.get(tag).is_none_or(|a| a.enabled(lock))
+    }
+
+    pub fn manifest(&self, digest: &str, lock: Lock) -> bool {
+        self.repository.enabled(lock) && self.manifests.get(digest).is_none_or(|a| a.enabled(lock))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_regenerate_and_expire() {
+        let mut passwords = Vec::new();
+        let p1 = regenerate_password(&mut passwords, "password1", 100, None).unwrap();
+        let p2 = regenerate_password(&mut passwords, "password2", 100, Some(200)).unwrap();
+        assert_eq!(
+            matching_password(&passwords, &p1, 150).unwrap().name,
+            "password1"
+        );
+        assert_eq!(
+            matching_password(&passwords, &p2, 150).unwrap().name,
+            "password2"
+        );
+        assert!(matching_password(&passwords, &p2, 200).is_none(), "expired");
+        let p1b = regenerate_password(&mut passwords, "password1", 300, None).unwrap();
+        assert!(
+            matching_password(&passwords, &p1, 300).is_none(),
+            "replaced"
+        );
+        assert!(matching_password(&passwords, &p1b, 300).is_some());
+        assert_eq!(passwords.len(), 2);
+        assert!(regenerate_password(&mut passwords, "password3", 0, None).is_err());
+        let json = serde_json::to_string(&passwords).unwrap();
+        assert!(!json.contains(&p1b), "only hashes are stored");
+        assert!(!format!("{passwords:?}").contains("sha256"));
+    }
+
+    #[test]
+    fn anonymous_pull_patterns() {
+        let anon = AnonymousPull {
+            enabled: false,
+            repositories: vec!["public/*".into(), "library/busybox".into()],
+        };
+        let p = anon.permissions();
+        assert!(p.on("public/app").has(Permission::ContentRead));
+        assert!(p.on("library/busybox").has(Permission::MetadataRead));
+        assert!(!p.on("public/app").has(Permission::ContentWrite));
+        assert!(p.on("private/app").is_empty());
+        assert!(AnonymousPull::default().permissions().on("x").is_empty());
+        let all = AnonymousPull {
+            enabled: true,
+            repositories: vec![],
+        };
+        assert!(all.permissions().on("x").has(Permission::ContentRead));
+        assert!(
+            AnonymousPull {
+                enabled: false,
+                repositories: vec!["Bad".into()]
+            }
+            .validate()
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn locks_combine_repository_and_tag() {
+        let attrs: RepositoryAttributes = serde_json::from_str(
+            r#"{"writeEnabled": true, "tags": {"v1": {"writeEnabled": false}},
+                "manifests": {"sha256:ab": {"deleteEnabled": false}}}"#,
+        )
+        .unwrap();
+        assert!(!attrs.tag("v1", Lock::Write));
+        assert!(attrs.tag("v2", Lock::Write));
+        assert!(attrs.tag("v1", Lock::Read));
+        assert!(!attrs.manifest("sha256:ab", Lock::Delete));
+        assert!(attrs.manifest("sha256:cd", Lock::Delete));
+        let mut repo = attrs.clone();
+        repo.repository.merge(&Attributes {
+            read_enabled: Some(false),
+            ..Attributes::default()
+        });
+        assert!(!repo.tag("v2", Lock::Read));
+        assert!(RepositoryAttributes::default().is_default());
+    }
+
+    #[test]
+    fn system_maps_and_names() {
+        let maps = system_scope_maps();
+        let admin = &maps[0];
+        assert_eq!(admin.actions.len(), 5);
+        assert!(validate_object_name("token", "ci-pull_1").is_ok());
+        for bad in ["abc", "_repositories_x", "a b cd", "x".repeat(51).as_str()] {
+            assert!(validate_object_name("token", bad).is_err(), "{bad}");
+        }
+    }
+}

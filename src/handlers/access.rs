@@ -1,0 +1,472 @@
+//! Access control for every `/v2/` request, before any handler runs: the network rules, then the
+//! caller (a bearer token, Basic credentials, or nobody), then what the route needs, then the
+//! repository's locks. A refused request never reaches storage or the origin.
+//!
+//! The registry's records come from the KV namespace through the edge cache (for
+//! `AUTH_CACHE_SECONDS`); a management write drops the cached copy at once in its own isolate.
+
+use http::{HeaderMap, Method, Request, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::app::App;
+use crate::auth::records::{
+    self, Lock, RegistrySettings, RepositoryAttributes, ScopeMapRecord, TokenRecord,
+};
+use crate::auth::secret::{self, Credentials};
+use crate::auth::{Authority, Caller, Need, Permission, Permissions, Principal};
+use crate::cache::EdgeCache;
+use crate::error::{Error, ErrorCode, Result};
+use crate::platform::{ClientAddress, Clock, KeyValue, Platform};
+use crate::reference::{Name, Reference};
+use crate::route::Route;
+
+/// Marks a cached "no such record" (KV values are never empty).
+const ABSENT: &[u8] = b"";
+
+/// A password that matched: the principal, which password slot, and its fingerprint (for refresh
+/// tokens).
+pub(crate) struct SignedIn {
+    pub principal: Principal,
+    pub password: String,
+    pub fingerprint: String,
+    /// When the password stops working, if it does.
+    pub expiry: Option<u64>,
+}
+
+/// The slot name of the deployment's `ADMIN_PASSWORD`.
+const SECRET_SLOT: &str = "secret";
+
+impl<P: Platform> App<P> {
+    // --- the KV records, through the cache ---
+
+    pub(crate) async fn kv_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let cache_key = format!("kv/{key}");
+        let text = match self.cache.get(&cache_key).await {
+            Some(cached) if cached == ABSENT => None,
+            Some(cached) => Some(String::from_utf8(cached).map_err(|_| corrupt(key))?),
+            None => {
+                let text = self.kv.get(key).await.map_err(kv_error)?;
+                let ttl = self.config.auth.cache_seconds;
+                if ttl > 0 {
+                    let bytes = text.as_deref().map_or(ABSENT, str::as_bytes);
+                    self.cache.put(&cache_key, bytes, ttl).await;
+                }
+                text
+            }
+        };
+        text.map(|t| serde_json::from_str(&t).map_err(|_| corrupt(key)))
+            .transpose()
+    }
+
+    pub(crate) async fn kv_put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        let text = serde_json::to_string(value).expect("records serialize");
+        self.kv.put(key, &text).await.map_err(kv_error)?;
+        self.cache.delete(&format!("kv/{key}")).await;
+        Ok(())
+    }
+
+    pub(crate) async fn kv_delete(&self, key: &str) -> Result<()> {
+        self.kv.delete(key).await.map_err(kv_error)?;
+        self.cache.delete(&format!("kv/{key}")).await;
+        Ok(())
+    }
+
+    pub(crate) async fn settings(&self) -> Result<RegistrySettings> {
+        Ok(self
+            .kv_get(records::SETTINGS_KEY)
+            .await?
+            .unwrap_or_default())
+    }
+
+    pub(crate) async fn token_record(&self, name: &str) -> Result<Option<TokenRecord>> {
+        self.kv_get(&records::token_key(name)).await
+    }
+
+    pub(crate) async fn scope_map(&self, name: &str) -> Result<Option<ScopeMapRecord>> {
+        if let Some(system) = records::system_scope_maps()
+            .into_iter()
+            .find(|m| m.name == name)
+        {
+            return Ok(Some(system));
+        }
+        self.kv_get(&records::scope_map_key(name)).await
+    }
+
+    pub(crate) async fn attributes(&self, name: &Name) -> Result<RepositoryAttributes> {
+        Ok(self
+            .kv_get(&records::repository_key(name.as_str()))
+            .await?
+            .unwrap_or_default())
+    }
+
+    // --- principals ---
+
+    /// Checks a user name and password: the admin user (when enabled), else a token (when
+    /// enabled). `None` for any failure, whatever the reason.
+    pub(crate) async fn sign_in(
+        &self,
+        settings: &RegistrySettings,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<SignedIn>> {
+        let now = self.clock.now();
+        let auth = &self.config.auth;
+        if username == auth.admin_user {
+            if !settings.admin.enabled {
+                return Ok(None);
+            }
+            if let Some(hash) = &auth.admin_password_hash
+                && secret::verify_password(password, hash)
+            {
+                return Ok(Some(SignedIn {
+                    principal: Principal::Admin(username.to_owned()),
+                    password: SECRET_SLOT.into(),
+                    fingerprint: secret::fingerprint(hash),
+                    expiry: None,
+                }));
+            }
+            return Ok(
+                records::matching_password(&settings.admin.passwords, password, now).map(|p| {
+                    SignedIn {
+                        principal: Principal::Admin(username.to_owned()),
+                        password: p.name.clone(),
+                        fingerprint: secret::fingerprint(&p.hash),
+                        expiry: p.expiry,
+                    }
+                }),
+            );
+        }
+        if records::validate_object_name("token", username).is_err() {
+            return Ok(None);
+        }
+        let Some(token) = self.token_record(username).await? else {
+            return Ok(None);
+        };
+        if !token.enabled {
+            return Ok(None);
+        }
+        Ok(
+            records::matching_password(&token.passwords, password, now).map(|p| SignedIn {
+                principal: Principal::Token(token.name.clone()),
+                password: p.name.clone(),
+                fingerprint: secret::fingerprint(&p.hash),
+                expiry: p.expiry,
+            }),
+        )
+    }
+
+    /// Whether a refresh token's principal and password are still good.
+    pub(crate) async fn still_signed_in(
+        &self,
+        settings: &RegistrySettings,
+        principal: &Principal,
+        password: &str,
+        fingerprint: &str,
+    ) -> Result<bool> {
+        let now = self.clock.now();
+        let live = |passwords: &[records::PasswordRecord]| {
+            passwords.iter().any(|p| {
+                p.name == password && secret::fingerprint(&p.hash) == fingerprint && p.is_live(now)
+            })
+        };
+        Ok(match principal {
+            Principal::Anonymous => false,
+            Principal::Admin(name) => {
+                *name == self.config.auth.admin_user
+                    && settings.admin.enabled
+                    && if password == SECRET_SLOT {
+                        self.config
+                            .auth
+                            .admin_password_hash
+                            .as_deref()
+                            .is_some_and(|h| secret::fingerprint(h) == fingerprint)
+                    } else {
+                        live(&settings.admin.passwords)
+                    }
+            }
+            Principal::Token(name) => match self.token_record(name).await? {
+                Some(token) => token.enabled && live(&token.passwords),
+                None => false,
+            },
+        })
+    }
+
+    /// What `principal` may do: its scope map (everything, for the admin), plus what anonymous
+    /// callers may. A token whose scope map is gone may do only the latter.
+    pub(crate) async fn permissions(
+        &self,
+        settings: &RegistrySettings,
+        principal: &Principal,
+    ) -> Result<Permissions> {
+        let mut permissions = settings.anonymous_pull.permissions();
+        match principal {
+            Principal::Anonymous => {}
+            Principal::Admin(_) => permissions.extend(Permissions::admin()),
+            Principal::Token(name) => {
+                if let Some(token) = self.token_record(name).await?
+                    && token.enabled
+                    && let Some(map) = self.scope_map(&token.scope_map).await?
+                {
+                    permissions.extend(Permissions {
+                        admin: false,
+                        entries: map.actions,
+                    });
+                }
+            }
+        }
+        Ok(permissions)
+    }
+
+    /// Who sent `headers`: a verified bearer token, checked Basic credentials, or anonymous when
+    /// there is no `Authorization`. Bad credentials of any kind are a 401, never anonymous.
+    pub(crate) async fn caller(
+        &self,
+        settings: &RegistrySettings,
+        headers: &HeaderMap,
+        base: &str,
+        need: &Need,
+    ) -> Result<Caller> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Ok(Caller {
+                principal: Principal::Anonymous,
+                authority: Authority::Permissions(
+                    self.permissions(settings, &Principal::Anonymous).await?,
+                ),
+                bearer: false,
+            });
+        };
+        let credentials = secret::parse_authorization(value.as_bytes()).map_err(|why| {
+            self.challenge(base, need, Some(("invalid_request", why)))
+                .with_message(format!("authentication failed: {why}"))
+        })?;
+        match credentials {
+            Credentials::Bearer(token) => {
+                let auth = &self.config.auth;
+                let verified = auth
+                    .keys
+                    .verify_access(&token, &auth.service, self.clock.now())
+                    .map_err(|why| {
+                        self.challenge(base, need, Some(("invalid_token", &why)))
+                            .with_message(format!("authentication failed: {why}"))
+                    })?;
+                Ok(Caller {
+                    principal: verified.principal,
+                    authority: Authority::Claims(verified.access),
+                    bearer: true,
+                })
+            }
+            Credentials::Basic { username, password } => {
+                let Some(signed_in) = self.sign_in(settings, &username, &password).await? else {
+                    return Err(self
+                        .challenge(base, need, None)
+                        .with_message("authentication failed: invalid username or password"));
+                };
+                let permissions = self.permissions(settings, &signed_in.principal).await?;
+                Ok(Caller {
+                    principal: signed_in.principal,
+                    authority: Authority::Permissions(permissions),
+                    bearer: false,
+                })
+            }
+        }
+    }
+
+    /// A 401 whose challenge sends the client to the token service for what `need` names.
+    pub(crate) fn challenge(&self, base: &str, need: &Need, error: Option<(&str, &str)>) -> Error {
+        let mut challenge = format!(
+            "Bearer realm=\"{base}/oauth2/token\",service=\"{}\"",
+            self.config.auth.service
+        );
+        if let Some(scope) = need.scope() {
+            challenge.push_str(&format!(",scope=\"{scope}\""));
+        }
+        if let Some((code, description)) = error {
+            challenge.push_str(&format!(
+                ",error=\"{code}\",error_description=\"{}\"",
+                description.replace(['"', '\\'], "'")
+            ));
+        }
+        Error::new(ErrorCode::Unauthorized)
+            .with_detail(need.detail())
+            .with_challenge(challenge)
+    }
+
+    /// The network rules, the caller and the locks for one `/v2/` request. Returns the caller, so
+    /// handlers can filter lists to what it may see.
+    pub(crate) async fn authorize<B>(
+        &self,
+        request: &Request<B>,
+        route: &Route,
+        settings: &RegistrySettings,
+    ) -> Result<Caller> {
+        let address = request.extensions().get::<ClientAddress>().map(|a| a.0);
+        if !settings.network_rules.allows(address) {
+            return Err(Error::new(ErrorCode::Denied).with_message(format!(
+                "client address {} is not allowed by the registry's network rules",
+                address.map_or_else(|| "(unknown)".to_owned(), |a| a.to_string())
+            )));
+        }
+        let need = need_of(route, request.method());
+        let base = self.public_base(request);
+        let caller = self
+            .caller(settings, request.headers(), &base, &need)
+            .await?;
+        // `/v2/` answers 200 only to a signed-in caller: clients learn the realm (and `docker
+        // login` checks credentials) from its 401.
+        let signed_in = caller.principal != Principal::Anonymous;
+        let allowed = match need {
+            Need::Nothing => signed_in,
+            _ => caller.authority.allows(&need),
+        };
+        if !allowed {
+            let error = if caller.bearer {
+                Some((
+                    "insufficient_scope",
+                    "the token does not grant the access this request needs",
+                ))
+            } else {
+                None
+            };
+            let mut refusal = self.challenge(&base, &need, error);
+            if signed_in {
+                refusal = refusal.with_message(format!(
+                    "{} {} may not {}",
+                    caller.principal.kind(),
+                    caller.principal.subject(),
+                    describe(&need)
+                ));
+            }
+            return Err(refusal);
+        }
+        self.check_locks(route, request.method()).await?;
+        Ok(caller)
+    }
+
+    /// Refuses what the repository's, tag's or manifest's locks forbid.
+    async fn check_locks(&self, route: &Route, method: &Method) -> Result<()> {
+        let Some(name) = route.name() else {
+            return Ok(());
+        };
+        let lock = match (route, method) {
+            (Route::Tags { .. }, _) => Lock::List,
+            (_, &Method::GET | &Method::HEAD) => Lock::Read,
+            (_, &Method::DELETE)
+                if matches!(route, Route::Manifest { .. } | Route::Blob { .. }) =>
+            {
+                Lock::Delete
+            }
+            _ => Lock::Write,
+        };
+        let attributes = self.attributes(name).await?;
+        if attributes.is_default() {
+            return Ok(());
+        }
+        let refused = |what: String| {
+            Error::new(ErrorCode::Denied)
+                .with_message(format!("{what} is locked: {} is false", lock.attribute()))
+        };
+        if !attributes.repository.enabled(lock) {
+            return Err(refused(format!("repository {name}")));
+        }
+        if let Route::Manifest { reference, .. } = route {
+            match reference {
+                Reference::Tag(tag) if !attributes.tag(tag.as_str(), lock) => {
+                    return Err(refused(format!("tag {name}:{tag}")));
+                }
+                Reference::Digest(digest) if !attributes.manifest(&digest.to_string(), lock) => {
+                    return Err(refused(format!("manifest {name}@{digest}")));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `caller` may mount from `source`: pull there, and the source not read-locked.
+    pub(crate) async fn may_mount_from(&self, caller: &Caller, source: &Name) -> Result<bool> {
+        let need = Need::Repository {
+            name: source.clone(),
+            permission: Permission::ContentRead,
+        };
+        if !caller.authority.allows(&need) {
+            return Ok(false);
+        }
+        Ok(self
+            .attributes(source)
+            .await?
+            .repository
+            .enabled(Lock::Read))
+    }
+
+    /// The repositories `caller` may list in the catalog: all for the admin, else those it may
+    /// `metadata/read`; never a list-locked one (except for the admin).
+    pub(crate) async fn catalog_filter(
+        &self,
+        settings: &RegistrySettings,
+        caller: &Caller,
+    ) -> Result<Option<(Permissions, Vec<String>)>> {
+        if matches!(caller.principal, Principal::Admin(_)) {
+            return Ok(None);
+        }
+        let permissions = match &caller.authority {
+            Authority::Permissions(p) => p.clone(),
+            // A bearer token names the catalog, not the repositories: look the principal up.
+            Authority::Claims(_) => self.permissions(settings, &caller.principal).await?,
+        };
+        let mut locked = Vec::new();
+        for key in self.kv.list("repositories/").await.map_err(kv_error)? {
+            let name = &key["repositories/".len()..];
+            if let Some(attrs) = self.kv_get::<RepositoryAttributes>(&key).await?
+                && !attrs.repository.enabled(Lock::List)
+            {
+                locked.push(name.to_owned());
+            }
+        }
+        Ok(Some((permissions, locked)))
+    }
+}
+
+/// What `route` needs for `method`.
+pub(crate) fn need_of(route: &Route, method: &Method) -> Need {
+    let read = method == Method::GET || method == Method::HEAD;
+    let permission = match (route, method) {
+        (Route::Base, _) => return Need::Nothing,
+        (Route::Catalog, _) => return Need::Catalog,
+        (Route::Tags { .. }, _) => Permission::MetadataRead,
+        (Route::Manifest { .. } | Route::Blob { .. } | Route::Referrers { .. }, _) if read => {
+            Permission::ContentRead
+        }
+        (Route::Manifest { .. } | Route::Blob { .. }, &Method::DELETE) => Permission::ContentDelete,
+        // Everything else writes (or is refused as a method the route does not have).
+        _ => Permission::ContentWrite,
+    };
+    Need::Repository {
+        name: route.name().expect("repository routes have a name").clone(),
+        permission,
+    }
+}
+
+fn describe(need: &Need) -> String {
+    match need {
+        Need::Nothing => "use the registry".into(),
+        Need::Catalog => "list the catalog".into(),
+        Need::Repository { name, permission } => format!("{} {name}", permission.as_str()),
+    }
+}
+
+fn kv_error(e: String) -> Error {
+    Error::internal(format!("registry records (KV): {e}"))
+}
+
+fn corrupt(key: &str) -> Error {
+    Error::internal(format!("registry record {key} is not valid JSON"))
+}
+
+pub(crate) fn bad_request(message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::Unsupported)
+        .with_status(http::StatusCode::BAD_REQUEST)
+        .with_message(message)
+        .with_detail(json!(null))
+}

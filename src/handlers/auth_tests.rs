@@ -1,0 +1,787 @@
+//! Access control end to end over the in-memory fixture: the token service, principals and scope
+//! maps, anonymous pull, locks, network rules and the management API.
+
+use http::{Method, Request};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::platform::ClientAddress;
+
+const TEAM_PULL: &str = "repositories/team/*/content/read";
+
+fn anonymous<P: Platform>(app: &App<P>, method: Method, uri: &str) -> Response<Vec<u8>> {
+    send(
+        app,
+        method,
+        uri,
+        &[("anonymous", "1"), ("accept", OCI_ACCEPT)],
+    )
+}
+
+fn as_bearer<P: Platform>(
+    app: &App<P>,
+    method: Method,
+    uri: &str,
+    token: &str,
+) -> Response<Vec<u8>> {
+    send(
+        app,
+        method,
+        uri,
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("accept", OCI_ACCEPT),
+        ],
+    )
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn manage<P: Platform>(app: &App<P>, method: Method, path: &str, body: Value) -> Value {
+    let r = send_body(app, method.clone(), path, &[], body.to_string().as_bytes());
+    assert!(
+        r.status().is_success(),
+        "{method} {path}: {} {}",
+        r.status(),
+        String::from_utf8_lossy(r.body())
+    );
+    if r.body().is_empty() {
+        Value::Null
+    } else {
+        json_body(&r)
+    }
+}
+
+/// Creates a scope map and a token on it; returns the token's password.
+fn token_with<P: Platform>(app: &App<P>, name: &str, actions: &[&str]) -> String {
+    manage(
+        app,
+        Method::PUT,
+        &format!("/api/v1/scope-maps/{name}-map"),
+        json!({ "actions": actions }),
+    );
+    let created = manage(
+        app,
+        Method::PUT,
+        &format!("/api/v1/tokens/{name}"),
+        json!({ "scopeMap": format!("{name}-map") }),
+    );
+    created["credentials"]["passwords"][0]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A token from the token service for `scopes`, signed in as `authorization` (or anonymous).
+fn fetch_token<P: Platform>(app: &App<P>, authorization: Option<&str>, scopes: &[&str]) -> Value {
+    let mut uri = "/oauth2/token?service=registry-edge".to_owned();
+    for s in scopes {
+        uri.push_str(&format!(
+            "&scope={}",
+            s.replace('/', "%2F").replace(':', "%3A")
+        ));
+    }
+    let r = match authorization {
+        Some(a) => send(app, Method::GET, &uri, &[("authorization", a)]),
+        None => anonymous(app, Method::GET, &uri),
+    };
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    json_body(&r)
+}
+
+fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn anonymous_requests_are_challenged() {
+    let f = Fixture::new();
+    let app = f.app();
+    let r = anonymous(&app, Method::GET, "http://edge.test/v2/");
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        header(&r, "www-authenticate"),
+        r#"Bearer realm="http://edge.test/oauth2/token",service="registry-edge""#
+    );
+    let r = anonymous(&app, Method::GET, "/v2/library/busybox/manifests/latest");
+    assert_eq!(r.status(), 401);
+    assert_eq!(error_code(&r), "UNAUTHORIZED");
+    assert!(header(&r, "www-authenticate").ends_with(r#"scope="repository:library/busybox:pull""#));
+    assert_eq!(json_body(&r)["errors"][0]["detail"][0]["Action"], "pull");
+    let r = anonymous(&app, Method::POST, "/v2/library/busybox/blobs/uploads/");
+    assert!(
+        header(&r, "www-authenticate").contains(r#"scope="repository:library/busybox:pull,push""#)
+    );
+    let r = anonymous(&app, Method::GET, "/v2/_catalog");
+    assert!(header(&r, "www-authenticate").contains(r#"scope="registry:catalog:*""#));
+    // The admin's Basic credentials work on /v2/ directly; wrong ones are a 401.
+    assert_eq!(get(&app, "/v2/").status(), 200);
+    let r = send(
+        &app,
+        Method::GET,
+        "/v2/",
+        &[("authorization", &basic("admin", "wrong"))],
+    );
+    assert_eq!(r.status(), 401);
+    assert!(
+        json_body(&r)["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid username or password")
+    );
+}
+
+#[test]
+fn malformed_authorization_is_refused_not_anonymous() {
+    let f = Fixture::new();
+    let app = f.app();
+    manage(
+        &app,
+        Method::PUT,
+        "/api/v1/anonymous-pull",
+        json!({"enabled": true}),
+    );
+    assert_eq!(
+        anonymous(&app, Method::GET, "/v2/library/busybox/tags/list").status(),
+        200
+    );
+    for bad in [
+        "Basic !!",
+        "Basic dXNlcg==",
+        "Bearer a\"b",
+        "Digest x",
+        "Bearer",
+        "Bearer not.a.jwt",
+    ] {
+        let r = send(
+            &app,
+            Method::GET,
+            "/v2/library/busybox/tags/list",
+            &[("authorization", bad)],
+        );
+        assert_eq!(r.status(), 401, "{bad}");
+        assert_eq!(error_code(&r), "UNAUTHORIZED");
+    }
+}
+
+#[test]
+fn bearer_tokens_grant_what_was_asked_and_held() {
+    let f = Fixture::new();
+    let app = f.app();
+    let password = token_with(
+        &app,
+        "team-reader",
+        &[TEAM_PULL, "repositories/team/*/metadata/read"],
+    );
+    let creds = basic("team-reader", &password);
+    let answer = fetch_token(
+        &app,
+        Some(&creds),
+        &[
+            "repository:team/app/service:pull,push",
+            "repository:library/busybox:pull",
+        ],
+    );
+    assert_eq!(answer["expires_in"], 300);
+    assert_eq!(answer["token"], answer["access_token"]);
+    assert!(
+        answer["issued_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2023-11-14T")
+    );
+    assert!(answer.get("refresh_token").is_none());
+    let token = answer["token"].as_str().unwrap();
+    let c = claims(token);
+    assert_eq!(c["sub"], "team-reader");
+    assert_eq!(c["aud"], "registry-edge");
+    assert_eq!(c["iss"], "registry-edge");
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 300);
+    assert!(c["jti"].is_string() && c["nbf"].is_u64());
+    assert_eq!(
+        c["access"],
+        json!([{"type": "repository", "name": "team/app/service", "actions": ["pull", "metadata_read"]}])
+    );
+    assert_eq!(
+        as_bearer(
+            &app,
+            Method::GET,
+            "/v2/team/app/service/manifests/v1",
+            token
+        )
+        .status(),
+        200
+    );
+    assert_eq!(
+        as_bearer(&app, Method::GET, "/v2/team/app/service/tags/list", token).status(),
+        200
+    );
+    // Repository A's token on repository B, and a write with a read token.
+    let r = as_bearer(
+        &app,
+        Method::GET,
+        "/v2/library/busybox/manifests/latest",
+        token,
+    );
+    assert_eq!(r.status(), 401);
+    assert!(header(&r, "www-authenticate").contains(r#"error="insufficient_scope""#));
+    let r = as_bearer(
+        &app,
+        Method::DELETE,
+        &format!("/v2/team/app/service/manifests/{}", f.manifest_digest),
+        token,
+    );
+    assert_eq!(r.status(), 401);
+    // The same credentials as Basic: the same rules.
+    let r = send(
+        &app,
+        Method::GET,
+        "/v2/library/busybox/manifests/latest",
+        &[("authorization", &creds)],
+    );
+    assert_eq!(r.status(), 401);
+    assert!(
+        json_body(&r)["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("token team-reader may not content/read library/busybox")
+    );
+    // The catalog shows only what the token may see.
+    let t = fetch_token(&app, Some(&creds), &["registry:catalog:*"]);
+    let r = as_bearer(
+        &app,
+        Method::GET,
+        "/v2/_catalog",
+        t["token"].as_str().unwrap(),
+    );
+    assert_eq!(json_body(&r)["repositories"], json!(["team/app/service"]));
+    let r = send(
+        &app,
+        Method::GET,
+        "/v2/_catalog",
+        &[("authorization", &creds)],
+    );
+    assert_eq!(json_body(&r)["repositories"], json!(["team/app/service"]));
+    assert_eq!(
+        json_body(&get(&app, "/v2/_catalog"))["repositories"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    // An expired token.
+    f.clock.advance(300 + crate::auth::jwt::LEEWAY_SECONDS + 1);
+    let r = as_bearer(
+        &app,
+        Method::GET,
+        "/v2/team/app/service/manifests/v1",
+        token,
+    );
+    assert_eq!(r.status(), 401);
+    assert!(
+        header(&r, "www-authenticate")
+            .contains(r#"error="invalid_token",error_description="token has expired""#)
+    );
+}
+
+#[test]
+fn wrong_audience_and_foreign_keys_are_refused() {
+    let f = Fixture::new();
+    let app = f.app();
+    let access = vec![crate::auth::AccessEntry {
+        kind: "repository".into(),
+        name: "library/busybox".into(),
+        actions: vec!["pull".into()],
+    }];
+    let admin = crate::auth::Principal::Admin("admin".into());
+    let keys = &f.config.auth.keys;
+    let wrong_aud = keys
+        .issue_access(&admin, access.clone(), "elsewhere", NOW, 300)
+        .unwrap();
+    let r = as_bearer(
+        &app,
+        Method::GET,
+        "/v2/library/busybox/manifests/latest",
+        &wrong_aud,
+    );
+    assert_eq!(r.status(), 401);
+    let other = crate::auth::jwt::TokenKeys::from_pem(
+        &crate::auth::jwt::TokenKeys::generate_pem().unwrap(),
+        "registry-edge",
+    )
+    .unwrap();
+    let foreign = other
+        .issue_access(&admin, access, "registry-edge", NOW, 300)
+        .unwrap();
+    let r = as_bearer(
+        &app,
+        Method::GET,
+        "/v2/library/busybox/manifests/latest",
+        &foreign,
+    );
+    assert_eq!(r.status(), 401);
+}
+
+#[test]
+fn refresh_tokens_end_with_their_token() {
+    let f = Fixture::new();
+    let app = f.app();
+    let password = token_with(&app, "ci-puller", &["repositories/*/content/read"]);
+    let form = format!(
+        "grant_type=password&username=ci-puller&password={password}&service=registry-edge&client_id=docker&access_type=offline"
+    );
+    let r = send_body(
+        &app,
+        Method::POST,
+        "/oauth2/token",
+        &[("anonymous", "1")],
+        form.as_bytes(),
+    );
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    let refresh = json_body(&r)["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_form = format!(
+        "grant_type=refresh_token&refresh_token={refresh}&service=registry-edge&scope=repository%3Aprivate%3Apull"
+    );
+    let r = send_body(
+        &app,
+        Method::POST,
+        "/oauth2/token",
+        &[("anonymous", "1")],
+        refresh_form.as_bytes(),
+    );
+    assert_eq!(r.status(), 200);
+    let token = json_body(&r)["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&token)["access"][0]["name"], "private");
+    // A refresh token is not an access token.
+    assert_eq!(
+        as_bearer(&app, Method::GET, "/v2/private/manifests/secret", &refresh).status(),
+        401
+    );
+    // Disabled: its refresh token no longer works.
+    manage(
+        &app,
+        Method::PATCH,
+        "/api/v1/tokens/ci-puller",
+        json!({"enabled": false}),
+    );
+    let r = send_body(
+        &app,
+        Method::POST,
+        "/oauth2/token",
+        &[("anonymous", "1")],
+        refresh_form.as_bytes(),
+    );
+    assert_eq!(r.status(), 401);
+    // Re-enabled, but its password regenerated: still refused.
+    manage(
+        &app,
+        Method::PATCH,
+        "/api/v1/tokens/ci-puller",
+        json!({"enabled": true}),
+    );
+    let r = send_body(
+        &app,
+        Method::POST,
+        "/oauth2/token",
+        &[("anonymous", "1")],
+        refresh_form.as_bytes(),
+    );
+    assert_eq!(r.status(), 200);
+    manage(
+        &app,
+        Method::POST,
+        "/api/v1/tokens/ci-puller/passwords",
+        json!({"name": "password1"}),
+    );
+    let r = send_body(
+        &app,
+        Method::POST,
+        "/oauth2/token",
+        &[("anonymous", "1")],
+        refresh_form.as_bytes(),
+    );
+    assert_eq!(r.status(), 401);
+    // Wrong password; unknown grant type.
+    let bad = "grant_type=password&username=ci-puller&password=nope&service=registry-edge";
+    let r = send_body(
+        &app,
+        Method::POST,
+        "/oauth2/token",
+        &[("anonymous", "1")],
+        bad.as_bytes(),
+    );
+    assert_eq!(r.status(), 401);
+    assert_eq!(error_code(&r), "UNAUTHORIZED");
+    let r = send_body(
+        &app,
+        Method::POST,
+        "/oauth2/token",
+        &[("anonymous", "1")],
+        b"grant_type=client_credentials",
+    );
+    assert_eq!(r.status(), 400);
+    let r = anonymous(&app, Method::GET, "/oauth2/token?service=other");
+    assert_eq!(r.status(), 400);
+}
+
+#[test]
+fn anonymous_pull_by_pattern() {
+    let f = Fixture::new();
+    let app = f.app();
+    manage(
+        &app,
+        Method::PUT,
+        "/api/v1/anonymous-pull",
+        json!({"repositories": ["team/*"]}),
+    );
+    assert_eq!(
+        anonymous(&app, Method::GET, "/v2/team/app/service/manifests/v1").status(),
+        200
+    );
+    assert_eq!(
+        anonymous(&app, Method::GET, "/v2/library/busybox/manifests/latest").status(),
+        401
+    );
+    assert_eq!(anonymous(&app, Method::GET, "/v2/").status(), 401);
+    let t = fetch_token(
+        &app,
+        None,
+        &[
+            "repository:team/app/service:pull,push",
+            "repository:private:pull",
+            "registry:catalog:*",
+        ],
+    );
+    assert_eq!(
+        claims(t["token"].as_str().unwrap())["access"],
+        json!([{"type": "repository", "name": "team/app/service", "actions": ["pull", "metadata_read"]}])
+    );
+    assert!(t.get("refresh_token").is_none());
+    // A private repository's blob through the public one: not linked there, so unknown.
+    let r = anonymous(
+        &app,
+        Method::GET,
+        &format!("/v2/team/app/service/blobs/{}", f.private_digest),
+    );
+    assert_eq!(r.status(), 404);
+    // Anonymous callers never write.
+    assert_eq!(
+        anonymous(&app, Method::POST, "/v2/team/app/service/blobs/uploads/").status(),
+        401
+    );
+    let r = send_body(
+        &app,
+        Method::PUT,
+        "/api/v1/anonymous-pull",
+        &[],
+        br#"{"repositories": ["Bad Name"]}"#,
+    );
+    assert_eq!(r.status(), 400);
+}
+
+#[test]
+fn locks_refuse_before_the_origin() {
+    let f = with_origin(&[]);
+    let app = f.app();
+    manage(
+        &app,
+        Method::PATCH,
+        "/api/v1/repositories/library/busybox?tag=latest",
+        json!({"writeEnabled": false, "listEnabled": false, "deleteEnabled": false}),
+    );
+    let r = send_body(
+        &app,
+        Method::PUT,
+        "/v2/library/busybox/manifests/latest",
+        &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+        &f.manifest,
+    );
+    assert_eq!(r.status(), 403);
+    assert_eq!(error_code(&r), "DENIED");
+    assert!(
+        json_body(&r)["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tag library/busybox:latest is locked: writeEnabled is false")
+    );
+    let r = send(
+        &app,
+        Method::DELETE,
+        "/v2/library/busybox/manifests/latest",
+        &[],
+    );
+    assert_eq!(r.status(), 403);
+    let tags = json_body(&get(&app, "/v2/library/busybox/tags/list"));
+    assert!(!tags["tags"].as_array().unwrap().contains(&json!("latest")));
+    assert_eq!(
+        get(&app, "/v2/library/busybox/manifests/latest").status(),
+        200
+    );
+    manage(
+        &app,
+        Method::PATCH,
+        &format!(
+            "/api/v1/repositories/library/busybox?manifest={}",
+            f.manifest_digest
+        ),
+        json!({"deleteEnabled": false}),
+    );
+    let r = send(
+        &app,
+        Method::DELETE,
+        &format!("/v2/library/busybox/manifests/{}", f.manifest_digest),
+        &[],
+    );
+    assert_eq!(r.status(), 403);
+    manage(
+        &app,
+        Method::PATCH,
+        "/api/v1/repositories/private",
+        json!({"readEnabled": false, "listEnabled": false, "writeEnabled": false}),
+    );
+    assert_eq!(get(&app, "/v2/private/manifests/secret").status(), 403);
+    assert_eq!(
+        get(&app, &format!("/v2/private/blobs/{}", f.private_digest)).status(),
+        403
+    );
+    assert_eq!(get(&app, "/v2/private/tags/list").status(), 403);
+    assert_eq!(
+        send(&app, Method::POST, "/v2/private/blobs/uploads/", &[]).status(),
+        403
+    );
+    assert!(
+        f.origin.sent.borrow().is_empty(),
+        "nothing reached the origin"
+    );
+    // Unlocked again.
+    manage(
+        &app,
+        Method::DELETE,
+        "/api/v1/repositories/private",
+        json!(null),
+    );
+    assert_eq!(get(&app, "/v2/private/manifests/secret").status(), 200);
+    let all = manage(&app, Method::GET, "/api/v1/repositories", json!(null));
+    assert!(all.get("library/busybox").is_some() && all.get("private").is_none());
+}
+
+#[test]
+fn mounts_need_pull_on_the_source() {
+    let f = with_origin(&[]);
+    f.origin_answers(|_| {
+        answer(
+            202,
+            &[("location", "/v2/team/app/service/blobs/uploads/u1")],
+            b"",
+        )
+    });
+    let app = f.app();
+    let password = token_with(
+        &app,
+        "team-pusher",
+        &[TEAM_PULL, "repositories/team/*/content/write"],
+    );
+    let creds = basic("team-pusher", &password);
+    let uri = |from: &str| {
+        format!(
+            "/v2/team/app/service/blobs/uploads/?mount={}&from={from}",
+            f.layer_digest
+        )
+    };
+    let r = send(
+        &app,
+        Method::POST,
+        &uri("private"),
+        &[("authorization", &creds)],
+    );
+    assert_eq!(r.status(), 202);
+    let r = send(
+        &app,
+        Method::POST,
+        &uri("team/other"),
+        &[("authorization", &creds)],
+    );
+    assert_eq!(r.status(), 202);
+    let sent = f.origin.sent.borrow();
+    let forwarded: Vec<&str> = sent
+        .iter()
+        .map(|(_, u, _, _)| u.as_str())
+        .filter(|u| u.contains("uploads"))
+        .collect();
+    assert!(
+        !forwarded[0].contains("mount") && !forwarded[0].contains("from"),
+        "{}",
+        forwarded[0]
+    );
+    assert!(
+        forwarded[1].contains("mount=") && forwarded[1].contains("from=team%2Fother"),
+        "{}",
+        forwarded[1]
+    );
+}
+
+#[test]
+fn network_rules_refuse_other_addresses() {
+    let f = Fixture::new();
+    let app = f.app();
+    manage(
+        &app,
+        Method::PUT,
+        "/api/v1/network-rules",
+        json!({"defaultAction": "Deny", "ipRules": ["10.0.0.0/8"]}),
+    );
+    let from = |ip: &str| {
+        let mut request = Request::builder()
+            .uri("/v2/library/busybox/manifests/latest")
+            .header("authorization", ADMIN_BASIC)
+            .header("accept", OCI_ACCEPT)
+            .body(Vec::new())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ClientAddress(ip.parse().unwrap()));
+        futures::executor::block_on(app.handle(request))
+    };
+    assert_eq!(from("10.1.2.3").status(), 200);
+    let r = from("192.0.2.1");
+    assert_eq!(r.status(), 403);
+    assert!(
+        json_body(&r)["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("192.0.2.1 is not allowed")
+    );
+    let r = send_body(
+        &app,
+        Method::PUT,
+        "/api/v1/network-rules",
+        &[],
+        br#"{"defaultAction": "Deny", "ipRules": ["10.0.0.0/99"]}"#,
+    );
+    assert_eq!(r.status(), 400);
+}
+
+#[test]
+fn management_needs_the_admin() {
+    let f = Fixture::new();
+    let app = f.app();
+    let r = send(&app, Method::GET, "/api/v1/tokens", &[("anonymous", "1")]);
+    assert_eq!(r.status(), 401);
+    assert!(header(&r, "www-authenticate").starts_with("Basic"));
+    let password = token_with(
+        &app,
+        "team-admin",
+        &["repositories/team/*/metadata/write", TEAM_PULL],
+    );
+    let creds = basic("team-admin", &password);
+    let r = send(
+        &app,
+        Method::GET,
+        "/api/v1/tokens",
+        &[("authorization", &creds)],
+    );
+    assert_eq!(r.status(), 403);
+    let r = send_body(
+        &app,
+        Method::PATCH,
+        "/api/v1/repositories/team/app/service",
+        &[("authorization", &creds)],
+        br#"{"writeEnabled": false}"#,
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(json_body(&r)["writeEnabled"], false);
+    let r = send_body(
+        &app,
+        Method::PATCH,
+        "/api/v1/repositories/private",
+        &[("authorization", &creds)],
+        br#"{"writeEnabled": false}"#,
+    );
+    assert_eq!(r.status(), 403);
+    // Tokens list without secrets; a scope map in use cannot be deleted.
+    let tokens = manage(&app, Method::GET, "/api/v1/tokens", json!(null));
+    assert!(!tokens.to_string().contains("sha256:"));
+    let r = send(
+        &app,
+        Method::DELETE,
+        "/api/v1/scope-maps/team-admin-map",
+        &[],
+    );
+    assert_eq!(r.status(), 409);
+    manage(
+        &app,
+        Method::DELETE,
+        "/api/v1/tokens/team-admin",
+        json!(null),
+    );
+    manage(
+        &app,
+        Method::DELETE,
+        "/api/v1/scope-maps/team-admin-map",
+        json!(null),
+    );
+    let r = send(&app, Method::GET, "/v2/", &[("authorization", &creds)]);
+    assert_eq!(r.status(), 401, "a deleted token signs nobody in");
+    // The admin user off: its generated password stops working, the deployment's one still
+    // reaches the management API only.
+    let generated = manage(
+        &app,
+        Method::POST,
+        "/api/v1/admin/passwords",
+        json!({"name": "password2"}),
+    );
+    let admin2 = basic("admin", generated["password"].as_str().unwrap());
+    assert_eq!(
+        send(&app, Method::GET, "/v2/", &[("authorization", &admin2)]).status(),
+        200
+    );
+    manage(
+        &app,
+        Method::PATCH,
+        "/api/v1/admin",
+        json!({"enabled": false}),
+    );
+    assert_eq!(
+        send(&app, Method::GET, "/v2/", &[("authorization", &admin2)]).status(),
+        401
+    );
+    assert_eq!(get(&app, "/v2/").status(), 401);
+    assert_eq!(send(&app, Method::GET, "/api/v1/admin", &[]).status(), 200);
+    let r = send_body(
+        &app,
+        Method::PUT,
+        "/api/v1/tokens/admin",
+        &[],
+        br#"{"scopeMap": "_repositories_pull"}"#,
+    );
+    assert_eq!(r.status(), 409, "no token may take the admin's name");
+    let r = send_body(
+        &app,
+        Method::PUT,
+        "/api/v1/tokens/newtoken",
+        &[],
+        br#"{"scopeMap": "missing-map"}"#,
+    );
+    assert_eq!(r.status(), 400);
+    let r = send_body(
+        &app,
+        Method::PUT,
+        "/api/v1/tokens/newtoken",
+        &[],
+        br#"{"scopeMap": "x", "bogus": 1}"#,
+    );
+    assert_eq!(r.status(), 400);
+}

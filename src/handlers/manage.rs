@@ -1,0 +1,586 @@
+//! The management API, `/api/v1/...`, JSON in and out, for the admin user (Basic credentials;
+//! the deployment's `ADMIN_PASSWORD` always works, so a disabled admin user can be re-enabled).
+//! A token holding `metadata/write` on a repository may read and change that repository's
+//! attributes. Generated passwords appear in a response once and are never stored in clear.
+//!
+//! ```text
+//! GET    /api/v1/admin                         the admin user (no password hashes)
+//! PATCH  /api/v1/admin                         {"enabled": bool}
+//! POST   /api/v1/admin/passwords               {"name": "password1"|"password2", "expiry"?}
+//! DELETE /api/v1/admin/passwords/<name>
+//! GET    /api/v1/anonymous-pull                PUT {"enabled": bool, "repositories": [pattern]}
+//! GET    /api/v1/network-rules                 PUT {"defaultAction", "ipRules": [cidr]}
+//! GET    /api/v1/scope-maps                    system and stored scope maps
+//! GET    /api/v1/scope-maps/<name>             PUT {"description"?, "actions": [...]}, DELETE
+//! GET    /api/v1/tokens                        tokens (no password hashes)
+//! PUT    /api/v1/tokens/<name>                 {"scopeMap", "enabled"?}: creates (with password1)
+//!                                              or updates
+//! PATCH  /api/v1/tokens/<name>                 {"scopeMap"?, "enabled"?}
+//! DELETE /api/v1/tokens/<name>
+//! POST   /api/v1/tokens/<name>/passwords       {"name", "expiry"?}: (re)generates a password
+//! DELETE /api/v1/tokens/<name>/passwords/<password name>
+//! GET    /api/v1/repositories                  repositories that have attributes
+//! GET    /api/v1/repositories/<name>[?tag=|?manifest=]
+//! PATCH  /api/v1/repositories/<name>[?tag=|?manifest=]  {"readEnabled"?, "listEnabled"?,
+//!                                              "writeEnabled"?, "deleteEnabled"?}
+//! DELETE /api/v1/repositories/<name>[?tag=|?manifest=]  back to the defaults
+//! ```
+
+use http::{Method, Request, Response, StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::access::bad_request;
+use crate::app::{App, json_response};
+use crate::auth::ScopeEntry;
+use crate::auth::network::NetworkRules;
+use crate::auth::records::{
+    self, AnonymousPull, Attributes, PasswordRecord, RegistrySettings, RepositoryAttributes,
+    ScopeMapRecord, TokenRecord,
+};
+use crate::auth::secret::{self, Credentials};
+use crate::auth::{Permission, Principal};
+use crate::error::{Error, ErrorCode, Result};
+use crate::platform::{ClientBody, Clock, KeyValue, Platform};
+use crate::reference::{Digest, Name, Tag};
+
+const BODY_LIMIT: usize = 256 * 1024;
+
+/// Who may use a management endpoint.
+enum Manager {
+    Admin,
+    /// A token: only the attributes of repositories it may `metadata/write`.
+    Token(String),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PasswordView {
+    name: String,
+    created: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiry: Option<u64>,
+}
+
+fn password_views(passwords: &[PasswordRecord]) -> Vec<PasswordView> {
+    passwords
+        .iter()
+        .map(|p| PasswordView {
+            name: p.name.clone(),
+            created: p.created,
+            expiry: p.expiry,
+        })
+        .collect()
+}
+
+fn token_view(token: &TokenRecord) -> Value {
+    json!({
+        "name": token.name,
+        "enabled": token.enabled,
+        "scopeMap": token.scope_map,
+        "created": token.created,
+        "passwords": password_views(&token.passwords),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    name: String,
+    #[serde(default)]
+    expiry: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TokenUpdate {
+    #[serde(default)]
+    scope_map: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeMapUpdate {
+    #[serde(default)]
+    description: String,
+    actions: Vec<ScopeEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminUpdate {
+    enabled: bool,
+}
+
+impl<P: Platform> App<P> {
+    pub async fn manage<B: ClientBody>(&self, request: &Request<B>) -> Result<Response<Vec<u8>>> {
+        let settings = self.settings().await?;
+        let manager = self.manager(request, &settings).await?;
+        let path = request.uri().path().trim_end_matches('/');
+        let rest = path.strip_prefix("/api/v1").unwrap_or_default();
+        let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        let method = request.method().clone();
+        if let ["repositories", name @ ..] = segments.as_slice()
+            && !name.is_empty()
+        {
+            let name: Name = name.join("/").parse()?;
+            if let Manager::Token(token) = &manager {
+                let principal = Principal::Token(token.clone());
+                let permissions = self.permissions(&settings, &principal).await?;
+                if !permissions.on(name.as_str()).has(Permission::MetadataWrite) {
+                    return Err(denied(&format!(
+                        "token {token} may not change the attributes of {name} (it needs \
+                         metadata/write)"
+                    )));
+                }
+            }
+            return self.repository_attributes(request, &method, &name).await;
+        }
+        if let Manager::Token(token) = &manager {
+            return Err(denied(&format!(
+                "token {token} may only manage repository attributes; this needs the admin user"
+            )));
+        }
+        match (method, segments.as_slice()) {
+            (Method::GET, ["admin"]) => Ok(ok(self.admin_view(&settings))),
+            (Method::PATCH, ["admin"]) => {
+                let update: AdminUpdate = read_json(request).await?;
+                let mut settings = settings;
+                settings.admin.enabled = update.enabled;
+                self.kv_put(records::SETTINGS_KEY, &settings).await?;
+                Ok(ok(self.admin_view(&settings)))
+            }
+            (Method::POST, ["admin", "passwords"]) => {
+                let new: NewPassword = read_json(request).await?;
+                let mut settings = settings;
+                let password = records::regenerate_password(
+                    &mut settings.admin.passwords,
+                    &new.name,
+                    self.clock.now(),
+                    new.expiry,
+                )
+                .map_err(bad_request)?;
+                self.kv_put(records::SETTINGS_KEY, &settings).await?;
+                Ok(created(json!({
+                    "user": self.config.auth.admin_user,
+                    "name": new.name,
+                    "password": password,
+                    "expiry": new.expiry,
+                })))
+            }
+            (Method::DELETE, ["admin", "passwords", name]) => {
+                let mut settings = settings;
+                let before = settings.admin.passwords.len();
+                settings.admin.passwords.retain(|p| p.name != *name);
+                if settings.admin.passwords.len() == before {
+                    return Err(not_found(&format!("admin password {name}")));
+                }
+                self.kv_put(records::SETTINGS_KEY, &settings).await?;
+                Ok(ok(self.admin_view(&settings)))
+            }
+            (Method::GET, ["anonymous-pull"]) => Ok(ok(json!(settings.anonymous_pull))),
+            (Method::PUT, ["anonymous-pull"]) => {
+                let anonymous: AnonymousPull = read_json(request).await?;
+                anonymous.validate().map_err(bad_request)?;
+                let mut settings = settings;
+                settings.anonymous_pull = anonymous;
+                self.kv_put(records::SETTINGS_KEY, &settings).await?;
+                Ok(ok(json!(settings.anonymous_pull)))
+            }
+            (Method::GET, ["network-rules"]) => Ok(ok(json!(settings.network_rules))),
+            (Method::PUT, ["network-rules"]) => {
+                let mut rules: NetworkRules = read_json(request).await?;
+                rules.ip_rules = rules
+                    .ranges()
+                    .map_err(bad_request)?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                let mut settings = settings;
+                settings.network_rules = rules;
+                self.kv_put(records::SETTINGS_KEY, &settings).await?;
+                Ok(ok(json!(settings.network_rules)))
+            }
+            (Method::GET, ["scope-maps"]) => {
+                let mut maps = records::system_scope_maps();
+                for key in self.kv.list("scope-maps/").await.map_err(kv)? {
+                    maps.extend(self.kv_get::<ScopeMapRecord>(&key).await?);
+                }
+                Ok(ok(json!(maps)))
+            }
+            (Method::GET, ["scope-maps", name]) => match self.scope_map(name).await? {
+                Some(map) => Ok(ok(json!(map))),
+                None => Err(not_found(&format!("scope map {name}"))),
+            },
+            (Method::PUT, ["scope-maps", name]) => {
+                records::validate_object_name("scope map", name).map_err(bad_request)?;
+                let update: ScopeMapUpdate = read_json(request).await?;
+                if update.actions.is_empty() {
+                    return Err(bad_request("a scope map needs at least one action"));
+                }
+                let key = records::scope_map_key(name);
+                let existed = self.kv_get::<ScopeMapRecord>(&key).await?.is_some();
+                let map = ScopeMapRecord {
+                    name: (*name).to_owned(),
+                    description: update.description,
+                    actions: update.actions,
+                    system: false,
+                };
+                self.kv_put(&key, &map).await?;
+                Ok(if existed {
+                    ok(json!(map))
+                } else {
+                    created(json!(map))
+                })
+            }
+            (Method::DELETE, ["scope-maps", name]) => {
+                if name.starts_with('_') {
+                    return Err(bad_request(format!("{name} is a system scope map")));
+                }
+                let key = records::scope_map_key(name);
+                if self.kv_get::<ScopeMapRecord>(&key).await?.is_none() {
+                    return Err(not_found(&format!("scope map {name}")));
+                }
+                let users: Vec<String> = self
+                    .all_tokens()
+                    .await?
+                    .into_iter()
+                    .filter(|t| t.scope_map == *name)
+                    .map(|t| t.name)
+                    .collect();
+                if !users.is_empty() {
+                    return Err(conflict(format!(
+                        "scope map {name} is used by token(s) {}",
+                        users.join(", ")
+                    )));
+                }
+                self.kv_delete(&key).await?;
+                Ok(no_content())
+            }
+            (Method::GET, ["tokens"]) => Ok(ok(json!(
+                self.all_tokens()
+                    .await?
+                    .iter()
+                    .map(token_view)
+                    .collect::<Vec<_>>()
+            ))),
+            (Method::GET, ["tokens", name]) => {
+                Ok(ok(token_view(&self.existing_token(name).await?)))
+            }
+            (Method::PUT, ["tokens", name]) => {
+                let update: TokenUpdate = read_json(request).await?;
+                self.put_token(name, update).await
+            }
+            (Method::PATCH, ["tokens", name]) => {
+                let update: TokenUpdate = read_json(request).await?;
+                let mut token = self.existing_token(name).await?;
+                if let Some(map) = update.scope_map {
+                    self.existing_scope_map(&map).await?;
+                    token.scope_map = map;
+                }
+                if let Some(enabled) = update.enabled {
+                    token.enabled = enabled;
+                }
+                self.kv_put(&records::token_key(name), &token).await?;
+                Ok(ok(token_view(&token)))
+            }
+            (Method::DELETE, ["tokens", name]) => {
+                self.existing_token(name).await?;
+                self.kv_delete(&records::token_key(name)).await?;
+                Ok(no_content())
+            }
+            (Method::POST, ["tokens", name, "passwords"]) => {
+                let new: NewPassword = read_json(request).await?;
+                let mut token = self.existing_token(name).await?;
+                let password = records::regenerate_password(
+                    &mut token.passwords,
+                    &new.name,
+                    self.clock.now(),
+                    new.expiry,
+                )
+                .map_err(bad_request)?;
+                self.kv_put(&records::token_key(name), &token).await?;
+                Ok(created(json!({
+                    "token": token.name,
+                    "name": new.name,
+                    "password": password,
+                    "expiry": new.expiry,
+                })))
+            }
+            (Method::DELETE, ["tokens", name, "passwords", password]) => {
+                let mut token = self.existing_token(name).await?;
+                let before = token.passwords.len();
+                token.passwords.retain(|p| p.name != *password);
+                if token.passwords.len() == before {
+                    return Err(not_found(&format!("password {password} of token {name}")));
+                }
+                self.kv_put(&records::token_key(name), &token).await?;
+                Ok(ok(token_view(&token)))
+            }
+            (Method::GET, ["repositories"]) => {
+                let mut all = serde_json::Map::new();
+                for key in self.kv.list("repositories/").await.map_err(kv)? {
+                    if let Some(attrs) = self.kv_get::<RepositoryAttributes>(&key).await? {
+                        all.insert(key["repositories/".len()..].to_owned(), json!(attrs));
+                    }
+                }
+                Ok(ok(Value::Object(all)))
+            }
+            (_, []) => Ok(ok(json!({
+                "endpoints": ["admin", "anonymous-pull", "network-rules", "scope-maps", "tokens",
+                              "repositories"],
+            }))),
+            _ => Err(Error::new(ErrorCode::Unsupported)
+                .with_status(StatusCode::NOT_FOUND)
+                .with_message("no such management endpoint")),
+        }
+    }
+
+    /// The admin user (any admin password, or `ADMIN_PASSWORD` even while the admin user is
+    /// disabled), or a token for the repository endpoints.
+    async fn manager<B>(
+        &self,
+        request: &Request<B>,
+        settings: &RegistrySettings,
+    ) -> Result<Manager> {
+        let challenge = || {
+            Error::new(ErrorCode::Unauthorized)
+                .with_challenge("Basic realm=\"registry-edge management\"")
+        };
+        let value = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .ok_or_else(challenge)?;
+        let Ok(Credentials::Basic { username, password }) =
+            secret::parse_authorization(value.as_bytes())
+        else {
+            return Err(challenge().with_message("the management API takes Basic credentials"));
+        };
+        let auth = &self.config.auth;
+        if username == auth.admin_user
+            && let Some(hash) = &auth.admin_password_hash
+            && secret::verify_password(&password, hash)
+        {
+            return Ok(Manager::Admin);
+        }
+        match self.sign_in(settings, &username, &password).await? {
+            Some(SignedInAs {
+                principal: Principal::Admin(_),
+                ..
+            }) => Ok(Manager::Admin),
+            Some(SignedInAs {
+                principal: Principal::Token(name),
+                ..
+            }) => Ok(Manager::Token(name)),
+            _ => Err(challenge().with_message("invalid username or password")),
+        }
+    }
+
+    fn admin_view(&self, settings: &RegistrySettings) -> Value {
+        json!({
+            "user": self.config.auth.admin_user,
+            "enabled": settings.admin.enabled,
+            "deploymentPassword": self.config.auth.admin_password_hash.is_some(),
+            "passwords": password_views(&settings.admin.passwords),
+        })
+    }
+
+    async fn all_tokens(&self) -> Result<Vec<TokenRecord>> {
+        let mut tokens = Vec::new();
+        for key in self.kv.list("tokens/").await.map_err(kv)? {
+            tokens.extend(self.kv_get::<TokenRecord>(&key).await?);
+        }
+        Ok(tokens)
+    }
+
+    async fn existing_token(&self, name: &str) -> Result<TokenRecord> {
+        if records::validate_object_name("token", name).is_err() {
+            return Err(not_found(&format!("token {name}")));
+        }
+        self.token_record(name)
+            .await?
+            .ok_or_else(|| not_found(&format!("token {name}")))
+    }
+
+    async fn existing_scope_map(&self, name: &str) -> Result<ScopeMapRecord> {
+        self.scope_map(name)
+            .await?
+            .ok_or_else(|| bad_request(format!("there is no scope map {name}")))
+    }
+
+    async fn put_token(&self, name: &str, update: TokenUpdate) -> Result<Response<Vec<u8>>> {
+        records::validate_object_name("token", name).map_err(bad_request)?;
+        if name == self.config.auth.admin_user {
+            return Err(conflict(format!("{name} is the admin user's name")));
+        }
+        let key = records::token_key(name);
+        if let Some(mut token) = self.token_record(name).await? {
+            if let Some(map) = update.scope_map {
+                self.existing_scope_map(&map).await?;
+                token.scope_map = map;
+            }
+            if let Some(enabled) = update.enabled {
+                token.enabled = enabled;
+            }
+            self.kv_put(&key, &token).await?;
+            return Ok(ok(token_view(&token)));
+        }
+        let map = update
+            .scope_map
+            .ok_or_else(|| bad_request("a new token needs a scopeMap"))?;
+        self.existing_scope_map(&map).await?;
+        let now = self.clock.now();
+        let mut token = TokenRecord {
+            name: name.to_owned(),
+            enabled: update.enabled.unwrap_or(true),
+            scope_map: map,
+            passwords: Vec::new(),
+            created: now,
+        };
+        let password = records::regenerate_password(&mut token.passwords, "password1", now, None)
+            .map_err(Error::internal)?;
+        self.kv_put(&key, &token).await?;
+        let mut view = token_view(&token);
+        view["credentials"] = json!({
+            "username": token.name,
+            "passwords": [{ "name": "password1", "password": password }],
+        });
+        Ok(created(view))
+    }
+
+    async fn repository_attributes<B: ClientBody>(
+        &self,
+        request: &Request<B>,
+        method: &Method,
+        name: &Name,
+    ) -> Result<Response<Vec<u8>>> {
+        // The repository itself, or one of its tags or manifests.
+        let mut target = None;
+        for (key, value) in
+            url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+        {
+            match &*key {
+                "tag" => target = Some(("tag", value.parse::<Tag>()?.to_string())),
+                "manifest" => target = Some(("manifest", value.parse::<Digest>()?.to_string())),
+                _ => {}
+            }
+        }
+        let key = records::repository_key(name.as_str());
+        let mut attrs: RepositoryAttributes = self.kv_get(&key).await?.unwrap_or_default();
+        let slot = |attrs: &mut RepositoryAttributes| -> Attributes {
+            match &target {
+                None => attrs.repository.clone(),
+                Some(("tag", tag)) => attrs.tags.get(tag).cloned().unwrap_or_default(),
+                Some((_, digest)) => attrs.manifests.get(digest).cloned().unwrap_or_default(),
+            }
+        };
+        let store = |attrs: &mut RepositoryAttributes, value: Attributes| match &target {
+            None => attrs.repository = value,
+            Some(("tag", tag)) => {
+                attrs.tags.insert(tag.clone(), value);
+                attrs.tags.retain(|_, a| !a.is_default());
+            }
+            Some((_, digest)) => {
+                attrs.manifests.insert(digest.clone(), value);
+                attrs.manifests.retain(|_, a| !a.is_default());
+            }
+        };
+        match *method {
+            Method::GET => {}
+            Method::PATCH => {
+                let update: Attributes = read_json(request).await?;
+                let mut current = slot(&mut attrs);
+                current.merge(&update);
+                store(&mut attrs, current);
+                self.save_attributes(&key, &attrs).await?;
+            }
+            Method::DELETE => {
+                store(&mut attrs, Attributes::default());
+                self.save_attributes(&key, &attrs).await?;
+            }
+            _ => {
+                return Err(Error::new(ErrorCode::Unsupported)
+                    .with_message("repository attributes take GET, PATCH or DELETE"));
+            }
+        }
+        let mut view = json!({ "name": name.as_str() });
+        let effective = slot(&mut attrs);
+        for (field, value) in [
+            ("readEnabled", effective.read_enabled),
+            ("listEnabled", effective.list_enabled),
+            ("writeEnabled", effective.write_enabled),
+            ("deleteEnabled", effective.delete_enabled),
+        ] {
+            view[field] = json!(value.unwrap_or(true));
+        }
+        if let Some((kind, reference)) = &target {
+            view[*kind] = json!(reference);
+        } else {
+            view["tags"] = json!(attrs.tags);
+            view["manifests"] = json!(attrs.manifests);
+        }
+        Ok(ok(view))
+    }
+
+    async fn save_attributes(&self, key: &str, attrs: &RepositoryAttributes) -> Result<()> {
+        if attrs.is_default() {
+            self.kv_delete(key).await
+        } else {
+            self.kv_put(key, attrs).await
+        }
+    }
+}
+
+use super::access::SignedIn as SignedInAs;
+
+async fn read_json<T: DeserializeOwned, B: ClientBody>(request: &Request<B>) -> Result<T> {
+    let body = request
+        .body()
+        .read(BODY_LIMIT)
+        .await
+        .map_err(|e| bad_request(format!("request body: {e}")))?
+        .ok_or_else(|| bad_request("request body is too large"))?;
+    serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn ok(value: Value) -> Response<Vec<u8>> {
+    json_response(StatusCode::OK, serde_json::to_vec(&value).unwrap())
+}
+
+fn created(value: Value) -> Response<Vec<u8>> {
+    let mut response = json_response(StatusCode::CREATED, serde_json::to_vec(&value).unwrap());
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn no_content() -> Response<Vec<u8>> {
+    let mut response = Response::new(Vec::new());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+fn not_found(what: &str) -> Error {
+    Error::new(ErrorCode::Unsupported)
+        .with_status(StatusCode::NOT_FOUND)
+        .with_message(format!("{what} does not exist"))
+}
+
+fn conflict(message: String) -> Error {
+    Error::new(ErrorCode::Denied)
+        .with_status(StatusCode::CONFLICT)
+        .with_message(message)
+}
+
+fn denied(message: &str) -> Error {
+    Error::new(ErrorCode::Denied).with_message(message.to_owned())
+}
+
+fn kv(e: String) -> Error {
+    Error::internal(format!("registry records (KV): {e}"))
+}
