@@ -122,9 +122,10 @@ async fn unknown_and_invalid_references_fail_at_the_edge() {
             .await;
         assert!(result.is_err(), "{image} should not resolve");
     }
-    // The registry is private: without credentials nothing resolves.
+    // The registry is private: without credentials nothing resolves (a fresh client: the one above
+    // keeps the tokens it was given).
     let private: Reference = format!("{edge}/library/busybox:1").parse().unwrap();
-    let result = client
+    let result = self::client()
         .pull_manifest_raw(&private, &RegistryAuth::Anonymous, MANIFEST_TYPES)
         .await;
     assert!(result.is_err(), "an anonymous pull of a private registry");

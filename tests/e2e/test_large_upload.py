@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import Registry, env
+from conftest import Registry, edge_registry, env
 
 MIB = 1 << 20
 SIZE_MIB = int(os.environ.get("LARGE_BLOB_MIB", "256"))

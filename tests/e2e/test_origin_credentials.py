@@ -6,7 +6,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import Registry, env, error_codes
+from conftest import Registry, edge_registry, env, error_codes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from registry_push import push_blob, push_manifest  # noqa: E402
@@ -18,11 +18,11 @@ def test_pushes_reach_a_private_origin_with_the_edges_credentials():
     origin = Registry("origin-auth", env("ORIGIN_AUTH"), tls=False)
     edge = edge_registry("edge-auth", "EDGE_AUTH", tls=False)
     assert origin.request("GET", "/v2/").status_code == 401
-    config = push_blob(edge.url, "private/app", b"{}")
+    config = push_blob(edge.url, "private/app", b"{}", auth=edge.auth)
     body = json.dumps({"schemaVersion": 2, "mediaType": OCI, "layers": [],
                        "config": {"mediaType": "application/vnd.oci.empty.v1+json",
                                   "digest": config, "size": 2}}).encode()
-    digest = push_manifest(edge.url, "private/app", "v1", body, OCI)
+    digest = push_manifest(edge.url, "private/app", "v1", body, OCI, auth=edge.auth)
     r = edge.request("GET", "/v2/private/app/manifests/v1", {"Accept": OCI})
     assert r.status_code == 200
     assert r.headers["Docker-Content-Digest"] == digest

@@ -9,7 +9,7 @@ import oras.client
 import pytest
 import requests
 
-from conftest import Registry, error_codes
+from conftest import Registry, edge_registry, error_codes
 
 OCI_ACCEPT = ("application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
               "application/vnd.docker.distribution.manifest.v2+json, "

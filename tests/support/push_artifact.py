@@ -33,9 +33,13 @@ def main() -> None:
         sys.exit(__doc__)
     registry = sys.argv[1]
     target = sys.argv[2] if len(sys.argv) > 2 else "artifacts/sbom:v1"
-    client = oras.client.OrasClient(hostname=registry, insecure=True)
     if os.environ.get("REGISTRY_USER"):
+        # Basic credentials on each request: oras-py's token backend (0.2.x) keeps the first token
+        # it is given whatever its scope, so a pull-scoped token would be reused for the pushes.
+        client = oras.client.OrasClient(hostname=registry, insecure=True, auth_backend="basic")
         client.auth.set_basic_auth(os.environ["REGISTRY_USER"], os.environ["REGISTRY_PASSWORD"])
+    else:
+        client = oras.client.OrasClient(hostname=registry, insecure=True)
     container = client.get_container(f"{registry}/{target}")
 
     with tempfile.TemporaryDirectory() as tmp:
