@@ -7,6 +7,8 @@ pushes the fixtures to the origin, and runs pytest with these set:
   EDGE_S3_TLS     host:port of the edge reading S3, HTTPS (self-signed)
   EDGE_R2_TLS     host:port of the edge reading the R2 binding, HTTPS (self-signed)
   EDGE_WRANGLER   host:port of the edge under `wrangler dev` (wrangler.toml + overrides), HTTP
+  EDGE_AUTHZ      host:port of the edge the auth tests configure (HTTPS)
+  REGISTRY_EDGE_CLI   the management command line (target/debug/registry-edge)
   S3_ENDPOINT     the S3 server, where presigned blob URLs must point
   ADMIN_USER, ADMIN_PASSWORD   the edges' admin user (every edge request signs in as the admin
                   unless a test says otherwise)

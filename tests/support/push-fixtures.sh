@@ -10,6 +10,7 @@
 #   library/busybox@<digest>   a signature referring to library/busybox:1 (subject), untagged
 #
 # Usage: tests/support/push-fixtures.sh REGISTRY     e.g. 127.0.0.1:5000
+# Credentials, if the registry wants any: REGISTRY_USER and REGISTRY_PASSWORD.
 # Images come from tests/support/make-images.sh into $FIXTURES_DIR
 # (default $STACK_DIR/images); built when missing.
 set -euo pipefail
@@ -24,9 +25,12 @@ if [ ! -f "$images/busybox/index.json" ] || [ ! -f "$images/multi/index.json" ];
   "$here/make-images.sh" "$images"
 fi
 
+creds=()
+[ -z "${REGISTRY_USER:-}" ] || creds=(--dest-creds "$REGISTRY_USER:${REGISTRY_PASSWORD:-}")
+
 copy() {
   echo "push-fixtures: ${*: -1}"
-  skopeo --insecure-policy copy --quiet --dest-tls-verify=false "$@"
+  skopeo --insecure-policy copy --quiet --dest-tls-verify=false "${creds[@]}" "$@"
 }
 
 dest="docker://$registry"

@@ -1,0 +1,526 @@
+//! `registry-edge`: the management command line. It speaks the edge's management API
+//! (`/api/v1/...`) as the admin user, against the local stack or a deployed edge, and generates
+//! token signing keys. Generated passwords are printed once; nothing is stored locally.
+//!
+//! ```text
+//! registry-edge --url https://registry.example.com token create ci-pull --scope-map _repositories_pull
+//! ```
+//!
+//! Credentials come from `--user` / `REGISTRY_EDGE_USER` (default `admin`) and
+//! `REGISTRY_EDGE_PASSWORD` (or `--password-stdin`).
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {
+    std::process::exit(cli::main());
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use std::io::Read;
+
+    use base64::Engine;
+    use clap::{Args, Parser, Subcommand, ValueEnum};
+    use serde_json::{Value, json};
+
+    #[derive(Parser)]
+    #[command(
+        name = "registry-edge",
+        version,
+        about = "Manage a registry-edge deployment"
+    )]
+    struct Cli {
+        /// The edge's public URL.
+        #[arg(
+            long,
+            env = "REGISTRY_EDGE_URL",
+            default_value = "http://127.0.0.1:8787"
+        )]
+        url: String,
+        /// The admin user (or a token with metadata/write, for `repository`).
+        #[arg(long, env = "REGISTRY_EDGE_USER", default_value = "admin")]
+        user: String,
+        /// Read the password from standard input (else REGISTRY_EDGE_PASSWORD).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Accept any TLS certificate (a local edge with a self-signed one).
+        #[arg(long)]
+        insecure: bool,
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Print a new ES256 token signing key (PEM), for the TOKEN_SIGNING_KEY secret.
+        Keygen,
+        /// The admin user: show, enable, disable, passwords.
+        Admin {
+            #[command(subcommand)]
+            action: AdminAction,
+        },
+        /// Tokens: named credentials bound to a scope map.
+        Token {
+            #[command(subcommand)]
+            action: TokenAction,
+        },
+        /// Scope maps: repositories/<repository or prefix/*>/<action> entries.
+        ScopeMap {
+            #[command(subcommand)]
+            action: ScopeMapAction,
+        },
+        /// Anonymous (credential-free) pull.
+        AnonymousPull {
+            #[command(subcommand)]
+            action: AnonymousAction,
+        },
+        /// Network rules: the default action and the allowed address ranges.
+        Network {
+            #[command(subcommand)]
+            action: NetworkAction,
+        },
+        /// Repository, tag and manifest attributes (locks).
+        Repository {
+            #[command(subcommand)]
+            action: RepositoryAction,
+        },
+    }
+
+    #[derive(Subcommand)]
+    enum AdminAction {
+        Show,
+        Enable,
+        Disable,
+        /// Generate (or regenerate) password1 or password2; prints it once.
+        Password {
+            #[arg(value_parser = ["password1", "password2"])]
+            name: String,
+            #[command(flatten)]
+            expiry: Expiry,
+        },
+        /// Delete password1 or password2.
+        DeletePassword {
+            name: String,
+        },
+    }
+
+    #[derive(Subcommand)]
+    enum TokenAction {
+        List,
+        Show {
+            name: String,
+        },
+        /// Create a token; prints its password1 once.
+        Create {
+            name: String,
+            #[arg(long)]
+            scope_map: String,
+            #[arg(long)]
+            disabled: bool,
+        },
+        /// Bind a token to another scope map.
+        Update {
+            name: String,
+            #[arg(long)]
+            scope_map: String,
+        },
+        Enable {
+            name: String,
+        },
+        Disable {
+            name: String,
+        },
+        Delete {
+            name: String,
+        },
+        /// Generate (or regenerate) password1 or password2; prints it once.
+        Password {
+            name: String,
+            #[arg(value_parser = ["password1", "password2"])]
+            password: String,
+            #[command(flatten)]
+            expiry: Expiry,
+        },
+        DeletePassword {
+            name: String,
+            password: String,
+        },
+    }
+
+    #[derive(Args)]
+    struct Expiry {
+        /// When the password stops working (RFC 3339, e.g. 2027-01-01T00:00:00Z).
+        #[arg(long)]
+        expiry: Option<String>,
+    }
+
+    #[derive(Subcommand)]
+    enum ScopeMapAction {
+        List,
+        Show {
+            name: String,
+        },
+        /// Create or replace a scope map.
+        Create {
+            name: String,
+            /// repositories/<repository or prefix/*>/<content|metadata>/<read|write|delete>
+            #[arg(long = "action", required = true)]
+            actions: Vec<String>,
+            #[arg(long, default_value = "")]
+            description: String,
+        },
+        Delete {
+            name: String,
+        },
+    }
+
+    #[derive(Subcommand)]
+    enum AnonymousAction {
+        Show,
+        /// Anonymous pull of every repository.
+        Enable,
+        /// No anonymous pull at all.
+        Disable,
+        /// Anonymous pull of these repositories only (name or prefix/*).
+        Set {
+            #[arg(long = "repository", required = true)]
+            repositories: Vec<String>,
+        },
+    }
+
+    #[derive(Clone, Copy, ValueEnum)]
+    enum DefaultAction {
+        Allow,
+        Deny,
+    }
+
+    #[derive(Subcommand)]
+    enum NetworkAction {
+        Show,
+        /// Replace the rules.
+        Set {
+            #[arg(long = "default", value_enum)]
+            default_action: DefaultAction,
+            /// An allowed address or CIDR range (repeatable).
+            #[arg(long = "allow")]
+            allow: Vec<String>,
+        },
+        /// Allow one more address or range.
+        Add {
+            range: String,
+        },
+        /// Remove an address or range.
+        Remove {
+            range: String,
+        },
+    }
+
+    #[derive(Args)]
+    struct Target {
+        name: String,
+        /// A tag of the repository, instead of the repository itself.
+        #[arg(long, conflicts_with = "manifest")]
+        tag: Option<String>,
+        /// A manifest (digest) of the repository, instead of the repository itself.
+        #[arg(long)]
+        manifest: Option<String>,
+    }
+
+    #[derive(Subcommand)]
+    enum RepositoryAction {
+        /// Repositories that have attributes.
+        List,
+        Show {
+            #[command(flatten)]
+            target: Target,
+        },
+        Update {
+            #[command(flatten)]
+            target: Target,
+            #[arg(long)]
+            read_enabled: Option<bool>,
+            #[arg(long)]
+            list_enabled: Option<bool>,
+            #[arg(long)]
+            write_enabled: Option<bool>,
+            #[arg(long)]
+            delete_enabled: Option<bool>,
+        },
+        /// Back to the defaults (everything enabled).
+        Reset {
+            #[command(flatten)]
+            target: Target,
+        },
+    }
+
+    struct Client {
+        agent: ureq::Agent,
+        base: String,
+        authorization: String,
+    }
+
+    impl Client {
+        fn send(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+            let url = format!("{}/api/v1{path}", self.base);
+            let request = http::Request::builder()
+                .method(method)
+                .uri(&url)
+                .header("authorization", &self.authorization)
+                .header("content-type", "application/json");
+            let request = request
+                .body(body.map(|b| b.to_string()).unwrap_or_default())
+                .map_err(|e| format!("{url}: {e}"))?;
+            let mut response = self.agent.run(request).map_err(|e| format!("{url}: {e}"))?;
+            let status = response.status();
+            let text = response
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| format!("{url}: {e}"))?;
+            let value: Value = if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            };
+            if status.is_success() {
+                Ok(value)
+            } else {
+                let message = value["errors"][0]["message"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| value.to_string());
+                Err(format!("{method} {url}: {} {message}", status.as_u16()))
+            }
+        }
+    }
+
+    fn expiry(e: &Expiry) -> Result<Option<u64>, String> {
+        e.expiry
+            .as_deref()
+            .map(|s| {
+                s.parse::<jiff::Timestamp>()
+                    .map(|t| t.as_second().max(0) as u64)
+                    .map_err(|err| format!("--expiry {s:?}: {err}"))
+            })
+            .transpose()
+    }
+
+    fn target_query(t: &Target) -> String {
+        let mut path = format!("/repositories/{}", t.name);
+        if let Some(tag) = &t.tag {
+            path.push_str(&format!("?tag={tag}"));
+        } else if let Some(digest) = &t.manifest {
+            path.push_str(&format!("?manifest={digest}"));
+        }
+        path
+    }
+
+    pub fn main() -> i32 {
+        let cli = Cli::parse();
+        match run(cli) {
+            Ok(Value::Null) => 0,
+            Ok(value) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
+                0
+            }
+            Err(message) => {
+                eprintln!("registry-edge: {message}");
+                1
+            }
+        }
+    }
+
+    fn run(cli: Cli) -> Result<Value, String> {
+        if let Command::Keygen = cli.command {
+            print!("{}", registry_edge::auth::jwt::TokenKeys::generate_pem()?);
+            return Ok(Value::Null);
+        }
+        let password = if cli.password_stdin {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| format!("reading the password: {e}"))?;
+            s.trim_end_matches(['\r', '\n']).to_owned()
+        } else {
+            std::env::var("REGISTRY_EDGE_PASSWORD").map_err(|_| {
+                "no password: set REGISTRY_EDGE_PASSWORD or use --password-stdin".to_owned()
+            })?
+        };
+        let tls = ureq::tls::TlsConfig::builder()
+            .disable_verification(cli.insecure)
+            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .timeout_global(Some(std::time::Duration::from_secs(60)))
+            .build()
+            .into();
+        let client = Client {
+            agent,
+            base: cli.url.trim_end_matches('/').to_owned(),
+            authorization: format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{password}", cli.user))
+            ),
+        };
+        let c = &client;
+        match cli.command {
+            Command::Keygen => unreachable!("handled above"),
+            Command::Admin { action } => match action {
+                AdminAction::Show => c.send("GET", "/admin", None),
+                AdminAction::Enable => c.send("PATCH", "/admin", Some(json!({"enabled": true}))),
+                AdminAction::Disable => c.send("PATCH", "/admin", Some(json!({"enabled": false}))),
+                AdminAction::Password { name, expiry: e } => c.send(
+                    "POST",
+                    "/admin/passwords",
+                    Some(json!({"name": name, "expiry": expiry(&e)?})),
+                ),
+                AdminAction::DeletePassword { name } => {
+                    c.send("DELETE", &format!("/admin/passwords/{name}"), None)
+                }
+            },
+            Command::Token { action } => match action {
+                TokenAction::List => c.send("GET", "/tokens", None),
+                TokenAction::Show { name } => c.send("GET", &format!("/tokens/{name}"), None),
+                TokenAction::Create {
+                    name,
+                    scope_map,
+                    disabled,
+                } => {
+                    if c.send("GET", &format!("/tokens/{name}"), None).is_ok() {
+                        return Err(format!(
+                            "token {name} exists: use `token update` or `token password`"
+                        ));
+                    }
+                    c.send(
+                        "PUT",
+                        &format!("/tokens/{name}"),
+                        Some(json!({"scopeMap": scope_map, "enabled": !disabled})),
+                    )
+                }
+                TokenAction::Update { name, scope_map } => c.send(
+                    "PATCH",
+                    &format!("/tokens/{name}"),
+                    Some(json!({"scopeMap": scope_map})),
+                ),
+                TokenAction::Enable { name } => c.send(
+                    "PATCH",
+                    &format!("/tokens/{name}"),
+                    Some(json!({"enabled": true})),
+                ),
+                TokenAction::Disable { name } => c.send(
+                    "PATCH",
+                    &format!("/tokens/{name}"),
+                    Some(json!({"enabled": false})),
+                ),
+                TokenAction::Delete { name } => c.send("DELETE", &format!("/tokens/{name}"), None),
+                TokenAction::Password {
+                    name,
+                    password,
+                    expiry: e,
+                } => c.send(
+                    "POST",
+                    &format!("/tokens/{name}/passwords"),
+                    Some(json!({"name": password, "expiry": expiry(&e)?})),
+                ),
+                TokenAction::DeletePassword { name, password } => c.send(
+                    "DELETE",
+                    &format!("/tokens/{name}/passwords/{password}"),
+                    None,
+                ),
+            },
+            Command::ScopeMap { action } => match action {
+                ScopeMapAction::List => c.send("GET", "/scope-maps", None),
+                ScopeMapAction::Show { name } => {
+                    c.send("GET", &format!("/scope-maps/{name}"), None)
+                }
+                ScopeMapAction::Create {
+                    name,
+                    actions,
+                    description,
+                } => c.send(
+                    "PUT",
+                    &format!("/scope-maps/{name}"),
+                    Some(json!({"actions": actions, "description": description})),
+                ),
+                ScopeMapAction::Delete { name } => {
+                    c.send("DELETE", &format!("/scope-maps/{name}"), None)
+                }
+            },
+            Command::AnonymousPull { action } => {
+                let body = match action {
+                    AnonymousAction::Show => return c.send("GET", "/anonymous-pull", None),
+                    AnonymousAction::Enable => json!({"enabled": true, "repositories": []}),
+                    AnonymousAction::Disable => json!({"enabled": false, "repositories": []}),
+                    AnonymousAction::Set { repositories } => {
+                        json!({"enabled": false, "repositories": repositories})
+                    }
+                };
+                c.send("PUT", "/anonymous-pull", Some(body))
+            }
+            Command::Network { action } => {
+                let mut rules = c.send("GET", "/network-rules", None)?;
+                match action {
+                    NetworkAction::Show => return Ok(rules),
+                    NetworkAction::Set {
+                        default_action,
+                        allow,
+                    } => {
+                        rules = json!({
+                            "defaultAction": match default_action {
+                                DefaultAction::Allow => "Allow",
+                                DefaultAction::Deny => "Deny",
+                            },
+                            "ipRules": allow,
+                        });
+                    }
+                    NetworkAction::Add { range } => {
+                        let list = rules["ipRules"].as_array_mut().ok_or("bad rules")?;
+                        list.push(json!(range));
+                    }
+                    NetworkAction::Remove { range } => {
+                        let list = rules["ipRules"].as_array_mut().ok_or("bad rules")?;
+                        let before = list.len();
+                        list.retain(|r| r.as_str() != Some(range.as_str()));
+                        if list.len() == before {
+                            return Err(format!("{range} is not in the rules"));
+                        }
+                    }
+                }
+                c.send("PUT", "/network-rules", Some(rules))
+            }
+            Command::Repository { action } => match action {
+                RepositoryAction::List => c.send("GET", "/repositories", None),
+                RepositoryAction::Show { target } => c.send("GET", &target_query(&target), None),
+                RepositoryAction::Update {
+                    target,
+                    read_enabled,
+                    list_enabled,
+                    write_enabled,
+                    delete_enabled,
+                } => {
+                    let mut body = json!({});
+                    for (field, value) in [
+                        ("readEnabled", read_enabled),
+                        ("listEnabled", list_enabled),
+                        ("writeEnabled", write_enabled),
+                        ("deleteEnabled", delete_enabled),
+                    ] {
+                        if let Some(v) = value {
+                            body[field] = json!(v);
+                        }
+                    }
+                    c.send("PATCH", &target_query(&target), Some(body))
+                }
+                RepositoryAction::Reset { target } => {
+                    c.send("DELETE", &target_query(&target), None)
+                }
+            },
+        }
+    }
+}
