@@ -18,6 +18,17 @@ pub trait EdgeCache {
     async fn get(&self, key: &str) -> Option<Vec<u8>>;
     async fn put(&self, key: &str, value: &[u8], ttl_seconds: u64);
     async fn delete(&self, key: &str);
+
+    /// Like `get`, from the nearest tier only (the isolate's memory on Workers): for entries
+    /// cheaper to recompute than to fetch from a shared tier.
+    async fn get_local(&self, key: &str) -> Option<Vec<u8>> {
+        self.get(key).await
+    }
+
+    /// Like `put`, into the nearest tier only.
+    async fn put_local(&self, key: &str, value: &[u8], ttl_seconds: u64) {
+        self.put(key, value, ttl_seconds).await
+    }
 }
 
 /// The cache's keys, in one place.
@@ -47,6 +58,10 @@ pub mod key {
     }
     pub fn catalog() -> String {
         "catalog".to_owned()
+    }
+    /// A bearer token that passed verification, by its SHA-256.
+    pub fn verified_token(token_sha256: &str) -> String {
+        format!("verified/{token_sha256}")
     }
 }
 

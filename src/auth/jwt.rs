@@ -58,7 +58,7 @@ struct RefreshClaims {
 }
 
 /// A verified access token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifiedAccess {
     pub principal: Principal,
     pub access: Vec<AccessEntry>,

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::app::App;
+use crate::auth::jwt::{LEEWAY_SECONDS, VerifiedAccess};
 use crate::auth::records::{
     self, Lock, RegistrySettings, RepositoryAttributes, ScopeMapRecord, TokenRecord,
 };
@@ -21,6 +22,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::platform::{ClientAddress, Clock, KeyValue, Platform};
 use crate::reference::{Name, Reference};
 use crate::route::Route;
+use sha2::{Digest as _, Sha256};
 
 /// Marks a cached "no such record" (KV values are never empty).
 const ABSENT: &[u8] = b"";
@@ -243,14 +245,10 @@ impl<P: Platform> App<P> {
         })?;
         match credentials {
             Credentials::Bearer(token) => {
-                let auth = &self.config.auth;
-                let verified = auth
-                    .keys
-                    .verify_access(&token, &auth.service, self.clock.now())
-                    .map_err(|why| {
-                        self.challenge(base, need, Some(("invalid_token", &why)))
-                            .with_message(format!("authentication failed: {why}"))
-                    })?;
+                let verified = self.verify_bearer(&token).await.map_err(|why| {
+                    self.challenge(base, need, Some(("invalid_token", &why)))
+                        .with_message(format!("authentication failed: {why}"))
+                })?;
                 Ok(Caller {
                     principal: verified.principal,
                     authority: Authority::Claims(verified.access),
@@ -271,6 +269,30 @@ impl<P: Platform> App<P> {
                 })
             }
         }
+    }
+
+    /// Verifies a bearer token. An ES256 check costs milliseconds of CPU in WASM, and clients send
+    /// one token for many requests, so a token that passed is remembered (by its SHA-256, in the
+    /// isolate's memory only) until it expires; its expiry is checked again on every use.
+    async fn verify_bearer(&self, token: &str) -> Result<VerifiedAccess, String> {
+        let auth = &self.config.auth;
+        let now = self.clock.now();
+        let key = crate::cache::key::verified_token(&hex::encode(Sha256::digest(token.as_bytes())));
+        if let Some(bytes) = self.cache.get_local(&key).await
+            && let Ok(verified) = serde_json::from_slice::<VerifiedAccess>(&bytes)
+        {
+            return if now <= verified.expires_at + LEEWAY_SECONDS {
+                Ok(verified)
+            } else {
+                Err("token has expired".into())
+            };
+        }
+        let verified = auth.keys.verify_access(token, &auth.service, now)?;
+        let ttl = (verified.expires_at + LEEWAY_SECONDS).saturating_sub(now);
+        if let Ok(bytes) = serde_json::to_vec(&verified) {
+            self.cache.put_local(&key, &bytes, ttl.min(3600)).await;
+        }
+        Ok(verified)
     }
 
     /// A 401 whose challenge sends the client to the token service for what `need` names.

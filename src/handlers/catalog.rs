@@ -1,5 +1,5 @@
 //! `GET /v2/_catalog?n=&last=`: every repository, found by walking `repositories/` (a directory
-//! with a `_manifests` child is a repository; its name may span several directories), in
+//! with a `_layers` (or `_manifests`) child is a repository; its name may span several directories), in
 //! distribution's order (component by component), paginated with a `Link` header. The walk lists
 //! one directory per request, a level at a time in parallel, and its result is cached for
 //! `TAG_CACHE_SECONDS`.
@@ -75,7 +75,9 @@ impl<P: Platform> App<P> {
             .await?;
             let mut next = Vec::new();
             for (path, dirs) in listings {
-                if !path.is_empty() && dirs.iter().any(|d| d == "_manifests") {
+                // distribution counts a directory with `_layers` (a repository that holds only
+                // blobs, after a mount or an upload, is one too).
+                if !path.is_empty() && dirs.iter().any(|d| d == "_layers" || d == "_manifests") {
                     found.push(path.clone());
                 }
                 for dir in dirs.into_iter().filter(|d| !d.starts_with('_')) {

@@ -69,6 +69,14 @@ impl EdgeCache for TieredCache {
         }
     }
 
+    async fn get_local(&self, key: &str) -> Option<Vec<u8>> {
+        with_memory(|m| m.get_now(key))
+    }
+
+    async fn put_local(&self, key: &str, value: &[u8], ttl_seconds: u64) {
+        with_memory(|m| m.put_now(key, value, ttl_seconds));
+    }
+
     async fn delete(&self, key: &str) {
         with_memory(|m| m.delete_now(key));
         let _ = Cache::default().delete(cache_url(key), false).await;
