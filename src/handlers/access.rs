@@ -338,8 +338,10 @@ impl<P: Platform> App<P> {
         // `/v2/` answers 200 only to a signed-in caller: clients learn the realm (and `docker
         // login` checks credentials) from its 401.
         let signed_in = caller.principal != Principal::Anonymous;
+        // The catalog, like `/v2/`, is for signed-in callers only (anonymous pull never lists).
         let allowed = match need {
             Need::Nothing => signed_in,
+            Need::Catalog => signed_in && caller.authority.allows(&need),
             _ => caller.authority.allows(&need),
         };
         if !allowed {

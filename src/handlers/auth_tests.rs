@@ -456,6 +456,11 @@ fn anonymous_pull_by_pattern() {
         401
     );
     assert_eq!(anonymous(&app, Method::GET, "/v2/").status(), 401);
+    assert_eq!(
+        anonymous(&app, Method::GET, "/v2/_catalog").status(),
+        401,
+        "anonymous callers never list"
+    );
     let t = fetch_token(
         &app,
         None,
