@@ -205,7 +205,10 @@ impl Config {
         let pem = get("TOKEN_SIGNING_KEY")
             .filter(|v| !v.trim().is_empty())
             .ok_or("TOKEN_SIGNING_KEY is required: an ES256 (P-256) private key in PEM")?;
-        let keys = TokenKeys::from_pem(&pem, &issuer)?;
+        let mut keys = TokenKeys::from_pem(&pem, &issuer)?;
+        if let Some(previous) = get("TOKEN_PREVIOUS_KEYS").filter(|v| !v.trim().is_empty()) {
+            keys = keys.with_previous(&previous)?;
+        }
         let token_seconds = number("TOKEN_SECONDS", 300)?;
         if !(60..=86_400).contains(&token_seconds) {
             return Err("TOKEN_SECONDS must be between 60 and 86400".into());

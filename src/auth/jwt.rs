@@ -22,10 +22,12 @@ pub const LEEWAY_SECONDS: u64 = 30;
 const ACCESS_USE: &str = "access";
 const REFRESH_USE: &str = "refresh";
 
-/// The signing key and everything verification needs.
+/// The signing key and everything verification needs: its public key, and the public keys of
+/// earlier signing keys still accepted while their tokens live (key rotation).
 pub struct TokenKeys {
     pair: ES256KeyPair,
     public: ES256PublicKey,
+    previous: Vec<ES256PublicKey>,
     pub key_id: String,
     pub issuer: String,
 }
@@ -86,9 +88,50 @@ impl TokenKeys {
         Ok(TokenKeys {
             pair,
             public,
+            previous: Vec::new(),
             key_id,
             issuer: issuer.to_owned(),
         })
+    }
+
+    /// Also accepts tokens signed by these earlier keys: PEM blocks, public or private (only the
+    /// public part is kept), one after another.
+    pub fn with_previous(mut self, pems: &str) -> Result<TokenKeys, String> {
+        let pems = pems.replace("\\n", "\n");
+        let mut rest = pems.as_str();
+        while let Some(start) = rest.find("-----BEGIN ") {
+            let block = &rest[start..];
+            let end = block
+                .find("-----END ")
+                .and_then(|e| block[e..].find("\n").map(|n| e + n).or(Some(block.len())))
+                .ok_or("TOKEN_PREVIOUS_KEYS: a PEM block has no END line")?;
+            let pem = block[..end].trim();
+            let public = ES256PublicKey::from_pem(pem)
+                .or_else(|_| ES256KeyPair::from_pem(pem).map(|pair| pair.public_key()))
+                .map_err(|_| "TOKEN_PREVIOUS_KEYS holds a PEM block that is not a P-256 key")?;
+            let key_id = public.jwk_thumbprint();
+            if key_id != self.key_id
+                && !self
+                    .previous
+                    .iter()
+                    .any(|k| k.key_id().as_deref() == Some(&key_id))
+            {
+                self.previous.push(public.with_key_id(&key_id));
+            }
+            rest = &block[end..];
+        }
+        Ok(self)
+    }
+
+    /// The public key whose id the token's header names.
+    fn key_for(&self, token: &str) -> Result<&ES256PublicKey, String> {
+        let metadata = jwt_simple::token::Token::decode_metadata(token)
+            .map_err(|_| "token is invalid".to_owned())?;
+        let kid = metadata.key_id().ok_or("token names no key")?;
+        std::iter::once(&self.public)
+            .chain(&self.previous)
+            .find(|k| k.key_id().as_deref() == Some(kid))
+            .ok_or_else(|| "token is signed by an unknown key".to_owned())
     }
 
     /// A new random key, as PEM (for `registry-edge keygen` and tests).
@@ -98,11 +141,13 @@ impl TokenKeys {
             .map_err(|e| format!("key generation: {e}"))
     }
 
-    /// The public key as a JSON Web Key Set.
+    /// The public keys (current first) as a JSON Web Key Set.
     pub fn jwks(&self) -> serde_json::Value {
-        let jwk: serde_json::Value =
-            serde_json::from_str(&self.public.to_jwk()).unwrap_or(serde_json::Value::Null);
-        serde_json::json!({ "keys": [jwk] })
+        let keys: Vec<serde_json::Value> = std::iter::once(&self.public)
+            .chain(&self.previous)
+            .filter_map(|k| serde_json::from_str(&k.to_jwk()).ok())
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 
     fn claims<T>(
@@ -162,13 +207,13 @@ impl TokenKeys {
         self.pair.sign(claims).map_err(|e| format!("signing: {e}"))
     }
 
-    fn options(&self, audience: &str, now: u64) -> VerificationOptions {
+    fn options(&self, key: &ES256PublicKey, audience: &str, now: u64) -> VerificationOptions {
         VerificationOptions {
             allowed_issuers: Some(HashSet::from([self.issuer.clone()])),
             allowed_audiences: Some(HashSet::from([audience.to_owned()])),
             time_tolerance: Some(Duration::from_secs(LEEWAY_SECONDS)),
             artificial_time: Some(UnixTimeStamp::from_secs(now)),
-            required_key_id: Some(self.key_id.clone()),
+            required_key_id: key.key_id().clone(),
             max_token_length: Some(16 * 1024),
             ..VerificationOptions::default()
         }
@@ -182,9 +227,9 @@ impl TokenKeys {
         audience: &str,
         now: u64,
     ) -> Result<VerifiedAccess, String> {
-        let claims = self
-            .public
-            .verify_token::<AccessClaims>(token, Some(self.options(audience, now)))
+        let key = self.key_for(token)?;
+        let claims = key
+            .verify_token::<AccessClaims>(token, Some(self.options(key, audience, now)))
             .map_err(describe)?;
         if claims.custom.token_use != ACCESS_USE {
             return Err("not an access token".into());
@@ -204,9 +249,9 @@ impl TokenKeys {
         audience: &str,
         now: u64,
     ) -> Result<VerifiedRefresh, String> {
-        let claims = self
-            .public
-            .verify_token::<RefreshClaims>(token, Some(self.options(audience, now)))
+        let key = self.key_for(token)?;
+        let claims = key
+            .verify_token::<RefreshClaims>(token, Some(self.options(key, audience, now)))
             .map_err(describe)?;
         if claims.custom.token_use != REFRESH_USE {
             return Err("not a refresh token".into());
@@ -381,6 +426,33 @@ mod tests {
             .issue_access(&Principal::Anonymous, vec![], AUD, NOW, 60)
             .unwrap();
         assert!(keys.verify_access(&token, AUD, NOW).is_ok());
+    }
+
+    #[test]
+    fn rotated_keys_keep_their_tokens_alive() {
+        let old = new_keys();
+        let old_pem_public = old.public.to_pem().unwrap();
+        let token = token(&old);
+        let current = new_keys();
+        assert_eq!(
+            current.verify_access(&token, AUD, NOW).unwrap_err(),
+            "token is signed by an unknown key"
+        );
+        let rotated = TokenKeys::from_pem(&TokenKeys::generate_pem().unwrap(), AUD)
+            .unwrap()
+            .with_previous(&format!(
+                "{old_pem_public}\n{}",
+                TokenKeys::generate_pem().unwrap()
+            ))
+            .unwrap();
+        assert!(rotated.verify_access(&token, AUD, NOW).is_ok());
+        assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 3);
+        assert!(rotated.verify_access(&token, "other", NOW).is_err());
+        assert!(
+            new_keys()
+                .with_previous("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")
+                .is_err()
+        );
     }
 
     #[test]
