@@ -219,6 +219,18 @@ impl TokenKeys {
         }
     }
 
+    /// Signature (by the key the header names), algorithm, issuer, audience and time.
+    fn verify<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+        now: u64,
+    ) -> Result<JWTClaims<T>, String> {
+        let key = self.key_for(token)?;
+        key.verify_token::<T>(token, Some(self.options(key, audience, now)))
+            .map_err(describe)
+    }
+
     /// Verifies an access token; the error says why it was refused (for the challenge's
     /// `error_description`, never containing the token).
     pub fn verify_access(
@@ -227,10 +239,7 @@ impl TokenKeys {
         audience: &str,
         now: u64,
     ) -> Result<VerifiedAccess, String> {
-        let key = self.key_for(token)?;
-        let claims = key
-            .verify_token::<AccessClaims>(token, Some(self.options(key, audience, now)))
-            .map_err(describe)?;
+        let claims = self.verify::<AccessClaims>(token, audience, now)?;
         if claims.custom.token_use != ACCESS_USE {
             return Err("not an access token".into());
         }
@@ -249,10 +258,7 @@ impl TokenKeys {
         audience: &str,
         now: u64,
     ) -> Result<VerifiedRefresh, String> {
-        let key = self.key_for(token)?;
-        let claims = key
-            .verify_token::<RefreshClaims>(token, Some(self.options(key, audience, now)))
-            .map_err(describe)?;
+        let claims = self.verify::<RefreshClaims>(token, audience, now)?;
         if claims.custom.token_use != REFRESH_USE {
             return Err("not a refresh token".into());
         }

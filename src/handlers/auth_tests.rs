@@ -35,6 +35,17 @@ fn as_bearer<P: Platform>(
     )
 }
 
+/// `POST /oauth2/token` with a form, without credentials in a header.
+fn post_token<P: Platform>(app: &App<P>, form: &[u8]) -> Response<Vec<u8>> {
+    send_body(
+        app,
+        Method::POST,
+        "/oauth2/token",
+        &[("anonymous", "1")],
+        form,
+    )
+}
+
 fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
     format!(
@@ -343,25 +354,13 @@ fn refresh_tokens_end_with_their_token() {
     let form = format!(
         "grant_type=password&username=ci-puller&password={password}&service=registry-edge&client_id=docker&access_type=offline"
     );
-    let r = send_body(
-        &app,
-        Method::POST,
-        "/oauth2/token",
-        &[("anonymous", "1")],
-        form.as_bytes(),
-    );
+    let r = post_token(&app, form.as_bytes());
     assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
     let refresh = json_body(&r)["refresh_token"].as_str().unwrap().to_owned();
     let refresh_form = format!(
         "grant_type=refresh_token&refresh_token={refresh}&service=registry-edge&scope=repository%3Aprivate%3Apull"
     );
-    let r = send_body(
-        &app,
-        Method::POST,
-        "/oauth2/token",
-        &[("anonymous", "1")],
-        refresh_form.as_bytes(),
-    );
+    let r = post_token(&app, refresh_form.as_bytes());
     assert_eq!(r.status(), 200);
     let token = json_body(&r)["access_token"].as_str().unwrap().to_owned();
     assert_eq!(claims(&token)["access"][0]["name"], "private");
@@ -377,13 +376,7 @@ fn refresh_tokens_end_with_their_token() {
         "/api/v1/tokens/ci-puller",
         json!({"enabled": false}),
     );
-    let r = send_body(
-        &app,
-        Method::POST,
-        "/oauth2/token",
-        &[("anonymous", "1")],
-        refresh_form.as_bytes(),
-    );
+    let r = post_token(&app, refresh_form.as_bytes());
     assert_eq!(r.status(), 401);
     // Re-enabled, but its password regenerated: still refused.
     manage(
@@ -392,13 +385,7 @@ fn refresh_tokens_end_with_their_token() {
         "/api/v1/tokens/ci-puller",
         json!({"enabled": true}),
     );
-    let r = send_body(
-        &app,
-        Method::POST,
-        "/oauth2/token",
-        &[("anonymous", "1")],
-        refresh_form.as_bytes(),
-    );
+    let r = post_token(&app, refresh_form.as_bytes());
     assert_eq!(r.status(), 200);
     manage(
         &app,
@@ -406,32 +393,14 @@ fn refresh_tokens_end_with_their_token() {
         "/api/v1/tokens/ci-puller/passwords",
         json!({"name": "password1"}),
     );
-    let r = send_body(
-        &app,
-        Method::POST,
-        "/oauth2/token",
-        &[("anonymous", "1")],
-        refresh_form.as_bytes(),
-    );
+    let r = post_token(&app, refresh_form.as_bytes());
     assert_eq!(r.status(), 401);
     // Wrong password; unknown grant type.
     let bad = "grant_type=password&username=ci-puller&password=nope&service=registry-edge";
-    let r = send_body(
-        &app,
-        Method::POST,
-        "/oauth2/token",
-        &[("anonymous", "1")],
-        bad.as_bytes(),
-    );
+    let r = post_token(&app, bad.as_bytes());
     assert_eq!(r.status(), 401);
     assert_eq!(error_code(&r), "UNAUTHORIZED");
-    let r = send_body(
-        &app,
-        Method::POST,
-        "/oauth2/token",
-        &[("anonymous", "1")],
-        b"grant_type=client_credentials",
-    );
+    let r = post_token(&app, b"grant_type=client_credentials");
     assert_eq!(r.status(), 400);
     let r = anonymous(&app, Method::GET, "/oauth2/token?service=other");
     assert_eq!(r.status(), 400);
