@@ -99,8 +99,14 @@ impl<P: Platform> App<P> {
                     self.get_manifest(&name, &reference, request.headers())
                         .await
                 }
-                Method::PUT => self.put_manifest(&name, &reference, request).await,
-                Method::DELETE => self.delete_manifest(&name, &reference, request).await,
+                Method::PUT => {
+                    self.put_manifest(&name, &reference, request, &caller.principal)
+                        .await
+                }
+                Method::DELETE => {
+                    self.delete_manifest(&name, &reference, request, &caller.principal)
+                        .await
+                }
                 m => Err(not_allowed(&m)),
             },
             (Route::Blob { name, digest }, m) => match m {

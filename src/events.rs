@@ -24,7 +24,7 @@ pub struct Event {
     pub media_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    /// Who did it; `anonymous` until the edge authenticates clients.
+    /// Who did it: `admin:<user>`, `token:<name>` (or `anonymous`).
     pub actor: String,
     /// Unix seconds.
     pub timestamp: u64,

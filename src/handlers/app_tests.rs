@@ -966,6 +966,7 @@ fn manifest_put_is_visible_at_once_and_emits_an_event() {
         Some("application/vnd.oci.image.manifest.v1+json")
     );
     assert_eq!(e.size, Some(new.len() as u64));
+    assert_eq!(e.actor, "admin:admin", "the event names who pushed");
 }
 
 #[test]

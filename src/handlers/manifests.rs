@@ -9,6 +9,7 @@ use serde_json::json;
 use super::forward::Forward;
 use super::links::{Link, Manifest};
 use crate::app::App;
+use crate::auth::Principal;
 use crate::cache::EdgeCache;
 use crate::cache::key;
 use crate::error::{Error, ErrorCode, Result};
@@ -119,6 +120,7 @@ impl<P: Platform> App<P> {
         name: &Name,
         reference: &Reference,
         request: &Request<B>,
+        actor: &Principal,
     ) -> Result<Response<Vec<u8>>> {
         let body = request
             .body()
@@ -172,11 +174,11 @@ impl<P: Platform> App<P> {
                 .or(parsed.media_type);
             self.emit(
                 Action::Push,
+                actor,
                 name,
                 reference,
                 &digest,
-                media_type,
-                Some(size),
+                Some((media_type, size)),
             );
         }
         Ok(response)
@@ -189,6 +191,7 @@ impl<P: Platform> App<P> {
         name: &Name,
         reference: &Reference,
         request: &Request<B>,
+        actor: &Principal,
     ) -> Result<Response<Vec<u8>>> {
         // What the manifest refers to, if the edge holds its bytes, so its referrers list is
         // dropped too.
@@ -222,7 +225,7 @@ impl<P: Platform> App<P> {
                 self.cache.delete(&key::tags(name)).await;
             }
             let event_digest = digest.unwrap_or_else(|| Digest::sha256(b""));
-            self.emit(Action::Delete, name, reference, &event_digest, None, None);
+            self.emit(Action::Delete, actor, name, reference, &event_digest, None);
         }
         Ok(response)
     }
@@ -247,15 +250,20 @@ impl<P: Platform> App<P> {
         }
     }
 
+    /// `pushed`: the manifest's media type (if known) and size, for a push.
     fn emit(
         &self,
         action: Action,
+        actor: &Principal,
         name: &Name,
         reference: &Reference,
         digest: &Digest,
-        media_type: Option<String>,
-        size: Option<u64>,
+        pushed: Option<(Option<String>, u64)>,
     ) {
+        let (media_type, size) = match pushed {
+            Some((media_type, size)) => (media_type, Some(size)),
+            None => (None, None),
+        };
         let tag = match reference {
             Reference::Tag(t) => Some(t.to_string()),
             Reference::Digest(_) => None,
@@ -271,7 +279,10 @@ impl<P: Platform> App<P> {
             digest,
             media_type,
             size,
-            actor: "anonymous".to_owned(),
+            actor: match actor {
+                Principal::Anonymous => "anonymous".to_owned(),
+                other => format!("{}:{}", other.kind(), other.subject()),
+            },
             timestamp: self.clock.now(),
         });
     }
