@@ -138,6 +138,22 @@ def test_docker_login(reg, tmp_path):
     cli(reg, "token", "delete", name)
 
 
+def test_skopeo_and_podman_login(reg, tmp_path):
+    user, password = admin()
+    short = Path(f"/tmp/re-login-{os.getpid()}")   # podman wants a short runroot
+    for tool in (["skopeo"], ["podman", "--root", str(short / "root"), "--runroot",
+                              str(short / "run"), "--storage-driver", "vfs"]):
+        authfile = tmp_path / f"{tool[0]}-auth.json"
+        login = [*tool, "login", "--tls-verify=false", "--authfile", str(authfile), "-u", user,
+                 "--password-stdin", reg.addr]
+        r = subprocess.run(login, input=password, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert reg.addr in json.loads(authfile.read_text())["auths"]
+        r = subprocess.run(login, input="wrong", capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0, tool[0]
+    subprocess.run(["rm", "-rf", str(short)], check=False)
+
+
 # --- real clients with tokens ----------------------------------------------------------------
 
 def test_a_pull_only_token_pulls_but_cannot_push(reg, tmp_path):
