@@ -8,6 +8,7 @@ use super::*;
 use crate::platform::ClientAddress;
 
 const TEAM_PULL: &str = "repositories/team/*/content/read";
+const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
 
 fn anonymous<P: Platform>(app: &App<P>, method: Method, uri: &str) -> Response<Vec<u8>> {
     send(
@@ -55,7 +56,7 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 fn manage<P: Platform>(app: &App<P>, method: Method, path: &str, body: Value) -> Value {
-    let r = send_body(app, method.clone(), path, &[], body.to_string().as_bytes());
+    let r = send_body(app, method.clone(), path, JSON, body.to_string().as_bytes());
     assert!(
         r.status().is_success(),
         "{method} {path}: {} {}",
@@ -460,7 +461,7 @@ fn anonymous_pull_by_pattern() {
         &app,
         Method::PUT,
         "/api/v1/anonymous-pull",
-        &[],
+        JSON,
         br#"{"repositories": ["Bad Name"]}"#,
     );
     assert_eq!(r.status(), 400);
@@ -642,7 +643,7 @@ fn network_rules_refuse_other_addresses() {
         &app,
         Method::PUT,
         "/api/v1/network-rules",
-        &[],
+        JSON,
         br#"{"defaultAction": "Deny", "ipRules": ["10.0.0.0/99"]}"#,
     );
     assert_eq!(r.status(), 400);
@@ -672,7 +673,7 @@ fn management_needs_the_admin() {
         &app,
         Method::PATCH,
         "/api/v1/repositories/team/app/service",
-        &[("authorization", &creds)],
+        &[("authorization", &creds), JSON[0]],
         br#"{"writeEnabled": false}"#,
     );
     assert_eq!(r.status(), 200);
@@ -681,10 +682,23 @@ fn management_needs_the_admin() {
         &app,
         Method::PATCH,
         "/api/v1/repositories/private",
-        &[("authorization", &creds)],
+        &[("authorization", &creds), JSON[0]],
         br#"{"writeEnabled": false}"#,
     );
     assert_eq!(r.status(), 403);
+    // A body that is not declared JSON (a cross-site form a browser could send) is refused.
+    let r = send_body(
+        &app,
+        Method::PUT,
+        "/api/v1/anonymous-pull",
+        &[("content-type", "text/plain")],
+        br#"{"enabled": true, "x": "="}"#,
+    );
+    assert_eq!(r.status(), 415);
+    assert_eq!(
+        manage(&app, Method::GET, "/api/v1/anonymous-pull", json!(null))["enabled"],
+        false
+    );
     // Tokens list without secrets; a scope map in use cannot be deleted.
     let tokens = manage(&app, Method::GET, "/api/v1/tokens", json!(null));
     assert!(!tokens.to_string().contains("sha256:"));
@@ -738,7 +752,7 @@ fn management_needs_the_admin() {
         &app,
         Method::PUT,
         "/api/v1/tokens/admin",
-        &[],
+        JSON,
         br#"{"scopeMap": "_repositories_pull"}"#,
     );
     assert_eq!(r.status(), 409, "no token may take the admin's name");
@@ -746,7 +760,7 @@ fn management_needs_the_admin() {
         &app,
         Method::PUT,
         "/api/v1/tokens/newtoken",
-        &[],
+        JSON,
         br#"{"scopeMap": "missing-map"}"#,
     );
     assert_eq!(r.status(), 400);
@@ -754,7 +768,7 @@ fn management_needs_the_admin() {
         &app,
         Method::PUT,
         "/api/v1/tokens/newtoken",
-        &[],
+        JSON,
         br#"{"scopeMap": "x", "bogus": 1}"#,
     );
     assert_eq!(r.status(), 400);

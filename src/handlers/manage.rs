@@ -536,7 +536,22 @@ impl<P: Platform> App<P> {
 
 use super::access::SignedIn as SignedInAs;
 
+/// The JSON body of a management request. It must say `Content-Type: application/json`: a form
+/// another site makes a browser send (with Basic credentials the browser remembers) cannot, so
+/// no cross-site request changes the registry's settings.
 async fn read_json<T: DeserializeOwned, B: ClientBody>(request: &Request<B>) -> Result<T> {
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(bad_request(
+            "management requests carry JSON: Content-Type must be application/json",
+        )
+        .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
     let body = request
         .body()
         .read(BODY_LIMIT)
