@@ -405,6 +405,12 @@ fn refresh_tokens_end_with_their_token() {
     assert_eq!(r.status(), 400);
     let r = anonymous(&app, Method::GET, "/oauth2/token?service=other");
     assert_eq!(r.status(), 400);
+    let r = anonymous(
+        &app,
+        Method::GET,
+        "/oauth2/token?grant_type=password&username=ci-puller&password=x",
+    );
+    assert_eq!(r.status(), 400, "no passwords in URLs");
 }
 
 #[test]

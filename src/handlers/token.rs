@@ -66,7 +66,17 @@ impl<P: Platform> App<P> {
                 .with_message("client address is not allowed by the registry's network rules"));
         }
         let mut form = match *request.method() {
-            Method::GET => TokenRequest::parse(request.uri().query().unwrap_or("").as_bytes()),
+            Method::GET => {
+                let query = TokenRequest::parse(request.uri().query().unwrap_or("").as_bytes());
+                // A URL is logged by every proxy on the way: secrets never travel in one.
+                if query.password.is_some() || query.refresh_token.is_some() {
+                    return Err(bad_request(
+                        "credentials go in the Authorization header (GET) or a POST form, never \
+                         in the URL",
+                    ));
+                }
+                query
+            }
             Method::POST => {
                 let body = request
                     .body()
