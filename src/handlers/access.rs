@@ -159,6 +159,24 @@ impl<P: Platform> App<P> {
         )
     }
 
+    /// Whether `principal` may still act: the admin user enabled, the token present and enabled.
+    async fn still_enabled(
+        &self,
+        settings: &RegistrySettings,
+        principal: &Principal,
+    ) -> Result<bool> {
+        Ok(match principal {
+            Principal::Anonymous => true,
+            Principal::Admin(name) => {
+                settings.admin.enabled && *name == self.config.auth.admin_user
+            }
+            Principal::Token(name) => self
+                .token_record(name)
+                .await?
+                .is_some_and(|token| token.enabled),
+        })
+    }
+
     /// Whether a refresh token's principal and password are still good.
     pub(crate) async fn still_signed_in(
         &self,
@@ -245,10 +263,19 @@ impl<P: Platform> App<P> {
         })?;
         match credentials {
             Credentials::Bearer(token) => {
-                let verified = self.verify_bearer(&token).await.map_err(|why| {
-                    self.challenge(base, need, Some(("invalid_token", &why)))
+                let invalid = |why: &str| {
+                    self.challenge(base, need, Some(("invalid_token", why)))
                         .with_message(format!("authentication failed: {why}"))
-                })?;
+                };
+                let verified = self
+                    .verify_bearer(&token)
+                    .await
+                    .map_err(|why| invalid(&why))?;
+                // A principal disabled (or deleted) since the token was issued is refused now,
+                // not when the token expires (within AUTH_CACHE_SECONDS of the change here).
+                if !self.still_enabled(settings, &verified.principal).await? {
+                    return Err(invalid("the token's user is disabled or deleted"));
+                }
                 Ok(Caller {
                     principal: verified.principal,
                     authority: Authority::Claims(verified.access),

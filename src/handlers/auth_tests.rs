@@ -294,6 +294,34 @@ fn bearer_tokens_grant_what_was_asked_and_held() {
             .len(),
         5
     );
+    // A disabled token's access tokens stop at once, and work again when it is enabled.
+    manage(
+        &app,
+        Method::PATCH,
+        "/api/v1/tokens/team-reader",
+        json!({"enabled": false}),
+    );
+    let r = as_bearer(
+        &app,
+        Method::GET,
+        "/v2/team/app/service/manifests/v1",
+        token,
+    );
+    assert_eq!(r.status(), 401);
+    assert!(header(&r, "www-authenticate").contains("disabled or deleted"));
+    manage(
+        &app,
+        Method::PATCH,
+        "/api/v1/tokens/team-reader",
+        json!({"enabled": true}),
+    );
+    let r = as_bearer(
+        &app,
+        Method::GET,
+        "/v2/team/app/service/manifests/v1",
+        token,
+    );
+    assert_eq!(r.status(), 200);
     // An expired token.
     f.clock.advance(300 + crate::auth::jwt::LEEWAY_SECONDS + 1);
     let r = as_bearer(

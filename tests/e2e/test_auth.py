@@ -316,11 +316,16 @@ def test_a_disabled_tokens_refresh_token_is_refused(reg):
              "scope": "repository:library/busybox:pull"}
     r = requests.post(f"{reg.url}/oauth2/token", data=grant, verify=False, timeout=30)
     assert r.status_code == 200
-    assert bearer(reg, "GET", "/v2/library/busybox/manifests/1", r.json()["access_token"]).status_code == 200
+    access = r.json()["access_token"]
+    assert bearer(reg, "GET", "/v2/library/busybox/manifests/1", access).status_code == 200
     cli(reg, "token", "disable", name)
     r = requests.post(f"{reg.url}/oauth2/token", data=grant, verify=False, timeout=30)
     assert r.status_code == 401
     assert error_codes(r) == ["UNAUTHORIZED"]
+    # Its access token, still unexpired, stops working too.
+    r = bearer(reg, "GET", "/v2/library/busybox/manifests/1", access)
+    assert r.status_code == 401
+    assert "disabled or deleted" in r.headers["WWW-Authenticate"]
     cli(reg, "token", "delete", name)
 
 
