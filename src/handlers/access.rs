@@ -62,17 +62,44 @@ impl<P: Platform> App<P> {
             .transpose()
     }
 
+    /// The keys under `prefix` (`tokens/`, `repositories/`, ...), through the cache: KV list
+    /// operations are slower and scarcer than reads (1,000 a day on the free plan).
+    pub(crate) async fn kv_list(&self, prefix: &str) -> Result<Vec<String>> {
+        let cache_key = format!("kv-list/{prefix}");
+        if let Some(cached) = self.cache.get(&cache_key).await
+            && let Some(keys) = super::decode_lines(&cached)
+        {
+            return Ok(keys);
+        }
+        let keys = self.kv.list(prefix).await.map_err(kv_error)?;
+        let ttl = self.config.auth.cache_seconds;
+        if ttl > 0 {
+            self.cache
+                .put(&cache_key, &super::encode_lines(&keys), ttl)
+                .await;
+        }
+        Ok(keys)
+    }
+
     pub(crate) async fn kv_put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
         let text = serde_json::to_string(value).expect("records serialize");
         self.kv.put(key, &text).await.map_err(kv_error)?;
-        self.cache.delete(&format!("kv/{key}")).await;
+        self.forget_record(key).await;
         Ok(())
     }
 
     pub(crate) async fn kv_delete(&self, key: &str) -> Result<()> {
         self.kv.delete(key).await.map_err(kv_error)?;
-        self.cache.delete(&format!("kv/{key}")).await;
+        self.forget_record(key).await;
         Ok(())
+    }
+
+    /// Drops the cached copy of `key` and of the listing it appears in.
+    async fn forget_record(&self, key: &str) {
+        self.cache.delete(&format!("kv/{key}")).await;
+        if let Some((kind, _)) = key.split_once('/') {
+            self.cache.delete(&format!("kv-list/{kind}/")).await;
+        }
     }
 
     pub(crate) async fn settings(&self) -> Result<RegistrySettings> {
@@ -467,7 +494,7 @@ impl<P: Platform> App<P> {
             Authority::Claims(_) => self.permissions(settings, &caller.principal).await?,
         };
         let mut locked = Vec::new();
-        for key in self.kv.list("repositories/").await.map_err(kv_error)? {
+        for key in self.kv_list("repositories/").await? {
             let name = &key["repositories/".len()..];
             if let Some(attrs) = self.kv_get::<RepositoryAttributes>(&key).await?
                 && !attrs.repository.enabled(Lock::List)

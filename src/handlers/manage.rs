@@ -42,7 +42,7 @@ use crate::auth::records::{
 use crate::auth::secret::{self, Credentials};
 use crate::auth::{Permission, Principal};
 use crate::error::{Error, ErrorCode, Result};
-use crate::platform::{ClientBody, Clock, KeyValue, Platform};
+use crate::platform::{ClientBody, Clock, Platform};
 use crate::reference::{Digest, Name, Tag};
 
 const BODY_LIMIT: usize = 256 * 1024;
@@ -206,7 +206,7 @@ impl<P: Platform> App<P> {
             }
             (Method::GET, ["scope-maps"]) => {
                 let mut maps = records::system_scope_maps();
-                for key in self.kv.list("scope-maps/").await.map_err(kv)? {
+                for key in self.kv_list("scope-maps/").await? {
                     maps.extend(self.kv_get::<ScopeMapRecord>(&key).await?);
                 }
                 Ok(ok(json!(maps)))
@@ -322,7 +322,7 @@ impl<P: Platform> App<P> {
             }
             (Method::GET, ["repositories"]) => {
                 let mut all = serde_json::Map::new();
-                for key in self.kv.list("repositories/").await.map_err(kv)? {
+                for key in self.kv_list("repositories/").await? {
                     if let Some(attrs) = self.kv_get::<RepositoryAttributes>(&key).await? {
                         all.insert(key["repositories/".len()..].to_owned(), json!(attrs));
                     }
@@ -390,7 +390,7 @@ impl<P: Platform> App<P> {
 
     async fn all_tokens(&self) -> Result<Vec<TokenRecord>> {
         let mut tokens = Vec::new();
-        for key in self.kv.list("tokens/").await.map_err(kv)? {
+        for key in self.kv_list("tokens/").await? {
             tokens.extend(self.kv_get::<TokenRecord>(&key).await?);
         }
         Ok(tokens)
@@ -594,8 +594,4 @@ fn conflict(message: String) -> Error {
 
 fn denied(message: &str) -> Error {
     Error::new(ErrorCode::Denied).with_message(message.to_owned())
-}
-
-fn kv(e: String) -> Error {
-    Error::internal(format!("registry records (KV): {e}"))
 }
