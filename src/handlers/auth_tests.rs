@@ -576,7 +576,10 @@ fn locks_refuse_before_the_origin() {
         "nothing reached the origin"
     );
     let all = manage(&app, Method::GET, "/api/v1/repositories", json!(null));
-    assert!(all.get("private").is_some(), "listed (and the listing cached)");
+    assert!(
+        all.get("private").is_some(),
+        "listed (and the listing cached)"
+    );
     // Unlocked again.
     manage(
         &app,
