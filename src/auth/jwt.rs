@@ -76,12 +76,14 @@ pub struct VerifiedRefresh {
 }
 
 impl TokenKeys {
-    /// From a PEM private key (PKCS#8 or SEC1, P-256). The key id is the key's JWK thumbprint.
+    /// From a PKCS#8 PEM private key (P-256). The key id is the key's JWK thumbprint.
     pub fn from_pem(pem: &str, issuer: &str) -> Result<TokenKeys, String> {
         // A PEM kept on one line (`\n` escapes), as variables and `.dev.vars` often hold it.
         let pem = pem.trim().replace("\\n", "\n");
         let pair = ES256KeyPair::from_pem(pem.trim())
-            .map_err(|_| "TOKEN_SIGNING_KEY is not a PEM-encoded P-256 (ES256) private key")?;
+            .map_err(|_| {
+                "TOKEN_SIGNING_KEY is not a P-256 (ES256) private key in PKCS#8 PEM (BEGIN PRIVATE KEY)"
+            })?;
         let key_id = pair.jwk_thumbprint();
         let pair = pair.with_key_id(&key_id);
         let public = pair.public_key().with_key_id(&key_id);
