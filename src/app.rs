@@ -75,7 +75,7 @@ impl<P: Platform> App<P> {
         }
         let route = Route::parse(path)?;
         let settings = self.settings().await?;
-        let caller = self.authorize(request, &route, &settings).await?;
+        let (caller, attributes) = self.authorize(request, &route, &settings).await?;
         let method = request.method().clone();
         let read = method == Method::GET || method == Method::HEAD;
         let page = || Page::from_query(request.uri().query());
@@ -90,7 +90,6 @@ impl<P: Platform> App<P> {
                 self.get_catalog(page()?, filter).await
             }
             (Route::Tags { name }, _) if read => {
-                let attributes = self.attributes(&name).await?;
                 let listed = |tag: &str| attributes.tag(tag, crate::auth::records::Lock::List);
                 self.get_tags(&name, page()?, listed).await
             }

@@ -288,19 +288,15 @@ fn principal_of(kind: &str, subject: Option<&str>) -> Result<Principal, String> 
 
 /// A refusal in words a client may see: what was wrong, not how the check works.
 fn describe(e: jwt_simple::Error) -> String {
-    let text = e.to_string();
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("expired") {
-        "token has expired".into()
-    } else if lower.contains("audience") {
-        "token is for another service".into()
-    } else if lower.contains("issuer") {
-        "token is from another issuer".into()
-    } else if lower.contains("not valid yet") || lower.contains("drift") {
-        "token is not valid yet".into()
-    } else {
-        "token is invalid".into()
+    use jwt_simple::JWTError::*;
+    match e.downcast_ref::<jwt_simple::JWTError>() {
+        Some(TokenHasExpired) => "token has expired",
+        Some(RequiredAudienceMismatch | RequiredAudienceMissing) => "token is for another service",
+        Some(RequiredIssuerMismatch | RequiredIssuerMissing) => "token is from another issuer",
+        Some(TokenNotValidYet | ClockDrift) => "token is not valid yet",
+        _ => "token is invalid",
     }
+    .into()
 }
 
 #[cfg(test)]

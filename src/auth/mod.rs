@@ -505,8 +505,13 @@ impl Authority {
 pub struct Caller {
     pub principal: Principal,
     pub authority: Authority,
+}
+
+impl Caller {
     /// The credential was a bearer token (a failed check answers `insufficient_scope`).
-    pub bearer: bool,
+    pub fn bearer(&self) -> bool {
+        matches!(self.authority, Authority::Claims(_))
+    }
 }
 
 #[cfg(test)]

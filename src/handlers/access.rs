@@ -8,7 +8,6 @@
 use http::{HeaderMap, Method, Request, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use crate::app::App;
 use crate::auth::jwt::{LEEWAY_SECONDS, VerifiedAccess};
@@ -218,25 +217,22 @@ impl<P: Platform> App<P> {
                 p.name == password && secret::fingerprint(&p.hash) == fingerprint && p.is_live(now)
             })
         };
+        if *principal == Principal::Anonymous || !self.still_enabled(settings, principal).await? {
+            return Ok(false);
+        }
         Ok(match principal {
+            Principal::Admin(_) if password == SECRET_SLOT => self
+                .config
+                .auth
+                .admin_password_hash
+                .as_deref()
+                .is_some_and(|h| secret::fingerprint(h) == fingerprint),
+            Principal::Admin(_) => live(&settings.admin.passwords),
+            Principal::Token(name) => self
+                .token_record(name)
+                .await?
+                .is_some_and(|token| live(&token.passwords)),
             Principal::Anonymous => false,
-            Principal::Admin(name) => {
-                *name == self.config.auth.admin_user
-                    && settings.admin.enabled
-                    && if password == SECRET_SLOT {
-                        self.config
-                            .auth
-                            .admin_password_hash
-                            .as_deref()
-                            .is_some_and(|h| secret::fingerprint(h) == fingerprint)
-                    } else {
-                        live(&settings.admin.passwords)
-                    }
-            }
-            Principal::Token(name) => match self.token_record(name).await? {
-                Some(token) => token.enabled && live(&token.passwords),
-                None => false,
-            },
         })
     }
 
@@ -281,7 +277,6 @@ impl<P: Platform> App<P> {
                 authority: Authority::Permissions(
                     self.permissions(settings, &Principal::Anonymous).await?,
                 ),
-                bearer: false,
             });
         };
         let credentials = secret::parse_authorization(value.as_bytes()).map_err(|why| {
@@ -306,7 +301,6 @@ impl<P: Platform> App<P> {
                 Ok(Caller {
                     principal: verified.principal,
                     authority: Authority::Claims(verified.access),
-                    bearer: true,
                 })
             }
             Credentials::Basic { username, password } => {
@@ -319,7 +313,6 @@ impl<P: Platform> App<P> {
                 Ok(Caller {
                     principal: signed_in.principal,
                     authority: Authority::Permissions(permissions),
-                    bearer: false,
                 })
             }
         }
@@ -369,14 +362,14 @@ impl<P: Platform> App<P> {
             .with_challenge(challenge)
     }
 
-    /// The network rules, the caller and the locks for one `/v2/` request. Returns the caller, so
-    /// handlers can filter lists to what it may see.
+    /// The network rules, the caller and the locks for one `/v2/` request. Returns the caller and
+    /// the repository's attributes, so handlers can filter lists to what it may see.
     pub(crate) async fn authorize<B>(
         &self,
         request: &Request<B>,
         route: &Route,
         settings: &RegistrySettings,
-    ) -> Result<Caller> {
+    ) -> Result<(Caller, RepositoryAttributes)> {
         let address = request.extensions().get::<ClientAddress>().map(|a| a.0);
         if !settings.network_rules.allows(address) {
             return Err(Error::new(ErrorCode::Denied).with_message(format!(
@@ -399,7 +392,7 @@ impl<P: Platform> App<P> {
             _ => caller.authority.allows(&need),
         };
         if !allowed {
-            let error = if caller.bearer {
+            let error = if caller.bearer() {
                 Some((
                     "insufficient_scope",
                     "the token does not grant the access this request needs",
@@ -418,14 +411,14 @@ impl<P: Platform> App<P> {
             }
             return Err(refusal);
         }
-        self.check_locks(route, request.method()).await?;
-        Ok(caller)
+        let attributes = self.check_locks(route, request.method()).await?;
+        Ok((caller, attributes))
     }
 
-    /// Refuses what the repository's, tag's or manifest's locks forbid.
-    async fn check_locks(&self, route: &Route, method: &Method) -> Result<()> {
+    /// Refuses what the repository's, tag's or manifest's locks forbid; returns the attributes.
+    async fn check_locks(&self, route: &Route, method: &Method) -> Result<RepositoryAttributes> {
         let Some(name) = route.name() else {
-            return Ok(());
+            return Ok(RepositoryAttributes::default());
         };
         let lock = match (route, method) {
             (Route::Tags { .. }, _) => Lock::List,
@@ -439,7 +432,7 @@ impl<P: Platform> App<P> {
         };
         let attributes = self.attributes(name).await?;
         if attributes.is_default() {
-            return Ok(());
+            return Ok(attributes);
         }
         let refused = |what: String| {
             Error::new(ErrorCode::Denied)
@@ -459,7 +452,7 @@ impl<P: Platform> App<P> {
                 _ => {}
             }
         }
-        Ok(())
+        Ok(attributes)
     }
 
     /// Whether `caller` may mount from `source`: pull there, and the source not read-locked.
@@ -546,5 +539,4 @@ pub(crate) fn bad_request(message: impl Into<String>) -> Error {
     Error::new(ErrorCode::Unsupported)
         .with_status(http::StatusCode::BAD_REQUEST)
         .with_message(message)
-        .with_detail(json!(null))
 }

@@ -295,41 +295,27 @@ fn bearer_tokens_grant_what_was_asked_and_held() {
         5
     );
     // A disabled token's access tokens stop at once, and work again when it is enabled.
-    manage(
-        &app,
-        Method::PATCH,
-        "/api/v1/tokens/team-reader",
-        json!({"enabled": false}),
-    );
-    let r = as_bearer(
-        &app,
-        Method::GET,
-        "/v2/team/app/service/manifests/v1",
-        token,
-    );
+    let pull = || {
+        as_bearer(
+            &app,
+            Method::GET,
+            "/v2/team/app/service/manifests/v1",
+            token,
+        )
+    };
+    let enable = |enabled: bool| {
+        let path = "/api/v1/tokens/team-reader";
+        manage(&app, Method::PATCH, path, json!({ "enabled": enabled }))
+    };
+    enable(false);
+    let r = pull();
     assert_eq!(r.status(), 401);
     assert!(header(&r, "www-authenticate").contains("disabled or deleted"));
-    manage(
-        &app,
-        Method::PATCH,
-        "/api/v1/tokens/team-reader",
-        json!({"enabled": true}),
-    );
-    let r = as_bearer(
-        &app,
-        Method::GET,
-        "/v2/team/app/service/manifests/v1",
-        token,
-    );
-    assert_eq!(r.status(), 200);
+    enable(true);
+    assert_eq!(pull().status(), 200);
     // An expired token.
     f.clock.advance(300 + crate::auth::jwt::LEEWAY_SECONDS + 1);
-    let r = as_bearer(
-        &app,
-        Method::GET,
-        "/v2/team/app/service/manifests/v1",
-        token,
-    );
+    let r = pull();
     assert_eq!(r.status(), 401);
     assert!(
         header(&r, "www-authenticate")

@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::access::bad_request;
+use super::access::{SignedIn, bad_request};
 use crate::app::{App, json_response};
 use crate::auth::ScopeEntry;
 use crate::auth::network::NetworkRules;
@@ -367,11 +367,11 @@ impl<P: Platform> App<P> {
             return Ok(Manager::Admin);
         }
         match self.sign_in(settings, &username, &password).await? {
-            Some(SignedInAs {
+            Some(SignedIn {
                 principal: Principal::Admin(_),
                 ..
             }) => Ok(Manager::Admin),
-            Some(SignedInAs {
+            Some(SignedIn {
                 principal: Principal::Token(name),
                 ..
             }) => Ok(Manager::Token(name)),
@@ -533,8 +533,6 @@ impl<P: Platform> App<P> {
         }
     }
 }
-
-use super::access::SignedIn as SignedInAs;
 
 /// The JSON body of a management request. It must say `Content-Type: application/json`: a form
 /// another site makes a browser send (with Basic credentials the browser remembers) cannot, so
