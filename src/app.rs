@@ -117,11 +117,11 @@ impl<P: Platform> App<P> {
             (Route::BlobUploads { name }, Method::POST) => {
                 self.start_upload(&name, request, &caller).await
             }
-            (Route::BlobUpload { name, .. }, m) => match m {
-                Method::PATCH => self.patch_upload(&name, request).await,
-                Method::PUT => self.finish_upload(&name, request).await,
-                Method::GET => self.upload_status(&name, request).await,
-                Method::DELETE => self.cancel_upload(&name, request).await,
+            (Route::BlobUpload { name, upload_id }, m) => match m {
+                Method::PATCH => self.patch_upload(&name, &upload_id, request).await,
+                Method::PUT => self.finish_upload(&name, &upload_id, request).await,
+                Method::GET => self.upload_status(&name, &upload_id, request).await,
+                Method::DELETE => self.cancel_upload(&name, &upload_id, request).await,
                 m => Err(not_allowed(&m)),
             },
             (Route::Referrers { name, digest }, _) if read => {

@@ -71,8 +71,9 @@ pub struct Config {
     pub origin: Option<OriginConfig>,
     /// The edge's public URL, for `Location` headers; by default the request's own.
     pub public_url: Option<Url>,
-    /// Signs the upload offsets the edge hands out in `Location`s.
-    pub edge_secret: Option<String>,
+    /// Seals the upload sessions the edge hands out in `Location`s (`EDGE_SECRET`, else a key
+    /// derived from the token signing key).
+    pub upload_key: SecretKey,
     pub auth: AuthConfig,
 }
 
@@ -92,6 +93,16 @@ pub struct AuthConfig {
     /// The deployment's admin password (`ADMIN_PASSWORD`), hashed: works besides the generated
     /// ones, and always reaches the management API.
     pub admin_password_hash: Option<String>,
+}
+
+/// Key bytes that never reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(pub Vec<u8>);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
 }
 
 impl PartialEq for TokenKeys {
@@ -206,6 +217,18 @@ impl Config {
             .filter(|v| !v.trim().is_empty())
             .ok_or("TOKEN_SIGNING_KEY is required: an ES256 (P-256) private key in PEM")?;
         let mut keys = TokenKeys::from_pem(&pem, &issuer)?;
+        // Upload sessions are always sealed: with EDGE_SECRET when set, else with a key derived
+        // from the signing key (a different purpose, so a different key).
+        let upload_key = SecretKey(match var("EDGE_SECRET") {
+            Some(secret) => secret.into_bytes(),
+            None => {
+                use sha2::Digest as _;
+                let mut hash = sha2::Sha256::new();
+                hash.update(b"registry-edge upload sessions\n");
+                hash.update(pem.trim().as_bytes());
+                hash.finalize().to_vec()
+            }
+        });
         if let Some(previous) = get("TOKEN_PREVIOUS_KEYS").filter(|v| !v.trim().is_empty()) {
             keys = keys.with_previous(&previous)?;
         }
@@ -232,7 +255,7 @@ impl Config {
             origin,
             auth,
             public_url,
-            edge_secret: var("EDGE_SECRET"),
+            upload_key,
             backend,
             layout: Layout::new(var("STORAGE_ROOT").as_deref().unwrap_or("")),
             s3,

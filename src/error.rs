@@ -35,11 +35,11 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            BlobUnknown | BlobUploadUnknown | ManifestUnknown | NameUnknown => {
+            // distribution registers BLOB_UPLOAD_INVALID as a 404: the session is not one it knows.
+            BlobUnknown | BlobUploadInvalid | BlobUploadUnknown | ManifestUnknown | NameUnknown => {
                 StatusCode::NOT_FOUND
             }
-            BlobUploadInvalid
-            | DigestInvalid
+            DigestInvalid
             | ManifestBlobUnknown
             | ManifestInvalid
             | NameInvalid
@@ -79,7 +79,8 @@ impl ErrorCode {
     }
 }
 
-/// One API error: a code, an optional message overriding the default, and a detail.
+/// One API error: a code, an optional message overriding the default, and a detail (both seen by
+/// the client), plus what only the operator's log sees.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Error {
     pub code: ErrorCode,
@@ -88,9 +89,16 @@ pub struct Error {
     pub detail: Value,
     /// The `WWW-Authenticate` challenge of a 401.
     pub challenge: Option<String>,
+    /// For the log only, never for the client: storage keys, origin and storage URLs, driver
+    /// messages. `Display` shows it; `body` never does.
+    pub log: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a client is told of an internal failure.
+pub const INTERNAL_MESSAGE: &str =
+    "the registry could not answer this request; its operator's log has the details";
 
 impl Error {
     pub fn new(code: ErrorCode) -> Self {
@@ -100,6 +108,7 @@ impl Error {
             message: None,
             detail: Value::Null,
             challenge: None,
+            log: None,
         }
     }
 
@@ -123,10 +132,18 @@ impl Error {
         self
     }
 
-    /// A failure of the edge's own storage or configuration: 500 `UNKNOWN`, described for the log
-    /// and the client alike (it never contains secrets).
-    pub fn internal(message: impl Into<String>) -> Self {
-        Error::new(ErrorCode::Unknown).with_message(message)
+    /// A failure of the edge's own storage or configuration: 500 `UNKNOWN`. What went wrong goes
+    /// to the log (it may name storage keys or URLs); the client gets a plain sentence.
+    pub fn internal(log: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Unknown)
+            .with_message(INTERNAL_MESSAGE)
+            .with_log(log)
+    }
+
+    /// Adds what only the log may see.
+    pub fn with_log(mut self, log: impl Into<String>) -> Self {
+        self.log = Some(log.into());
+        self
     }
 
     /// The OCI error body.
@@ -148,6 +165,9 @@ impl std::fmt::Display for Error {
         write!(f, "{} {:?}: {}", self.status.as_u16(), self.code, message)?;
         if !self.detail.is_null() {
             write!(f, " ({})", self.detail)?;
+        }
+        if let Some(log) = &self.log {
+            write!(f, ": {log}")?;
         }
         Ok(())
     }
@@ -192,5 +212,15 @@ mod tests {
         );
         let plain: Value = serde_json::from_slice(&Error::new(ErrorCode::Unknown).body()).unwrap();
         assert_eq!(plain["errors"][0].get("detail"), None);
+    }
+
+    #[test]
+    fn internal_details_reach_the_log_only() {
+        let key = "origin/docker/registry/v2/repositories/a/_layers/sha512/ab/link";
+        let err = Error::internal(format!("link {key} does not hold sha512:ab"));
+        let body = String::from_utf8(err.body()).unwrap();
+        assert!(!body.contains(key), "{body}");
+        assert!(body.contains(INTERNAL_MESSAGE));
+        assert!(err.to_string().contains(key), "the log keeps it");
     }
 }

@@ -17,6 +17,7 @@ pub mod layout;
 pub mod media;
 pub mod origin;
 pub mod platform;
+pub mod query;
 pub mod reference;
 pub mod route;
 pub mod storage;

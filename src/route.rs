@@ -107,21 +107,19 @@ pub struct Page {
 
 impl Page {
     pub fn from_query(query: Option<&str>) -> Result<Page, Error> {
-        let mut page = Page::default();
-        for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            match &*key {
-                "n" => {
-                    let n = value.parse::<usize>().map_err(|_| {
-                        Error::new(ErrorCode::PaginationNumberInvalid)
-                            .with_detail(serde_json::json!({ "n": value }))
-                    })?;
-                    page.n = Some(n);
-                }
-                "last" if !value.is_empty() => page.last = Some(value.into_owned()),
-                _ => {}
-            }
-        }
-        Ok(page)
+        let query = crate::query::Query::parse(query);
+        let n = match query.single("n")? {
+            None => None,
+            Some(value) => Some(value.parse::<usize>().map_err(|_| {
+                Error::new(ErrorCode::PaginationNumberInvalid)
+                    .with_detail(serde_json::json!({ "n": value }))
+            })?),
+        };
+        let last = query
+            .single("last")?
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+        Ok(Page { n, last })
     }
 }
 
@@ -257,5 +255,8 @@ mod tests {
             Page::from_query(Some("n=x")).unwrap_err().code,
             ErrorCode::PaginationNumberInvalid
         );
+        for repeated in ["n=1&n=1000", "last=a&last=b"] {
+            assert_eq!(Page::from_query(Some(repeated)).unwrap_err().status, 400);
+        }
     }
 }

@@ -19,6 +19,9 @@ use super::{AccessEntry, Principal};
 /// Clock drift tolerated between the edge's locations.
 pub const LEEWAY_SECONDS: u64 = 30;
 
+/// Longest token accepted, and so the longest the token service issues (one constant for both).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
 const ACCESS_USE: &str = "access";
 const REFRESH_USE: &str = "refresh";
 
@@ -216,7 +219,7 @@ impl TokenKeys {
             time_tolerance: Some(Duration::from_secs(LEEWAY_SECONDS)),
             artificial_time: Some(UnixTimeStamp::from_secs(now)),
             required_key_id: key.key_id().clone(),
-            max_token_length: Some(16 * 1024),
+            max_token_length: Some(MAX_TOKEN_BYTES),
             ..VerificationOptions::default()
         }
     }

@@ -811,11 +811,56 @@ fn uploads_are_forwarded_and_come_back_to_the_edge() {
     assert_eq!(header(&r, "range"), "0-9");
     assert_eq!(f.origin.sent.borrow().len(), sent);
 
-    // A forged offset is not believed (no check), and never reaches the origin.
-    let forged = next.replace("edge_offset=10", "edge_offset=20");
-    let r = send(&app, Method::PATCH, &forged, &[("content-range", "20-29")]);
+    // A session URL the edge did not hand out, or changed, never reaches the origin: a forged
+    // offset, the seal stripped, a parameter added (a mount smuggled into a session), another
+    // repository's path.
+    let sent = f.origin.sent.borrow().len();
+    let stripped = next.split("&edge_offset").next().unwrap().to_owned();
+    for forged in [
+        next.replace("edge_offset=10", "edge_offset=20"),
+        stripped.clone(),
+        format!("{stripped}&edge_offset=10"),
+        format!("{next}&mount={}&from=private", f.private_digest),
+        next.replace("_state=s2", "_state=s3"),
+        next.replace("/library/busybox/", "/team/app/service/"),
+    ] {
+        let r = send(&app, Method::PATCH, &forged, &[("content-range", "20-29")]);
+        assert_eq!(
+            (r.status().as_u16(), error_code(&r).as_str()),
+            (404, "BLOB_UPLOAD_INVALID"),
+            "{forged}"
+        );
+    }
+    assert_eq!(f.origin.sent.borrow().len(), sent);
+
+    // The next offset is the one the origin reports, not the one the client claims: a chunk that
+    // says 10-109 but carries 5 bytes leaves the upload at byte 15.
+    f.origin_answers(|r| match r.method().as_str() {
+        "PATCH" => answer(
+            202,
+            &[
+                ("location", "/v2/library/busybox/blobs/uploads/u1?_state=s3"),
+                ("range", "0-14"),
+            ],
+            b"",
+        ),
+        _ => answer(500, &[], b""),
+    });
+    let r = send(
+        &app,
+        Method::PATCH,
+        &next,
+        &[("content-range", "10-109"), ("content-length", "5")],
+    );
     assert_eq!(r.status(), 202);
-    assert!(!f.origin.sent.borrow().last().unwrap().1.contains("edge_"));
+    let after = header(&r, "location").to_owned();
+    assert!(
+        after.contains("_state=s3&edge_offset=15&edge_sig="),
+        "{after}"
+    );
+    let (_, _, headers, _) = f.origin.sent.borrow().last().unwrap().clone();
+    assert_eq!(headers["content-range"], "10-109");
+    assert!(!headers.contains_key("authorization"));
 }
 
 #[test]
@@ -847,8 +892,17 @@ fn malformed_writes_never_reach_the_origin() {
         (
             Method::PUT,
             "/v2/library/busybox/blobs/uploads/u1?_state=s".to_owned(),
+            404,
+            "BLOB_UPLOAD_INVALID",
+        ),
+        (
+            Method::POST,
+            format!(
+                "/v2/library/busybox/blobs/uploads/?mount={0}&from=private&from=library/busybox",
+                f.private_digest
+            ),
             400,
-            "DIGEST_INVALID",
+            "UNSUPPORTED",
         ),
         (
             Method::PUT,
@@ -989,8 +1043,17 @@ fn manifest_delete_is_visible_at_once() {
     assert_eq!(f.events.0.borrow()[0].action, crate::events::Action::Delete);
 }
 
+/// A session URL as the edge hands it out.
+fn sealed(app: &App<Test<'_>>, name: &str, upload_id: &str) -> String {
+    let session = super::uploads::Session {
+        origin_params: vec![("_state".into(), "s".into())],
+        offset: Some(0),
+    };
+    app.sealed_path(&name.parse().unwrap(), upload_id, &session)
+}
+
 #[test]
-fn origin_errors_reach_the_client_intact() {
+fn origin_errors_keep_their_codes_and_lose_internals() {
     let f = with_origin(&[]);
     let body = br#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown to registry","detail":"u9"}]}"#;
     f.origin_answers(move |_| {
@@ -1000,17 +1063,32 @@ fn origin_errors_reach_the_client_intact() {
             body,
         )
     });
-    let r = send(
-        &f.app(),
-        Method::GET,
-        "/v2/library/busybox/blobs/uploads/u9",
-        &[],
-    );
+    let app = f.app();
+    let uri = sealed(&app, "library/busybox", "u9");
+    let r = send(&app, Method::GET, &uri, &[]);
     assert_eq!(r.status(), 404);
-    assert_eq!(r.body(), body);
+    assert_eq!(
+        json_body(&r),
+        serde_json::from_slice::<Value>(body).unwrap()
+    );
     assert_eq!(
         header(&r, "content-type"),
         "application/json; charset=utf-8"
+    );
+    // What distribution's s3 driver puts in a detail never reaches the client.
+    f.origin_answers(|_| {
+        answer(
+            404,
+            &[],
+            br#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown to registry","detail":{"Path":"/docker/registry/v2/repositories/library/busybox/_uploads/u9/data","DriverName":"s3aws"}}]}"#,
+        )
+    });
+    let r = send(&app, Method::GET, &uri, &[]);
+    assert_eq!(error_code(&r), "BLOB_UPLOAD_UNKNOWN");
+    let text = String::from_utf8_lossy(r.body()).into_owned();
+    assert!(
+        !text.contains("docker/registry") && !text.contains("s3aws"),
+        "{text}"
     );
 }
 

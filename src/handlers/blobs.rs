@@ -102,8 +102,9 @@ impl<P: Platform> App<P> {
         let response = self
             .forward(super::forward::Forward {
                 method: http::Method::DELETE,
-                path_and_query: request.uri().path().to_owned(),
-                headers: http::HeaderMap::new(),
+                path: crate::origin::OriginPath::blob(name, digest),
+                query: Vec::new(),
+                headers: crate::origin::RequestHeaders::default(),
                 body: crate::origin::OriginBody::Empty,
                 scopes: vec![format!("repository:{name}:delete")],
                 public_base: self.public_base(request),

@@ -4,24 +4,28 @@
 //! expire. A request whose body is the client's stream cannot be sent twice, so its credentials are
 //! ready before it leaves.
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
 use crate::app::App;
 use crate::cache::EdgeCache;
 use crate::config::OriginConfig;
 use crate::error::{Error, ErrorCode, Result};
 use crate::origin::{
-    Challenge, Origin, OriginBody, TokenAnswer, basic_authorization, client_response,
-    parse_challenge, token_request, transport_error,
+    Challenge, Origin, OriginBody, OriginPath, RequestHeaders, TokenAnswer, basic_authorization,
+    client_response, parse_challenge, token_request, transport_error,
 };
 use crate::platform::Platform;
 
-/// One request for the origin, before credentials.
+/// One request for the origin, before credentials. Every part is built from what the edge parsed
+/// and checked: the path from parsed names and references, the query from parsed values, the
+/// headers from parsed numbers and media types. There is no field a raw client header or query
+/// string could travel in.
 pub(crate) struct Forward {
     pub method: Method,
-    /// Path and query on the origin (the edge's own, minus the edge's parameters).
-    pub path_and_query: String,
-    pub headers: HeaderMap,
+    pub path: OriginPath,
+    /// Query parameters, encoded here.
+    pub query: Vec<(String, String)>,
+    pub headers: RequestHeaders,
     pub body: OriginBody,
     /// Token scopes the request needs (`repository:<name>:pull,push`, ...).
     pub scopes: Vec<String>,
@@ -49,10 +53,16 @@ impl<P: Platform> App<P> {
     /// Sends `f` to the origin and returns the answer as the client should see it.
     pub(crate) async fn forward(&self, f: Forward) -> Result<Response<Vec<u8>>> {
         let (origin, config) = self.origin_parts()?;
+        let path_and_query =
+            match crate::query::encode(f.query.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                Some(query) => format!("{}?{query}", f.path.as_str()),
+                None => f.path.as_str().to_owned(),
+            };
         let url = config
             .url
-            .join(&f.path_and_query)
-            .map_err(|e| Error::internal(format!("origin URL for {}: {e}", f.path_and_query)))?;
+            .join(&path_and_query)
+            .map_err(|e| Error::internal(format!("origin URL for {path_and_query}: {e}")))?;
+        let headers = f.headers.to_header_map();
         let streamed = f.body == OriginBody::Client;
         let timeout = if streamed {
             config.upload_timeout
@@ -64,7 +74,7 @@ impl<P: Platform> App<P> {
             let mut request = Request::builder()
                 .method(f.method.clone())
                 .uri(url.as_str());
-            for (name, value) in &f.headers {
+            for (name, value) in &headers {
                 request = request.header(name, value);
             }
             if let Some(value) = authorization {
@@ -78,7 +88,17 @@ impl<P: Platform> App<P> {
                 .await
                 .map_err(|e| transport_error(e, timeout))?;
             if answer.status() != StatusCode::UNAUTHORIZED {
-                return Ok(client_response(answer, &config.url, &f.public_base));
+                let (response, original) = client_response(answer, &config.url, &f.public_base);
+                if let Some(original) = original {
+                    (self.log)(&format!(
+                        "origin answered {} {} with {}: {}",
+                        f.method,
+                        f.path.as_str(),
+                        response.status().as_u16(),
+                        original.chars().take(1024).collect::<String>()
+                    ));
+                }
+                return Ok(response);
             }
             // The origin's challenge changed, or a cached token was revoked: learn it again and
             // retry once, when the body can be sent again.

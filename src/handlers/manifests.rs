@@ -15,7 +15,7 @@ use crate::cache::key;
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::{Action, Event, EventSink};
 use crate::media;
-use crate::origin::{OriginBody, forwarded_headers};
+use crate::origin::{OriginBody, OriginPath, RequestHeaders};
 use crate::platform::ClientBody;
 use crate::platform::Clock;
 use crate::platform::Platform;
@@ -147,13 +147,19 @@ impl<P: Platform> App<P> {
             Error::new(ErrorCode::ManifestInvalid)
                 .with_message(format!("manifest is not valid JSON: {e}"))
         })?;
-        let mut headers = forwarded_headers(request.headers());
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        let client = RequestHeaders::from_client(request.headers())?;
+        let headers = RequestHeaders {
+            content_type: client.content_type,
+            content_length: Some(body.len() as u64),
+            content_range: None,
+        };
+        let media_type = headers.content_type.clone().or(parsed.media_type);
         let size = body.len() as u64;
         let response = self
             .forward(Forward {
                 method: Method::PUT,
-                path_and_query: request.uri().path().to_owned(),
+                path: OriginPath::manifest(name, reference),
+                query: Vec::new(),
                 headers,
                 body: OriginBody::Bytes(body),
                 scopes: vec![format!("repository:{name}:pull,push")],
@@ -166,12 +172,6 @@ impl<P: Platform> App<P> {
                 .and_then(|s| s.digest?.parse::<Digest>().ok());
             self.forget_manifest(name, reference, &digest, subject.as_ref())
                 .await;
-            let media_type = request
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .or(parsed.media_type);
             self.emit(
                 Action::Push,
                 actor,
@@ -205,8 +205,9 @@ impl<P: Platform> App<P> {
         let response = self
             .forward(Forward {
                 method: Method::DELETE,
-                path_and_query: request.uri().path().to_owned(),
-                headers: HeaderMap::new(),
+                path: OriginPath::manifest(name, reference),
+                query: Vec::new(),
+                headers: RequestHeaders::default(),
                 body: OriginBody::Empty,
                 scopes: vec![format!("repository:{name}:delete")],
                 public_base: self.public_base(request),

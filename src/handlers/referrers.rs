@@ -41,9 +41,9 @@ impl<P: Platform> App<P> {
         subject: &Digest,
         query: Option<&str>,
     ) -> Result<Response<Vec<u8>>> {
-        let artifact_type = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .find(|(k, _)| k == "artifactType")
-            .map(|(_, v)| v.into_owned());
+        let artifact_type = crate::query::Query::parse(query)
+            .single("artifactType")?
+            .map(str::to_owned);
         let cache_key = key::referrers(name, subject);
         let all: Vec<Value> = match self
             .cache

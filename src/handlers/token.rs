@@ -16,13 +16,27 @@ use serde_json::json;
 
 use super::access::bad_request;
 use crate::app::{App, json_response};
+use crate::auth::jwt::MAX_TOKEN_BYTES;
 use crate::auth::secret::{self, Credentials};
 use crate::auth::{Principal, Scope, grant};
 use crate::error::{Error, ErrorCode, Result};
 use crate::platform::{ClientAddress, ClientBody, Clock, Platform};
+use crate::query::Query;
 
 /// Largest token request body read (a form of a few scopes).
 const FORM_LIMIT: usize = 64 * 1024;
+
+/// Most scopes one token request may ask for. Clients ask for one to three; the bound keeps every
+/// token the service issues under what the registry accepts (`jwt::MAX_TOKEN_BYTES`), which is
+/// also checked on the token itself before it is handed out.
+pub const MAX_SCOPES: usize = 64;
+const MAX_SCOPE_PARAMETERS: usize = MAX_SCOPES;
+
+fn too_many_scopes(n: usize) -> Error {
+    bad_request(format!(
+        "{n} scopes asked for; a token request may ask for at most {MAX_SCOPES}"
+    ))
+}
 
 /// The parameters of a token request, from the query (GET) or the form (POST).
 #[derive(Default)]
@@ -37,23 +51,24 @@ struct TokenRequest {
 }
 
 impl TokenRequest {
-    fn parse(pairs: &[u8]) -> TokenRequest {
-        let mut r = TokenRequest::default();
-        for (key, value) in url::form_urlencoded::parse(pairs) {
-            let value = value.into_owned();
-            match &*key {
-                "grant_type" => r.grant_type = Some(value),
-                "service" => r.service = Some(value),
-                "scope" => r.scopes.push(value),
-                "username" => r.username = Some(value),
-                "password" => r.password = Some(value),
-                "refresh_token" => r.refresh_token = Some(value),
-                "access_type" => r.offline |= value == "offline",
-                "offline_token" => r.offline |= value == "true",
-                _ => {}
-            }
+    /// A query or a form. Every parameter but `scope` is taken once (a repeated one is a 400).
+    fn parse(pairs: &[u8]) -> Result<TokenRequest> {
+        let q = Query::from_bytes(pairs);
+        let one = |key: &str| -> Result<Option<String>> { Ok(q.single(key)?.map(str::to_owned)) };
+        let scopes: Vec<String> = q.all("scope").map(str::to_owned).collect();
+        if scopes.len() > MAX_SCOPE_PARAMETERS {
+            return Err(too_many_scopes(scopes.len()));
         }
-        r
+        Ok(TokenRequest {
+            grant_type: one("grant_type")?,
+            service: one("service")?,
+            scopes,
+            username: one("username")?,
+            password: one("password")?,
+            refresh_token: one("refresh_token")?,
+            offline: one("access_type")?.as_deref() == Some("offline")
+                || one("offline_token")?.as_deref() == Some("true"),
+        })
     }
 }
 
@@ -67,7 +82,7 @@ impl<P: Platform> App<P> {
         }
         let mut form = match *request.method() {
             Method::GET => {
-                let query = TokenRequest::parse(request.uri().query().unwrap_or("").as_bytes());
+                let query = TokenRequest::parse(request.uri().query().unwrap_or("").as_bytes())?;
                 // A URL is logged by every proxy on the way: secrets never travel in one.
                 if query.password.is_some() || query.refresh_token.is_some() {
                     return Err(bad_request(
@@ -84,9 +99,9 @@ impl<P: Platform> App<P> {
                     .await
                     .map_err(|e| bad_request(format!("token request body: {e}")))?
                     .ok_or_else(|| bad_request("token request body is too large"))?;
-                let mut form = TokenRequest::parse(&body);
+                let mut form = TokenRequest::parse(&body)?;
                 // Scopes may also come in the query.
-                let query = TokenRequest::parse(request.uri().query().unwrap_or("").as_bytes());
+                let query = TokenRequest::parse(request.uri().query().unwrap_or("").as_bytes())?;
                 form.scopes.extend(query.scopes);
                 form
             }
@@ -105,6 +120,9 @@ impl<P: Platform> App<P> {
             )));
         }
         let scopes = Scope::parse_all(form.scopes.iter().map(String::as_str))?;
+        if scopes.len() > MAX_SCOPES {
+            return Err(too_many_scopes(scopes.len()));
+        }
         let unauthorized = |why: &str| {
             Error::new(ErrorCode::Unauthorized)
                 .with_message(format!("authentication failed: {why}"))
@@ -186,6 +204,14 @@ impl<P: Platform> App<P> {
             .keys
             .issue_access(&principal, access, &auth.service, now, auth.token_seconds)
             .map_err(Error::internal)?;
+        // The registry refuses tokens longer than this; never hand out one it would refuse.
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(bad_request(format!(
+                "the scopes asked for make a token of {} bytes, over the registry's limit of \
+                 {MAX_TOKEN_BYTES}: ask for fewer or shorter scopes",
+                token.len()
+            )));
+        }
         let mut body = json!({
             "token": token,
             "access_token": token,

@@ -2,14 +2,21 @@
 //! `POST /v2/<name>/blobs/uploads/` (plain, `?digest=` monolithic, `?mount=&from=`), `PATCH`
 //! chunks, `PUT ?digest=` to finish, `GET` status and `DELETE` of an upload.
 //!
+//! Upload sessions are sealed. The `Location` the edge hands out carries the origin's own
+//! parameters (distribution's `_state`), the upload's offset as the origin reported it
+//! (`edge_offset`), and an HMAC over the upload's path, those parameters and the offset
+//! (`edge_sig`, keyed by `EDGE_SECRET`, else by a key derived from the token signing key). A
+//! request on a session whose seal does not verify is refused (404 `BLOB_UPLOAD_INVALID`) before
+//! anything is forwarded; the origin gets exactly the parameters it handed out, plus the parsed
+//! `digest` of a final `PUT`. So no client can move a session to another repository, add
+//! parameters the origin would act on, or claim an offset.
+//!
 //! The edge is stricter than distribution 2.8 where it can be without a round trip: digests and
 //! names are checked before anything is forwarded, and a chunk whose `Content-Range` does not start
-//! at the upload's offset is refused with 416 (distribution answers 202). The offset travels in the
-//! upload `Location` the edge hands out, signed with `EDGE_SECRET` (`edge_offset`, `edge_sig`), and
-//! those parameters never reach the origin.
+//! at the upload's offset is refused with 416 (distribution answers 202).
 
 use hmac::{KeyInit, Mac};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
 use sha2::Sha256;
 
@@ -18,64 +25,114 @@ use super::manifests::header_value;
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::{Error, ErrorCode, Result};
-use crate::origin::{OriginBody, forwarded_headers};
+use crate::origin::{OriginBody, OriginPath, RequestHeaders};
 use crate::platform::Platform;
+use crate::query::Query;
 use crate::reference::{Digest, Name};
+use crate::route::Route;
 
 const OFFSET_PARAM: &str = "edge_offset";
 const SIGNATURE_PARAM: &str = "edge_sig";
 
+/// What `POST /v2/<name>/blobs/uploads/` asks for, as parsed from its query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StartUpload {
+    Plain,
+    /// `?digest=`: the whole blob in the POST's body.
+    Monolithic(Digest),
+    /// `?mount=&from=`: link a blob of another repository.
+    Mount {
+        digest: Digest,
+        from: Name,
+    },
+}
+
+impl StartUpload {
+    /// Parses the query once. `mount` without `from` is a plain upload: the edge forwards no
+    /// mount it has not checked a source for (an origin could pick any repository itself).
+    pub(crate) fn parse(query: &Query) -> Result<StartUpload> {
+        let digest = query
+            .single("digest")?
+            .map(str::parse::<Digest>)
+            .transpose()?;
+        let mount = query
+            .single("mount")?
+            .map(str::parse::<Digest>)
+            .transpose()?;
+        let from = query.single("from")?.map(str::parse::<Name>).transpose()?;
+        Ok(match (digest, mount, from) {
+            (Some(_), Some(_), _) => {
+                return Err(Error::new(ErrorCode::Unsupported)
+                    .with_status(StatusCode::BAD_REQUEST)
+                    .with_message("an upload takes ?digest= or ?mount=, not both"));
+            }
+            (Some(digest), None, _) => StartUpload::Monolithic(digest),
+            (None, Some(digest), Some(from)) => StartUpload::Mount { digest, from },
+            (None, _, _) => StartUpload::Plain,
+        })
+    }
+}
+
+/// An upload session the edge handed out and verified: the origin's parameters, and the offset
+/// when the origin reported one the edge could trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Session {
+    pub origin_params: Vec<(String, String)>,
+    pub offset: Option<u64>,
+}
+
 impl<P: Platform> App<P> {
     /// A mount (`?mount=&from=`) needs pull on the source as well as push on the target; without
-    /// it the mount parameters are dropped and the upload starts plainly (202), as the spec says.
+    /// it the upload starts plainly (202), as the spec says, and no mount parameter is forwarded.
     pub async fn start_upload<B>(
         &self,
         name: &Name,
         request: &Request<B>,
         caller: &Caller,
     ) -> Result<Response<Vec<u8>>> {
-        let (mut query, _) = edge_query(request.uri().query());
+        let start = StartUpload::parse(&Query::parse(request.uri().query()))?;
+        let client = RequestHeaders::from_client(request.headers())?;
         let mut scopes = vec![push_scope(name)];
-        let mut streamed = false;
-        let mut source = None;
-        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            match &*key {
-                "digest" => {
-                    value.parse::<Digest>()?;
-                    streamed = true;
-                }
-                "mount" => {
-                    value.parse::<Digest>()?;
-                }
-                "from" => source = Some(value.parse::<Name>()?),
-                _ => {}
+        let mut query = Vec::new();
+        let streamed = match &start {
+            StartUpload::Monolithic(digest) => {
+                query.push(("digest".to_owned(), digest.to_string()));
+                true
             }
-        }
-        if let Some(source) = source {
-            if self.may_mount_from(caller, &source).await? {
-                scopes.push(format!("repository:{source}:pull"));
-            } else {
-                query = without_mount(&query);
+            StartUpload::Mount { digest, from } => {
+                if self.may_mount_from(caller, from).await? {
+                    scopes.push(format!("repository:{from}:pull"));
+                    query.push(("mount".to_owned(), digest.to_string()));
+                    query.push(("from".to_owned(), from.to_string()));
+                }
+                false
             }
-        }
-        let has_body = content_length(request.headers()).is_some_and(|n| n > 0);
-        let body = if streamed || has_body {
-            OriginBody::Client
+            StartUpload::Plain => client.content_length.is_some_and(|n| n > 0),
+        };
+        let (headers, body) = if streamed {
+            (
+                RequestHeaders {
+                    content_range: None,
+                    ..client
+                },
+                OriginBody::Client,
+            )
         } else {
-            OriginBody::Empty
+            (RequestHeaders::default(), OriginBody::Empty)
         };
         let mut response = self
             .forward(Forward {
                 method: Method::POST,
-                path_and_query: with_query(request.uri().path(), &query),
-                headers: forwarded_headers(request.headers()),
+                path: OriginPath::uploads(name),
+                query,
+                headers,
                 body,
                 scopes,
                 public_base: self.public_base(request),
             })
             .await?;
         if response.status() == StatusCode::ACCEPTED {
-            self.sign_location(&mut response, Some(0));
+            self.seal_location(&mut response, name, Some(0), &self.public_base(request))?;
             if let Some(config) = &self.config.origin {
                 response.headers_mut().insert(
                     "oci-chunk-max-length",
@@ -89,52 +146,29 @@ impl<P: Platform> App<P> {
     pub async fn patch_upload<B>(
         &self,
         name: &Name,
+        upload_id: &str,
         request: &Request<B>,
     ) -> Result<Response<Vec<u8>>> {
-        let (query, offset) = self.upload_offset(request);
-        let range = match request.headers().get(header::CONTENT_RANGE) {
-            Some(value) => Some(parse_content_range(value)?),
-            None => None,
-        };
-        if let (Some((start, _)), Some(offset)) = (range, offset)
-            && start != offset
-        {
-            let mut response = crate::app::error_response(
-                &Error::new(ErrorCode::BlobUploadInvalid)
-                    .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
-                    .with_message(format!(
-                        "chunk starts at byte {start}, the upload is at byte {offset}"
-                    ))
-                    .with_detail(json!({ "offset": offset, "start": start })),
-            );
-            let h = response.headers_mut();
-            h.insert(
-                header::RANGE,
-                header_value(&format!("0-{}", offset.saturating_sub(1)))?,
-            );
-            h.insert(header::LOCATION, header_value(&request_location(request))?);
-            return Ok(response);
+        let (session, _) = self.open_session(name, upload_id, request)?;
+        let headers = RequestHeaders::from_client(request.headers())?;
+        if let Some(refused) = self.out_of_order(name, upload_id, &session, &headers, request) {
+            return refused;
         }
-        let length = content_length(request.headers());
+        let length = headers.content_length;
         let mut response = self
             .forward(self.upload_forward(
                 Method::PATCH,
                 name,
+                upload_id,
                 request,
-                &query,
+                session.origin_params.clone(),
+                headers,
                 OriginBody::Client,
-                true,
             ))
             .await?;
         if response.status() == StatusCode::ACCEPTED {
-            // The new offset: what the client said it sent, else the origin's Range (whose "0-0"
-            // means zero or one byte, so it is trusted only past that).
-            let next = match (range, offset, length) {
-                (Some((_, end)), _, _) => Some(end + 1),
-                (None, Some(offset), Some(length)) => Some(offset + length),
-                _ => origin_offset(response.headers()),
-            };
-            self.sign_location(&mut response, next);
+            let next = next_offset(&response, session.offset, length);
+            self.seal_location(&mut response, name, next, &self.public_base(request))?;
         }
         Ok(response)
     }
@@ -142,29 +176,33 @@ impl<P: Platform> App<P> {
     pub async fn finish_upload<B>(
         &self,
         name: &Name,
+        upload_id: &str,
         request: &Request<B>,
     ) -> Result<Response<Vec<u8>>> {
-        let (query, _) = self.upload_offset(request);
-        let digest = url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "digest")
-            .map(|(_, v)| v.into_owned())
-            .ok_or_else(|| {
-                Error::new(ErrorCode::DigestInvalid)
-                    .with_message("the final PUT of an upload needs ?digest=")
-            })?;
-        digest.parse::<Digest>()?;
-        let has_body = content_length(request.headers()).is_none_or(|n| n > 0);
+        let (session, digest) = self.open_session(name, upload_id, request)?;
+        let digest = digest.ok_or_else(|| {
+            Error::new(ErrorCode::DigestInvalid)
+                .with_message("the final PUT of an upload needs ?digest=")
+        })?;
+        let headers = RequestHeaders::from_client(request.headers())?;
+        if let Some(refused) = self.out_of_order(name, upload_id, &session, &headers, request) {
+            return refused;
+        }
+        let body = if headers.content_length.is_none_or(|n| n > 0) {
+            OriginBody::Client
+        } else {
+            OriginBody::Empty
+        };
+        let mut query = session.origin_params;
+        query.push(("digest".to_owned(), digest.to_string()));
         self.forward(self.upload_forward(
             Method::PUT,
             name,
+            upload_id,
             request,
-            &query,
-            if has_body {
-                OriginBody::Client
-            } else {
-                OriginBody::Empty
-            },
-            true,
+            query,
+            headers,
+            body,
         ))
         .await
     }
@@ -172,22 +210,24 @@ impl<P: Platform> App<P> {
     pub async fn upload_status<B>(
         &self,
         name: &Name,
+        upload_id: &str,
         request: &Request<B>,
     ) -> Result<Response<Vec<u8>>> {
-        let (query, offset) = self.upload_offset(request);
+        let (session, _) = self.open_session(name, upload_id, request)?;
         let mut response = self
             .forward(self.upload_forward(
                 Method::GET,
                 name,
+                upload_id,
                 request,
-                &query,
+                session.origin_params.clone(),
+                RequestHeaders::default(),
                 OriginBody::Empty,
-                false,
             ))
             .await?;
         if response.status() == StatusCode::NO_CONTENT {
-            let next = origin_offset(response.headers()).or(offset);
-            self.sign_location(&mut response, next);
+            let next = next_offset(&response, session.offset, Some(0));
+            self.seal_location(&mut response, name, next, &self.public_base(request))?;
         }
         Ok(response)
     }
@@ -195,221 +235,353 @@ impl<P: Platform> App<P> {
     pub async fn cancel_upload<B>(
         &self,
         name: &Name,
+        upload_id: &str,
         request: &Request<B>,
     ) -> Result<Response<Vec<u8>>> {
-        let (query, _) = edge_query(request.uri().query());
+        let (session, _) = self.open_session(name, upload_id, request)?;
         self.forward(self.upload_forward(
             Method::DELETE,
             name,
+            upload_id,
             request,
-            &query,
+            session.origin_params,
+            RequestHeaders::default(),
             OriginBody::Empty,
-            false,
         ))
         .await
     }
 
-    /// An upload request for the origin: same path, the origin's part of the query, the client's
-    /// API headers when `with_headers` (requests that carry a body).
+    #[allow(clippy::too_many_arguments)]
     fn upload_forward<B>(
         &self,
         method: Method,
         name: &Name,
+        upload_id: &str,
         request: &Request<B>,
-        query: &str,
+        query: Vec<(String, String)>,
+        headers: RequestHeaders,
         body: OriginBody,
-        with_headers: bool,
     ) -> Forward {
         Forward {
             method,
-            path_and_query: with_query(request.uri().path(), query),
-            headers: if with_headers {
-                forwarded_headers(request.headers())
-            } else {
-                HeaderMap::new()
-            },
+            path: OriginPath::upload(name, upload_id),
+            query,
+            headers,
             body,
             scopes: vec![push_scope(name)],
             public_base: self.public_base(request),
         }
     }
 
-    /// The origin's query of an upload request, and the upload's offset when the edge signed it.
-    fn upload_offset<B>(&self, request: &Request<B>) -> (String, Option<u64>) {
-        let (query, signed) = edge_query(request.uri().query());
-        let offset = match (signed, &self.config.edge_secret) {
-            (Some((offset, signature)), Some(secret))
-                if sign(secret, request.uri().path(), offset) == signature =>
-            {
-                Some(offset)
+    /// The 416 for a chunk that does not start at the upload's offset, when the edge knows it.
+    fn out_of_order<B>(
+        &self,
+        name: &Name,
+        upload_id: &str,
+        session: &Session,
+        headers: &RequestHeaders,
+        request: &Request<B>,
+    ) -> Option<Result<Response<Vec<u8>>>> {
+        let ((start, _), offset) = (headers.content_range?, session.offset?);
+        if start == offset {
+            return None;
+        }
+        let mut response = crate::app::error_response(
+            &Error::new(ErrorCode::BlobUploadInvalid)
+                .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .with_message(format!(
+                    "chunk starts at byte {start}, the upload is at byte {offset}"
+                ))
+                .with_detail(json!({ "offset": offset, "start": start })),
+        );
+        // The same session stays valid: the client may send the right chunk to it.
+        let location = format!(
+            "{}{}",
+            self.public_base(request),
+            self.sealed_path(name, upload_id, session)
+        );
+        let h = response.headers_mut();
+        let range = format!("0-{}", offset.saturating_sub(1));
+        match (header_value(&range), header_value(&location)) {
+            (Ok(range), Ok(location)) => {
+                h.insert(header::RANGE, range);
+                h.insert(header::LOCATION, location);
+                Some(Ok(response))
             }
-            _ => None,
-        };
-        (query, offset)
+            (Err(e), _) | (_, Err(e)) => Some(Err(e)),
+        }
     }
 
-    /// Adds the signed offset to the answer's upload `Location`.
-    fn sign_location(&self, response: &mut Response<Vec<u8>>, offset: Option<u64>) {
-        let (Some(offset), Some(secret)) = (offset, &self.config.edge_secret) else {
-            return;
+    /// Verifies the seal of the session a request names; returns it, and the parsed `digest` of a
+    /// final `PUT` (the one parameter a client adds to a session's URL).
+    fn open_session<B>(
+        &self,
+        name: &Name,
+        upload_id: &str,
+        request: &Request<B>,
+    ) -> Result<(Session, Option<Digest>)> {
+        let query = Query::parse(request.uri().query());
+        let digest = if request.method() == Method::PUT {
+            query
+                .single("digest")?
+                .map(str::parse::<Digest>)
+                .transpose()?
+        } else {
+            None
         };
+        let unsealed = || {
+            Error::new(ErrorCode::BlobUploadInvalid).with_message(
+                "this upload URL was not handed out by this registry, or was changed: start the \
+                 upload again",
+            )
+        };
+        let signature = query.single(SIGNATURE_PARAM)?.ok_or_else(unsealed)?;
+        let offset = match query.single(OFFSET_PARAM)? {
+            None => None,
+            Some(v) => Some(v.parse::<u64>().map_err(|_| unsealed())?),
+        };
+        let origin_params: Vec<(String, String)> = query
+            .pairs()
+            .iter()
+            .filter(|(k, _)| {
+                k != SIGNATURE_PARAM && k != OFFSET_PARAM && !(digest.is_some() && k == "digest")
+            })
+            .cloned()
+            .collect();
+        let session = Session {
+            origin_params,
+            offset,
+        };
+        let path = OriginPath::upload(name, upload_id);
+        if !verify(
+            &self.config.upload_key.0,
+            path.as_str(),
+            &session,
+            signature,
+        ) {
+            return Err(unsealed());
+        }
+        Ok((session, digest))
+    }
+
+    /// The edge's URL of a session: its path, the origin's parameters, the offset and the seal.
+    pub(crate) fn sealed_path(&self, name: &Name, upload_id: &str, session: &Session) -> String {
+        let path = OriginPath::upload(name, upload_id);
+        let signature = seal(&self.config.upload_key.0, path.as_str(), session);
+        let offset = session.offset.map(|o| o.to_string());
+        let pairs = session
+            .origin_params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(offset.as_deref().map(|o| (OFFSET_PARAM, o)))
+            .chain([(SIGNATURE_PARAM, signature.as_str())]);
+        format!(
+            "{}?{}",
+            path.as_str(),
+            crate::query::encode(pairs).unwrap_or_default()
+        )
+    }
+
+    /// Seals the upload `Location` of an origin's answer (already rewritten to the edge). A
+    /// location elsewhere (an origin that takes uploads on another host) is left as it is: the
+    /// client does not come back to the edge with it.
+    fn seal_location(
+        &self,
+        response: &mut Response<Vec<u8>>,
+        name: &Name,
+        offset: Option<u64>,
+        public_base: &str,
+    ) -> Result<()> {
         let Some(location) = response
             .headers()
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
         else {
-            return;
+            return Ok(());
         };
-        let (path, query) = location.split_once('?').unwrap_or((location, ""));
-        let upload_path = match url::Url::parse(path) {
-            Ok(url) => url.path().to_owned(),
-            Err(_) => path.to_owned(),
-        };
-        let mut query = url::form_urlencoded::Serializer::new(query.to_owned());
-        query.append_pair(OFFSET_PARAM, &offset.to_string());
-        query.append_pair(SIGNATURE_PARAM, &sign(secret, &upload_path, offset));
-        if let Ok(value) = HeaderValue::from_str(&format!("{path}?{}", query.finish())) {
-            response.headers_mut().insert(header::LOCATION, value);
+        let (path, query) = location.split_once('?').unwrap_or((&location, ""));
+        // A location on the edge is `<public base><path>` (the origin's were rewritten to it).
+        let base = public_base_of(path);
+        if base != public_base {
+            return Ok(());
         }
+        let path = &path[base.len()..];
+        let foreign = || {
+            Error::new(ErrorCode::Unknown)
+                .with_status(StatusCode::BAD_GATEWAY)
+                .with_message("the origin registry answered an upload with an unusable location")
+                .with_log(format!("upload location {location:?} for {name}"))
+        };
+        let upload_id = match Route::parse(path) {
+            Ok(Route::BlobUpload { name: n, upload_id }) if n == *name => upload_id,
+            _ => return Err(foreign()),
+        };
+        let session = Session {
+            origin_params: Query::parse(Some(query)).pairs().to_vec(),
+            offset,
+        };
+        let sealed = format!("{base}{}", self.sealed_path(name, &upload_id, &session));
+        response
+            .headers_mut()
+            .insert(header::LOCATION, header_value(&sealed)?);
+        Ok(())
     }
 }
 
-/// `query` without its `mount` and `from` parameters.
-fn without_mount(query: &str) -> String {
-    let kept: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| k != "mount" && k != "from")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+/// The seal of a session: HMAC-SHA256 over the upload path, the origin's parameters (sorted, so a
+/// client that re-encodes the query keeps a valid URL) and the offset.
+fn seal(key: &[u8], upload_path: &str, session: &Session) -> String {
+    let mut params: Vec<(&str, &str)> = session
+        .origin_params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(kept)
-        .finish()
+    params.sort();
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"registry-edge upload session v1\n");
+    mac.update(upload_path.as_bytes());
+    mac.update(b"\n");
+    mac.update(crate::query::encode(params).unwrap_or_default().as_bytes());
+    mac.update(b"\n");
+    match session.offset {
+        Some(offset) => mac.update(offset.to_string().as_bytes()),
+        None => mac.update(b"-"),
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn verify(key: &[u8], upload_path: &str, session: &Session, signature: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let expected = seal(key, upload_path, session);
+    expected.len() == signature.len() && bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
+}
+
+/// The scheme and host of an absolute URL (empty for a path).
+fn public_base_of(location: &str) -> &str {
+    if location.starts_with('/') {
+        return "";
+    }
+    let after_scheme = location.find("://").map_or(0, |i| i + 3);
+    match location[after_scheme..].find('/') {
+        Some(i) => &location[..after_scheme + i],
+        None => location,
+    }
 }
 
 fn push_scope(name: &Name) -> String {
     format!("repository:{name}:pull,push")
 }
 
-fn with_query(path: &str, query: &str) -> String {
-    if query.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{query}")
-    }
-}
-
-/// Splits the edge's own parameters off a query: the rest (for the origin), and the signed offset.
-fn edge_query(query: Option<&str>) -> (String, Option<(u64, String)>) {
-    let mut rest = url::form_urlencoded::Serializer::new(String::new());
-    let (mut offset, mut signature) = (None, None);
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        match &*key {
-            OFFSET_PARAM => offset = value.parse::<u64>().ok(),
-            SIGNATURE_PARAM => signature = Some(value.into_owned()),
-            _ => {
-                rest.append_pair(&key, &value);
-            }
-        }
-    }
-    (rest.finish(), offset.zip(signature))
-}
-
-fn sign(secret: &str, upload_path: &str, offset: u64) -> String {
-    let mut mac =
-        hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(format!("{upload_path}\n{offset}").as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-/// `Content-Range: <start>-<end>` (inclusive; a `bytes ` or `bytes=` prefix is tolerated).
-fn parse_content_range(value: &HeaderValue) -> Result<(u64, u64)> {
-    let invalid = || {
-        Error::new(ErrorCode::BlobUploadInvalid)
-            .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
-            .with_message("Content-Range must be <start>-<end>")
-    };
-    let text = value.to_str().map_err(|_| invalid())?.trim();
-    let text = text
-        .trim_start_matches("bytes")
-        .trim_start_matches(['=', ' ']);
-    let text = text.split('/').next().unwrap_or(text);
-    let (start, end) = text.split_once('-').ok_or_else(invalid)?;
-    let (start, end): (u64, u64) = (
-        start.trim().parse().map_err(|_| invalid())?,
-        end.trim().parse().map_err(|_| invalid())?,
-    );
-    if end < start {
-        return Err(invalid());
-    }
-    Ok((start, end))
-}
-
-/// The offset an origin reports in `Range: 0-<last byte>`; "0-0" is ambiguous (empty or one byte).
-fn origin_offset(headers: &HeaderMap) -> Option<u64> {
-    let range = headers.get(header::RANGE)?.to_str().ok()?;
+/// The upload's offset after the origin's answer, from its `Range: 0-<last byte>`. distribution
+/// writes "0-0" for both an empty upload and one byte; then the offset is trusted only when the
+/// previous offset and the request's length (which the platform enforces) say the same.
+fn next_offset(
+    answer: &Response<Vec<u8>>,
+    previous: Option<u64>,
+    length: Option<u64>,
+) -> Option<u64> {
+    let range = answer.headers().get(header::RANGE)?.to_str().ok()?;
     let end: u64 = range.trim().strip_prefix("0-")?.parse().ok()?;
-    (end > 0).then_some(end + 1)
-}
-
-/// The URL the client used, as the `Location` of a refused chunk (it stays valid).
-fn request_location<B>(request: &Request<B>) -> String {
-    match request.uri().query() {
-        Some(q) => format!("{}?{q}", request.uri().path()),
-        None => request.uri().path().to_owned(),
+    if end > 0 {
+        return end.checked_add(1);
     }
+    let expected = previous?.checked_add(length?)?;
+    (expected <= 1).then_some(expected)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn edge_parameters_stay_at_the_edge() {
-        let (rest, signed) = edge_query(Some(
-            "_state=abc%3D&edge_offset=10&edge_sig=ff&digest=sha256%3A00",
-        ));
-        assert_eq!(rest, "_state=abc%3D&digest=sha256%3A00");
-        assert_eq!(signed, Some((10, "ff".to_owned())));
-        assert_eq!(edge_query(None), (String::new(), None));
-    }
-
-    #[test]
-    fn signatures_bind_offset_and_upload() {
-        let a = sign("k", "/v2/a/blobs/uploads/1", 10);
-        assert_eq!(a.len(), 64);
-        assert_ne!(a, sign("k", "/v2/a/blobs/uploads/1", 11));
-        assert_ne!(a, sign("k", "/v2/a/blobs/uploads/2", 10));
-        assert_ne!(a, sign("other", "/v2/a/blobs/uploads/1", 10));
-    }
-
-    #[test]
-    fn content_ranges() {
-        let parse = |s: &'static str| parse_content_range(&HeaderValue::from_static(s));
-        assert_eq!(parse("0-1023").unwrap(), (0, 1023));
-        assert_eq!(parse("bytes 10-19/100").unwrap(), (10, 19));
-        assert_eq!(parse("bytes=10-19").unwrap(), (10, 19));
-        for bad in ["", "10", "a-b", "20-10"] {
-            assert_eq!(parse(bad).unwrap_err().status, 416, "{bad}");
+    fn session(params: &[(&str, &str)], offset: Option<u64>) -> Session {
+        Session {
+            origin_params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            offset,
         }
     }
 
     #[test]
-    fn origin_ranges() {
-        let h = |v: &'static str| {
-            let mut m = HeaderMap::new();
-            m.insert(header::RANGE, HeaderValue::from_static(v));
-            m
+    fn seals_bind_path_parameters_and_offset() {
+        let path = "/v2/a/blobs/uploads/1";
+        let s = session(&[("_state", "abc"), ("x", "1")], Some(10));
+        let a = seal(b"k", path, &s);
+        assert_eq!(a.len(), 64);
+        assert!(verify(b"k", path, &s, &a));
+        // Parameter order does not matter (clients re-encode queries)...
+        let reordered = session(&[("x", "1"), ("_state", "abc")], Some(10));
+        assert!(verify(b"k", path, &reordered, &a));
+        // ...anything else does.
+        for other in [
+            session(&[("_state", "abc"), ("x", "1")], Some(11)),
+            session(&[("_state", "abc"), ("x", "1")], None),
+            session(&[("_state", "abd"), ("x", "1")], Some(10)),
+            session(&[("_state", "abc"), ("x", "1"), ("mount", "m")], Some(10)),
+            session(&[("_state", "abc")], Some(10)),
+        ] {
+            assert!(!verify(b"k", path, &other, &a), "{other:?}");
+        }
+        assert!(!verify(b"k", "/v2/b/blobs/uploads/1", &s, &a));
+        assert!(!verify(b"other", path, &s, &a));
+        assert!(!verify(b"k", path, &s, &a[..63]));
+    }
+
+    #[test]
+    fn start_queries() {
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let parse = |q: &str| StartUpload::parse(&Query::parse(Some(q)));
+        assert_eq!(parse("").unwrap(), StartUpload::Plain);
+        assert_eq!(
+            parse(&format!("digest={d}")).unwrap(),
+            StartUpload::Monolithic(d.parse().unwrap())
+        );
+        assert_eq!(
+            parse(&format!("mount={d}&from=a/b")).unwrap(),
+            StartUpload::Mount {
+                digest: d.parse().unwrap(),
+                from: "a/b".parse().unwrap()
+            }
+        );
+        // A mount without a source is a plain upload; `from` alone means nothing.
+        assert_eq!(parse(&format!("mount={d}")).unwrap(), StartUpload::Plain);
+        assert_eq!(parse("from=a").unwrap(), StartUpload::Plain);
+        for bad in [
+            format!("mount={d}&from=a&from=b"),
+            format!("mount={d}&mount={d}&from=a"),
+            format!("digest={d}&digest={d}"),
+            format!("digest={d}&mount={d}&from=a"),
+            "mount=md5:00&from=a".to_owned(),
+            format!("mount={d}&from=../x"),
+        ] {
+            assert_eq!(parse(&bad).unwrap_err().status, 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn offsets_come_from_the_origin() {
+        let answer = |range: Option<&str>| {
+            let mut r = Response::new(Vec::new());
+            if let Some(range) = range {
+                r.headers_mut()
+                    .insert(header::RANGE, HeaderValue::from_str(range).unwrap());
+            }
+            r
         };
-        assert_eq!(origin_offset(&h("0-99")), Some(100));
-        assert_eq!(origin_offset(&h("0-0")), None);
-        assert_eq!(origin_offset(&HeaderMap::new()), None);
+        // What the client claimed does not matter: the origin's Range does.
+        assert_eq!(
+            next_offset(&answer(Some("0-4")), Some(0), Some(100)),
+            Some(5)
+        );
+        assert_eq!(next_offset(&answer(Some("0-99")), None, None), Some(100));
+        // "0-0": zero or one byte; trusted only when the request says which.
+        assert_eq!(next_offset(&answer(Some("0-0")), Some(0), Some(1)), Some(1));
+        assert_eq!(next_offset(&answer(Some("0-0")), Some(0), Some(0)), Some(0));
+        assert_eq!(next_offset(&answer(Some("0-0")), Some(0), None), None);
+        assert_eq!(next_offset(&answer(Some("0-0")), Some(5), Some(5)), None);
+        assert_eq!(next_offset(&answer(None), Some(5), Some(5)), None);
+        assert_eq!(next_offset(&answer(Some("bytes=0-9")), None, None), None);
     }
 }
