@@ -86,7 +86,7 @@ impl<P: Platform> App<P> {
         match (route, method) {
             (Route::Base, _) if read => Ok(json_response(StatusCode::OK, b"{}".to_vec())),
             (Route::Catalog, _) if read => {
-                let filter = self.catalog_filter(&settings, &caller).await?;
+                let filter = self.catalog_filter(&caller).await?;
                 self.get_catalog(page()?, filter).await
             }
             (Route::Tags { name }, _) if read => {
@@ -95,7 +95,7 @@ impl<P: Platform> App<P> {
             }
             (Route::Manifest { name, reference }, m) => match m {
                 Method::GET | Method::HEAD => {
-                    self.get_manifest(&name, &reference, request.headers())
+                    self.get_manifest(&name, &reference, request.headers(), &attributes)
                         .await
                 }
                 Method::PUT => {
@@ -125,7 +125,7 @@ impl<P: Platform> App<P> {
                 m => Err(not_allowed(&m)),
             },
             (Route::Referrers { name, digest }, _) if read => {
-                self.get_referrers(&name, &digest, request.uri().query())
+                self.get_referrers(&name, &digest, request.uri().query(), &attributes)
                     .await
             }
             (_, m) => Err(not_allowed(&m)),

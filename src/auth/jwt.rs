@@ -49,6 +49,10 @@ struct AccessClaims {
     #[serde(rename = "use")]
     token_use: String,
     kind: String,
+    /// The generation of the principal's record the token was issued for (a token deleted and
+    /// created again under the same name is another generation).
+    #[serde(rename = "gen", default, skip_serializing_if = "String::is_empty")]
+    generation: String,
     access: Vec<AccessEntry>,
 }
 
@@ -57,6 +61,8 @@ struct RefreshClaims {
     #[serde(rename = "use")]
     token_use: String,
     kind: String,
+    #[serde(rename = "gen", default, skip_serializing_if = "String::is_empty")]
+    generation: String,
     /// Which password the token was issued for, and its fingerprint.
     password: String,
     fingerprint: String,
@@ -66,6 +72,8 @@ struct RefreshClaims {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifiedAccess {
     pub principal: Principal,
+    /// The principal record's generation (empty for the admin and anonymous callers).
+    pub generation: String,
     pub access: Vec<AccessEntry>,
     pub expires_at: u64,
 }
@@ -74,6 +82,7 @@ pub struct VerifiedAccess {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedRefresh {
     pub principal: Principal,
+    pub generation: String,
     pub password: String,
     pub fingerprint: String,
 }
@@ -179,6 +188,7 @@ impl TokenKeys {
     pub fn issue_access(
         &self,
         principal: &Principal,
+        generation: &str,
         access: Vec<AccessEntry>,
         audience: &str,
         now: u64,
@@ -187,6 +197,7 @@ impl TokenKeys {
         let custom = AccessClaims {
             token_use: ACCESS_USE.into(),
             kind: principal.kind().into(),
+            generation: generation.into(),
             access,
         };
         let claims = self.claims(principal, audience, now, lifetime, custom)?;
@@ -196,6 +207,7 @@ impl TokenKeys {
     pub fn issue_refresh(
         &self,
         principal: &Principal,
+        generation: &str,
         password: &str,
         fingerprint: &str,
         audience: &str,
@@ -205,6 +217,7 @@ impl TokenKeys {
         let custom = RefreshClaims {
             token_use: REFRESH_USE.into(),
             kind: principal.kind().into(),
+            generation: generation.into(),
             password: password.into(),
             fingerprint: fingerprint.into(),
         };
@@ -252,6 +265,7 @@ impl TokenKeys {
         let expires_at = claims.expires_at.ok_or("token has no expiry")?.as_secs();
         Ok(VerifiedAccess {
             principal,
+            generation: claims.custom.generation,
             access: claims.custom.access,
             expires_at,
         })
@@ -272,6 +286,7 @@ impl TokenKeys {
         }
         Ok(VerifiedRefresh {
             principal: principal_of(&claims.custom.kind, claims.subject.as_deref())?,
+            generation: claims.custom.generation,
             password: claims.custom.password,
             fingerprint: claims.custom.fingerprint,
         })
@@ -325,8 +340,15 @@ mod tests {
     }
 
     fn token(keys: &TokenKeys) -> String {
-        keys.issue_access(&Principal::Token("ci".into()), access(), AUD, NOW, 300)
-            .unwrap()
+        keys.issue_access(
+            &Principal::Token("ci".into()),
+            "g1",
+            access(),
+            AUD,
+            NOW,
+            300,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -336,6 +358,7 @@ mod tests {
         assert_eq!(verified.principal, Principal::Token("ci".into()));
         assert_eq!(verified.access, access());
         assert_eq!(verified.expires_at, NOW + 300);
+        assert_eq!(verified.generation, "g1");
         let header: serde_json::Value = serde_json::from_slice(
             &URL_SAFE_NO_PAD
                 .decode(token(&keys).split('.').next().unwrap())
@@ -408,6 +431,7 @@ mod tests {
         let refresh = keys
             .issue_refresh(
                 &Principal::Token("ci".into()),
+                "g1",
                 "password1",
                 "ab",
                 AUD,
@@ -430,7 +454,7 @@ mod tests {
     fn openssl_keys_on_one_line_load() {
         let keys = TokenKeys::from_pem(OPENSSL_KEY, AUD).unwrap();
         let token = keys
-            .issue_access(&Principal::Anonymous, vec![], AUD, NOW, 60)
+            .issue_access(&Principal::Anonymous, "", vec![], AUD, NOW, 60)
             .unwrap();
         assert!(keys.verify_access(&token, AUD, NOW).is_ok());
     }

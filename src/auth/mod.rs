@@ -468,11 +468,15 @@ impl Need {
     }
 }
 
-/// What a verified credential allows: the claims of a bearer token, or a principal's permissions
-/// (Basic credentials, anonymous requests).
+/// What a verified credential allows: the claims of a bearer token (never more than its principal
+/// holds now), or a principal's permissions (Basic credentials, anonymous requests).
 #[derive(Debug, Clone)]
 pub enum Authority {
-    Claims(Vec<AccessEntry>),
+    Claims {
+        access: Vec<AccessEntry>,
+        /// What the token's principal holds at the time of the request.
+        current: Permissions,
+    },
     Permissions(Permissions),
 }
 
@@ -486,15 +490,16 @@ impl Authority {
             (Authority::Permissions(p), Need::Repository { name, permission }) => {
                 p.on(name.as_str()).has(*permission)
             }
-            (Authority::Claims(access), Need::Catalog) => access
+            (Authority::Claims { access, .. }, Need::Catalog) => access
                 .iter()
                 .any(|e| e.kind == "registry" && e.name == "catalog"),
-            (Authority::Claims(access), Need::Repository { name, permission }) => {
-                access.iter().any(|e| {
-                    e.kind == "repository"
-                        && e.name == name.as_str()
-                        && e.actions.iter().any(|a| a == permission.token_action())
-                })
+            (Authority::Claims { access, current }, Need::Repository { name, permission }) => {
+                current.on(name.as_str()).has(*permission)
+                    && access.iter().any(|e| {
+                        e.kind == "repository"
+                            && e.name == name.as_str()
+                            && e.actions.iter().any(|a| a == permission.token_action())
+                    })
             }
         }
     }
@@ -510,7 +515,7 @@ pub struct Caller {
 impl Caller {
     /// The credential was a bearer token (a failed check answers `insufficient_scope`).
     pub fn bearer(&self) -> bool {
-        matches!(self.authority, Authority::Claims(_))
+        matches!(self.authority, Authority::Claims { .. })
     }
 }
 
@@ -637,7 +642,10 @@ mod tests {
         );
         // Anonymous callers never get the catalog.
         assert_eq!(grant(&scopes, &p, &Principal::Anonymous).len(), 1);
-        let authority = Authority::Claims(access);
+        let authority = Authority::Claims {
+            access: access.clone(),
+            current: p.clone(),
+        };
         let need = |n: &str, permission| Need::Repository {
             name: name(n),
             permission,

@@ -187,6 +187,11 @@ pub struct RegistrySettings {
 #[serde(rename_all = "camelCase")]
 pub struct TokenRecord {
     pub name: String,
+    /// Random, set when the token is created: the access and refresh tokens issued for it carry
+    /// it, so a token deleted and created again under the same name does not inherit them.
+    /// (Empty in records made before generations existed.)
+    #[serde(default)]
+    pub generation: String,
     #[serde(default = "yes")]
     pub enabled: bool,
     pub scope_map: String,

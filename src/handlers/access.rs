@@ -30,6 +30,8 @@ const ABSENT: &[u8] = b"";
 /// tokens).
 pub(crate) struct SignedIn {
     pub principal: Principal,
+    /// The principal record's generation, carried in the tokens issued for this sign-in.
+    pub generation: String,
     pub password: String,
     pub fingerprint: String,
     /// When the password stops working, if it does.
@@ -150,6 +152,7 @@ impl<P: Platform> App<P> {
             {
                 return Ok(Some(SignedIn {
                     principal: Principal::Admin(username.to_owned()),
+                    generation: String::new(),
                     password: SECRET_SLOT.into(),
                     fingerprint: secret::fingerprint(hash),
                     expiry: None,
@@ -159,6 +162,7 @@ impl<P: Platform> App<P> {
                 records::matching_password(&settings.admin.passwords, password, now).map(|p| {
                     SignedIn {
                         principal: Principal::Admin(username.to_owned()),
+                        generation: String::new(),
                         password: p.name.clone(),
                         fingerprint: secret::fingerprint(&p.hash),
                         expiry: p.expiry,
@@ -178,6 +182,7 @@ impl<P: Platform> App<P> {
         Ok(
             records::matching_password(&token.passwords, password, now).map(|p| SignedIn {
                 principal: Principal::Token(token.name.clone()),
+                generation: token.generation.clone(),
                 password: p.name.clone(),
                 fingerprint: secret::fingerprint(&p.hash),
                 expiry: p.expiry,
@@ -185,11 +190,13 @@ impl<P: Platform> App<P> {
         )
     }
 
-    /// Whether `principal` may still act: the admin user enabled, the token present and enabled.
+    /// Whether the principal a token was issued for may still act: the admin user enabled; the
+    /// token present, enabled, and the same generation (not deleted and created again since).
     async fn still_enabled(
         &self,
         settings: &RegistrySettings,
         principal: &Principal,
+        generation: &str,
     ) -> Result<bool> {
         Ok(match principal {
             Principal::Anonymous => true,
@@ -199,7 +206,7 @@ impl<P: Platform> App<P> {
             Principal::Token(name) => self
                 .token_record(name)
                 .await?
-                .is_some_and(|token| token.enabled),
+                .is_some_and(|token| token.enabled && token.generation == generation),
         })
     }
 
@@ -208,6 +215,7 @@ impl<P: Platform> App<P> {
         &self,
         settings: &RegistrySettings,
         principal: &Principal,
+        generation: &str,
         password: &str,
         fingerprint: &str,
     ) -> Result<bool> {
@@ -217,7 +225,9 @@ impl<P: Platform> App<P> {
                 p.name == password && secret::fingerprint(&p.hash) == fingerprint && p.is_live(now)
             })
         };
-        if *principal == Principal::Anonymous || !self.still_enabled(settings, principal).await? {
+        if *principal == Principal::Anonymous
+            || !self.still_enabled(settings, principal, generation).await?
+        {
             return Ok(false);
         }
         Ok(match principal {
@@ -293,14 +303,24 @@ impl<P: Platform> App<P> {
                     .verify_bearer(&token)
                     .await
                     .map_err(|why| invalid(&why))?;
-                // A principal disabled (or deleted) since the token was issued is refused now,
-                // not when the token expires (within AUTH_CACHE_SECONDS of the change here).
-                if !self.still_enabled(settings, &verified.principal).await? {
+                // A principal disabled, deleted or created again since the token was issued is
+                // refused now, not when the token expires (within AUTH_CACHE_SECONDS of the
+                // change here).
+                if !self
+                    .still_enabled(settings, &verified.principal, &verified.generation)
+                    .await?
+                {
                     return Err(invalid("the token's user is disabled or deleted"));
                 }
+                // The claims grant no more than the principal holds now: a narrowed scope map
+                // ends what its tokens granted beyond it.
+                let current = self.permissions(settings, &verified.principal).await?;
                 Ok(Caller {
                     principal: verified.principal,
-                    authority: Authority::Claims(verified.access),
+                    authority: Authority::Claims {
+                        access: verified.access,
+                        current,
+                    },
                 })
             }
             Credentials::Basic { username, password } => {
@@ -434,23 +454,30 @@ impl<P: Platform> App<P> {
         if attributes.is_default() {
             return Ok(attributes);
         }
-        let refused = |what: String| {
-            Error::new(ErrorCode::Denied)
-                .with_message(format!("{what} is locked: {} is false", lock.attribute()))
-        };
         if !attributes.repository.enabled(lock) {
-            return Err(refused(format!("repository {name}")));
+            return Err(locked(&format!("repository {name}"), lock));
         }
-        if let Route::Manifest { reference, .. } = route {
-            match reference {
-                Reference::Tag(tag) if !attributes.tag(tag.as_str(), lock) => {
-                    return Err(refused(format!("tag {name}:{tag}")));
-                }
-                Reference::Digest(digest) if !attributes.manifest(&digest.to_string(), lock) => {
-                    return Err(refused(format!("manifest {name}@{digest}")));
-                }
-                _ => {}
+        // A manifest's lock also covers its bytes read as a blob, and (for reads) the referrers
+        // of it. A tag's target is checked where the tag is resolved (`get_manifest`).
+        let digest = match route {
+            Route::Manifest {
+                reference: Reference::Tag(tag),
+                ..
+            } if !attributes.tag(tag.as_str(), lock) => {
+                return Err(locked(&format!("tag {name}:{tag}"), lock));
             }
+            Route::Manifest {
+                reference: Reference::Digest(digest),
+                ..
+            }
+            | Route::Blob { digest, .. } => Some(digest),
+            Route::Referrers { digest, .. } if lock == Lock::Read => Some(digest),
+            _ => None,
+        };
+        if let Some(digest) = digest
+            && !attributes.manifest(&digest.to_string(), lock)
+        {
+            return Err(locked(&format!("manifest {name}@{digest}"), lock));
         }
         Ok(attributes)
     }
@@ -475,16 +502,14 @@ impl<P: Platform> App<P> {
     /// `metadata/read`; never a list-locked one (except for the admin).
     pub(crate) async fn catalog_filter(
         &self,
-        settings: &RegistrySettings,
         caller: &Caller,
     ) -> Result<Option<(Permissions, Vec<String>)>> {
         if matches!(caller.principal, Principal::Admin(_)) {
             return Ok(None);
         }
+        // A bearer token names the catalog, not the repositories: what the principal holds now.
         let permissions = match &caller.authority {
-            Authority::Permissions(p) => p.clone(),
-            // A bearer token names the catalog, not the repositories: look the principal up.
-            Authority::Claims(_) => self.permissions(settings, &caller.principal).await?,
+            Authority::Permissions(p) | Authority::Claims { current: p, .. } => p.clone(),
         };
         let mut locked = Vec::new();
         for key in self.kv_list("repositories/").await? {
@@ -525,6 +550,12 @@ fn describe(need: &Need) -> String {
         Need::Catalog => "list the catalog".into(),
         Need::Repository { name, permission } => format!("{} {name}", permission.as_str()),
     }
+}
+
+/// The 403 for something a lock refuses.
+pub(crate) fn locked(what: &str, lock: Lock) -> Error {
+    Error::new(ErrorCode::Denied)
+        .with_message(format!("{what} is locked: {} is false", lock.attribute()))
 }
 
 fn kv_error(e: String) -> Error {

@@ -619,9 +619,8 @@ fn catalog_walks_and_paginates() {
     assert!(header(&r, "link").is_empty());
 }
 
-#[test]
-fn referrers() {
-    let f = Fixture::new();
+/// An SBOM in library/busybox whose subject is the fixture's manifest.
+fn put_referrer(f: &Fixture) -> (Vec<u8>, Digest) {
     let layout = Layout::new(ROOT);
     let name = "library/busybox".parse().unwrap();
     let sbom = serde_json::to_vec(&json!({
@@ -640,6 +639,13 @@ fn referrers() {
         layout.manifest_revision_link(&name, &sbom_digest),
         sbom_digest.to_string(),
     );
+    (sbom, sbom_digest)
+}
+
+#[test]
+fn referrers() {
+    let f = Fixture::new();
+    let (sbom, sbom_digest) = put_referrer(&f);
     let app = f.app();
     let r = get(
         &app,

@@ -335,7 +335,7 @@ fn wrong_audience_and_foreign_keys_are_refused() {
     let admin = crate::auth::Principal::Admin("admin".into());
     let keys = &f.config.auth.keys;
     let wrong_aud = keys
-        .issue_access(&admin, access.clone(), "elsewhere", NOW, 300)
+        .issue_access(&admin, "", access.clone(), "elsewhere", NOW, 300)
         .unwrap();
     let r = as_bearer(
         &app,
@@ -350,7 +350,7 @@ fn wrong_audience_and_foreign_keys_are_refused() {
     )
     .unwrap();
     let foreign = other
-        .issue_access(&admin, access, "registry-edge", NOW, 300)
+        .issue_access(&admin, "", access, "registry-edge", NOW, 300)
         .unwrap();
     let r = as_bearer(
         &app,
@@ -797,4 +797,125 @@ fn management_needs_the_admin() {
         br#"{"scopeMap": "x", "bogus": 1}"#,
     );
     assert_eq!(r.status(), 400);
+}
+
+#[test]
+fn a_manifest_lock_covers_every_way_to_the_manifest() {
+    let f = with_origin(&[]);
+    let (_, sbom_digest) = put_referrer(&f);
+    let app = f.app();
+    let d = f.manifest_digest.to_string();
+    let by_tag = "/v2/library/busybox/manifests/latest";
+    let by_digest = format!("/v2/library/busybox/manifests/{d}");
+    let as_blob = format!("/v2/library/busybox/blobs/{d}");
+    let referrers = format!("/v2/library/busybox/referrers/{d}");
+    // Controls: unlocked, each way works.
+    for uri in [by_tag, &by_digest, &referrers] {
+        assert_eq!(get(&app, uri).status(), 200, "{uri}");
+    }
+    assert_eq!(get(&app, &as_blob).status(), 307);
+    assert_eq!(
+        json_body(&get(&app, &referrers))["manifests"][0]["digest"],
+        sbom_digest.to_string()
+    );
+    manage(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/repositories/library/busybox?manifest={d}"),
+        json!({"readEnabled": false}),
+    );
+    let head = send(&app, Method::HEAD, by_tag, &[("accept", OCI_ACCEPT)]);
+    for r in [
+        get(&app, by_tag),
+        head,
+        get(&app, &by_digest),
+        get(&app, &as_blob),
+        get(&app, &referrers),
+    ] {
+        assert_eq!(r.status(), 403);
+        assert!(r.body().is_empty() || error_code(&r) == "DENIED");
+    }
+    assert!(
+        String::from_utf8_lossy(get(&app, by_tag).body()).contains(&format!(
+            "manifest library/busybox@{d} is locked: readEnabled is false"
+        ))
+    );
+    // The same manifest in another repository is that repository's business.
+    assert_eq!(get(&app, "/v2/team/app/service/manifests/v1").status(), 200);
+    // A read-locked referrer is left out of its subject's referrers list.
+    manage(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/repositories/library/busybox?manifest={d}"),
+        json!(null),
+    );
+    assert_eq!(get(&app, by_tag).status(), 200);
+    manage(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/repositories/library/busybox?manifest={sbom_digest}"),
+        json!({"readEnabled": false}),
+    );
+    assert_eq!(json_body(&get(&app, &referrers))["manifests"], json!([]));
+    assert!(f.origin.sent.borrow().is_empty());
+}
+
+#[test]
+fn tokens_never_outlive_their_record_or_grant_beyond_it() {
+    let f = Fixture::new();
+    let app = f.app();
+    let uri = "/v2/library/busybox/manifests/latest";
+    let password = token_with(&app, "reviver", &["repositories/*/content/read"]);
+    let creds = basic("reviver", &password);
+    let issued = fetch_token(&app, Some(&creds), &["repository:library/busybox:pull"]);
+    let access = issued["token"].as_str().unwrap().to_owned();
+    let form = format!(
+        "grant_type=password&username=reviver&password={password}&service=registry-edge&access_type=offline"
+    );
+    let refresh = json_body(&post_token(&app, form.as_bytes()))["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh_form =
+        format!("grant_type=refresh_token&refresh_token={refresh}&service=registry-edge");
+    // Controls.
+    assert_eq!(as_bearer(&app, Method::GET, uri, &access).status(), 200);
+    assert_eq!(post_token(&app, refresh_form.as_bytes()).status(), 200);
+
+    // Deleted and created again under the same name, on a map that grants the same: the old
+    // token's access and refresh tokens stay dead.
+    manage(&app, Method::DELETE, "/api/v1/tokens/reviver", json!(null));
+    manage(
+        &app,
+        Method::PUT,
+        "/api/v1/tokens/reviver",
+        json!({"scopeMap": "reviver-map"}),
+    );
+    let r = as_bearer(&app, Method::GET, uri, &access);
+    assert_eq!(r.status(), 401);
+    assert!(header(&r, "www-authenticate").contains("invalid_token"));
+    assert_eq!(post_token(&app, refresh_form.as_bytes()).status(), 401);
+
+    // Narrowing the scope map ends what issued tokens granted beyond it.
+    let password = token_with(&app, "narrowed", &["repositories/*/content/read"]);
+    let creds = basic("narrowed", &password);
+    let issued = fetch_token(
+        &app,
+        Some(&creds),
+        &["repository:library/busybox:pull", "repository:private:pull"],
+    );
+    let access = issued["token"].as_str().unwrap().to_owned();
+    assert_eq!(as_bearer(&app, Method::GET, uri, &access).status(), 200);
+    let private = "/v2/private/manifests/secret";
+    assert_eq!(as_bearer(&app, Method::GET, private, &access).status(), 200);
+    manage(
+        &app,
+        Method::PUT,
+        "/api/v1/scope-maps/narrowed-map",
+        json!({"actions": ["repositories/library/*/content/read"]}),
+    );
+    assert_eq!(as_bearer(&app, Method::GET, uri, &access).status(), 200);
+    let r = as_bearer(&app, Method::GET, private, &access);
+    assert_eq!(r.status(), 401);
+    assert!(header(&r, "www-authenticate").contains("insufficient_scope"));
 }

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use super::access::{SignedIn, bad_request};
 use crate::app::{App, json_response};
 use crate::auth::ScopeEntry;
-use crate::auth::network::NetworkRules;
+use crate::auth::network::{DefaultAction, NetworkRules};
 use crate::auth::records::{
     self, AnonymousPull, Attributes, PasswordRecord, RegistrySettings, RepositoryAttributes,
     ScopeMapRecord, TokenRecord,
@@ -115,6 +115,67 @@ struct AdminUpdate {
     enabled: bool,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AnonymousPullUpdate {
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    repositories: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NetworkRulesUpdate {
+    #[serde(default)]
+    default_action: DefaultAction,
+    #[serde(default)]
+    ip_rules: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AttributesUpdate {
+    #[serde(default)]
+    read_enabled: Option<bool>,
+    #[serde(default)]
+    list_enabled: Option<bool>,
+    #[serde(default)]
+    write_enabled: Option<bool>,
+    #[serde(default)]
+    delete_enabled: Option<bool>,
+}
+
+/// The bodies the management API reads. Only these types can be read (`read_json` takes a
+/// `ManagementBody`), and each refuses an unknown field: a misspelt setting is a 400 naming it,
+/// never a 200 that changes nothing (a snake_case `default_action` once left a registry open).
+trait ManagementBody: DeserializeOwned {}
+
+macro_rules! management_bodies {
+    ($($t:ty),* $(,)?) => {
+        $(impl ManagementBody for $t {})*
+
+        /// Every management body, for the test that each refuses unknown fields.
+        #[cfg(test)]
+        fn unknown_field_errors() -> Vec<(&'static str, Option<String>)> {
+            vec![$((
+                stringify!($t),
+                serde_json::from_str::<$t>(r#"{"zzUnknownField": 1}"#).err().map(|e| e.to_string()),
+            )),*]
+        }
+    };
+}
+
+management_bodies!(
+    NewPassword,
+    TokenUpdate,
+    ScopeMapUpdate,
+    AdminUpdate,
+    AnonymousPullUpdate,
+    NetworkRulesUpdate,
+    AttributesUpdate,
+);
+
 impl<P: Platform> App<P> {
     pub async fn manage<B: ClientBody>(&self, request: &Request<B>) -> Result<Response<Vec<u8>>> {
         let settings = self.settings().await?;
@@ -183,7 +244,11 @@ impl<P: Platform> App<P> {
             }
             (Method::GET, ["anonymous-pull"]) => Ok(ok(json!(settings.anonymous_pull))),
             (Method::PUT, ["anonymous-pull"]) => {
-                let anonymous: AnonymousPull = read_json(request).await?;
+                let update: AnonymousPullUpdate = read_json(request).await?;
+                let anonymous = AnonymousPull {
+                    enabled: update.enabled,
+                    repositories: update.repositories,
+                };
                 anonymous.validate().map_err(bad_request)?;
                 let mut settings = settings;
                 settings.anonymous_pull = anonymous;
@@ -192,7 +257,11 @@ impl<P: Platform> App<P> {
             }
             (Method::GET, ["network-rules"]) => Ok(ok(json!(settings.network_rules))),
             (Method::PUT, ["network-rules"]) => {
-                let mut rules: NetworkRules = read_json(request).await?;
+                let update: NetworkRulesUpdate = read_json(request).await?;
+                let mut rules = NetworkRules {
+                    default_action: update.default_action,
+                    ip_rules: update.ip_rules,
+                };
                 rules.ip_rules = rules
                     .ranges()
                     .map_err(bad_request)?
@@ -435,6 +504,7 @@ impl<P: Platform> App<P> {
         let now = self.clock.now();
         let mut token = TokenRecord {
             name: name.to_owned(),
+            generation: secret::random_id().map_err(Error::internal)?,
             enabled: update.enabled.unwrap_or(true),
             scope_map: map,
             passwords: Vec::new(),
@@ -458,16 +528,15 @@ impl<P: Platform> App<P> {
         name: &Name,
     ) -> Result<Response<Vec<u8>>> {
         // The repository itself, or one of its tags or manifests.
-        let mut target = None;
-        for (key, value) in
-            url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-        {
-            match &*key {
-                "tag" => target = Some(("tag", value.parse::<Tag>()?.to_string())),
-                "manifest" => target = Some(("manifest", value.parse::<Digest>()?.to_string())),
-                _ => {}
+        let query = crate::query::Query::parse(request.uri().query());
+        let target = match (query.single("tag")?, query.single("manifest")?) {
+            (None, None) => None,
+            (Some(tag), None) => Some(("tag", tag.parse::<Tag>()?.to_string())),
+            (None, Some(digest)) => Some(("manifest", digest.parse::<Digest>()?.to_string())),
+            (Some(_), Some(_)) => {
+                return Err(bad_request("name a tag or a manifest, not both"));
             }
-        }
+        };
         let key = records::repository_key(name.as_str());
         let mut attrs: RepositoryAttributes = self.kv_get(&key).await?.unwrap_or_default();
         let slot = |attrs: &mut RepositoryAttributes| -> Attributes {
@@ -491,7 +560,13 @@ impl<P: Platform> App<P> {
         match *method {
             Method::GET => {}
             Method::PATCH => {
-                let update: Attributes = read_json(request).await?;
+                let update: AttributesUpdate = read_json(request).await?;
+                let update = Attributes {
+                    read_enabled: update.read_enabled,
+                    list_enabled: update.list_enabled,
+                    write_enabled: update.write_enabled,
+                    delete_enabled: update.delete_enabled,
+                };
                 let mut current = slot(&mut attrs);
                 current.merge(&update);
                 store(&mut attrs, current);
@@ -537,7 +612,7 @@ impl<P: Platform> App<P> {
 /// The JSON body of a management request. It must say `Content-Type: application/json`: a form
 /// another site makes a browser send (with Basic credentials the browser remembers) cannot, so
 /// no cross-site request changes the registry's settings.
-async fn read_json<T: DeserializeOwned, B: ClientBody>(request: &Request<B>) -> Result<T> {
+async fn read_json<T: ManagementBody, B: ClientBody>(request: &Request<B>) -> Result<T> {
     let json = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -556,7 +631,26 @@ async fn read_json<T: DeserializeOwned, B: ClientBody>(request: &Request<B>) -> 
         .await
         .map_err(|e| bad_request(format!("request body: {e}")))?
         .ok_or_else(|| bad_request("request body is too large"))?;
-    serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(&body).map_err(|e| {
+        let e = e.to_string();
+        let hint =
+            spelling_hint(&e).map_or_else(String::new, |f| format!(" (did you mean `{f}`?)"));
+        bad_request(format!("invalid JSON body: {e}{hint}"))
+    })
+}
+
+/// For serde's "unknown field `x`, expected `a` or `b`": the expected field spelt like `x` but
+/// for case, `_` and `-` (`default_action` -> `defaultAction`).
+fn spelling_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, expected) = rest.split_once('`')?;
+    let fold = |s: &str| s.replace(['_', '-'], "").to_ascii_lowercase();
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .find(|candidate| fold(candidate) == fold(unknown))
+        .map(str::to_owned)
 }
 
 fn ok(value: Value) -> Response<Vec<u8>> {
@@ -592,4 +686,33 @@ fn conflict(message: String) -> Error {
 
 fn denied(message: &str) -> Error {
     Error::new(ErrorCode::Denied).with_message(message.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_management_body_refuses_unknown_fields() {
+        for (name, error) in unknown_field_errors() {
+            let error = error.unwrap_or_default();
+            assert!(
+                error.starts_with("unknown field `zzUnknownField`"),
+                "{name} accepts unknown fields: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn misspelt_fields_get_a_hint() {
+        let e = serde_json::from_str::<NetworkRulesUpdate>(r#"{"default_action":"Deny"}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(spelling_hint(&e).as_deref(), Some("defaultAction"));
+        let e = serde_json::from_str::<AttributesUpdate>(r#"{"read_enabled":false}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(spelling_hint(&e).as_deref(), Some("readEnabled"));
+        assert_eq!(spelling_hint("unknown field `x`, expected `y`"), None);
+    }
 }

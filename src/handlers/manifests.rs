@@ -6,10 +6,12 @@
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
 
+use super::access::locked;
 use super::forward::Forward;
 use super::links::{Link, Manifest};
 use crate::app::App;
 use crate::auth::Principal;
+use crate::auth::records::{Lock, RepositoryAttributes};
 use crate::cache::EdgeCache;
 use crate::cache::key;
 use crate::error::{Error, ErrorCode, Result};
@@ -24,11 +26,14 @@ use crate::reference::{Digest, Name, Reference};
 pub const IMMUTABLE_CACHE_CONTROL: &str = "max-age=31536000, immutable";
 
 impl<P: Platform> App<P> {
+    /// A manifest's read lock is checked here, after a tag is resolved: it covers the manifest
+    /// however the client names it.
     pub async fn get_manifest(
         &self,
         name: &Name,
         reference: &Reference,
         headers: &HeaderMap,
+        attributes: &RepositoryAttributes,
     ) -> Result<Response<Vec<u8>>> {
         let unknown = || json!({ "name": name.as_str(), "reference": reference.to_string() });
         let digest = match reference {
@@ -42,6 +47,9 @@ impl<P: Platform> App<P> {
                 }
             },
         };
+        if !attributes.manifest(&digest.to_string(), Lock::Read) {
+            return Err(locked(&format!("manifest {name}@{digest}"), Lock::Read));
+        }
         if !self.is_linked(Link::Revision, name, &digest).await? {
             return Err(self
                 .not_found(name, ErrorCode::ManifestUnknown, unknown())

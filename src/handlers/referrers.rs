@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::to_json;
 use crate::app::{App, json_response};
+use crate::auth::records::{Lock, RepositoryAttributes};
 use crate::cache::{EdgeCache, key};
 use crate::error::{ErrorCode, Result};
 use crate::media;
@@ -40,6 +41,7 @@ impl<P: Platform> App<P> {
         name: &Name,
         subject: &Digest,
         query: Option<&str>,
+        attributes: &RepositoryAttributes,
     ) -> Result<Response<Vec<u8>>> {
         let artifact_type = crate::query::Query::parse(query)
             .single("artifactType")?
@@ -64,12 +66,18 @@ impl<P: Platform> App<P> {
                 found
             }
         };
+        // A read-locked manifest is not listed: its descriptor would tell what it is.
         let manifests: Vec<&Value> = all
             .iter()
             .filter(|d| {
                 artifact_type
                     .as_deref()
                     .is_none_or(|t| d["artifactType"] == t)
+            })
+            .filter(|d| {
+                d["digest"]
+                    .as_str()
+                    .is_none_or(|digest| attributes.manifest(digest, Lock::Read))
             })
             .collect();
         let body =

@@ -130,7 +130,7 @@ impl<P: Platform> App<P> {
         let now = self.clock.now();
 
         // Who is asking, and whether a refresh token may be issued for them.
-        let (principal, refresh) = match form.grant_type.as_deref() {
+        let (principal, generation, refresh) = match form.grant_type.as_deref() {
             Some("refresh_token") => {
                 let token = form
                     .refresh_token
@@ -144,6 +144,7 @@ impl<P: Platform> App<P> {
                     .still_signed_in(
                         &settings,
                         &verified.principal,
+                        &verified.generation,
                         &verified.password,
                         &verified.fingerprint,
                     )
@@ -153,7 +154,7 @@ impl<P: Platform> App<P> {
                         "the refresh token's user or password is no longer valid",
                     ));
                 }
-                (verified.principal, None)
+                (verified.principal, verified.generation, None)
             }
             Some("password") | None => {
                 let credentials = match (form.username.take(), form.password.take()) {
@@ -180,14 +181,15 @@ impl<P: Platform> App<P> {
                     ));
                 }
                 match credentials {
-                    None => (Principal::Anonymous, None),
+                    None => (Principal::Anonymous, String::new(), None),
                     Some((username, password)) => {
                         let signed_in = self
                             .sign_in(&settings, &username, &password)
                             .await?
                             .ok_or_else(|| unauthorized("invalid username or password"))?;
                         let principal = signed_in.principal.clone();
-                        (principal, Some(signed_in))
+                        let generation = signed_in.generation.clone();
+                        (principal, generation, Some(signed_in))
                     }
                 }
             }
@@ -202,7 +204,14 @@ impl<P: Platform> App<P> {
         let access = grant(&scopes, &permissions, &principal);
         let token = auth
             .keys
-            .issue_access(&principal, access, &auth.service, now, auth.token_seconds)
+            .issue_access(
+                &principal,
+                &generation,
+                access,
+                &auth.service,
+                now,
+                auth.token_seconds,
+            )
             .map_err(Error::internal)?;
         // The registry refuses tokens longer than this; never hand out one it would refuse.
         if token.len() > MAX_TOKEN_BYTES {
@@ -229,6 +238,7 @@ impl<P: Platform> App<P> {
                 .keys
                 .issue_refresh(
                     &principal,
+                    &generation,
                     &signed_in.password,
                     &signed_in.fingerprint,
                     &auth.service,
