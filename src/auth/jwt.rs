@@ -204,12 +204,12 @@ impl TokenKeys {
         self.pair.sign(claims).map_err(|e| format!("signing: {e}"))
     }
 
+    /// `password` names the password slot the token is for, and its fingerprint.
     pub fn issue_refresh(
         &self,
         principal: &Principal,
         generation: &str,
-        password: &str,
-        fingerprint: &str,
+        (password, fingerprint): (&str, &str),
         audience: &str,
         now: u64,
         lifetime: u64,
@@ -432,8 +432,7 @@ mod tests {
             .issue_refresh(
                 &Principal::Token("ci".into()),
                 "g1",
-                "password1",
-                "ab",
+                ("password1", "ab"),
                 AUD,
                 NOW,
                 600,

@@ -239,8 +239,7 @@ impl<P: Platform> App<P> {
                 .issue_refresh(
                     &principal,
                     &generation,
-                    &signed_in.password,
-                    &signed_in.fingerprint,
+                    (&signed_in.password, &signed_in.fingerprint),
                     &auth.service,
                     now,
                     lifetime,
