@@ -8,6 +8,8 @@
 
 use std::collections::HashSet;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::{
     Duration, ECDSAP256KeyPairLike, ECDSAP256PublicKeyLike, ES256KeyPair, ES256PublicKey,
     JWTClaims, UnixTimeStamp, VerificationOptions,
@@ -201,7 +203,7 @@ impl TokenKeys {
             access,
         };
         let claims = self.claims(principal, audience, now, lifetime, custom)?;
-        self.pair.sign(claims).map_err(|e| format!("signing: {e}"))
+        self.sign(claims)
     }
 
     /// `password` names the password slot the token is for, and its fingerprint.
@@ -222,7 +224,25 @@ impl TokenKeys {
             fingerprint: fingerprint.into(),
         };
         let claims = self.claims(principal, audience, now, lifetime, custom)?;
-        self.pair.sign(claims).map_err(|e| format!("signing: {e}"))
+        self.sign(claims)
+    }
+
+    /// Signs, and writes the signature in its low-s form: each token has one encoding, and the
+    /// verifier refuses the other (ECDSA's `(r, n - s)` is as valid as `(r, s)`).
+    fn sign<T: Serialize + serde::de::DeserializeOwned>(
+        &self,
+        claims: JWTClaims<T>,
+    ) -> Result<String, String> {
+        let token = self
+            .pair
+            .sign(claims)
+            .map_err(|e| format!("signing: {e}"))?;
+        let (signed, signature) = token.rsplit_once('.').ok_or("signing: no signature")?;
+        let signature = decode_signature(signature).ok_or("signing: bad signature")?;
+        Ok(format!(
+            "{signed}.{}",
+            URL_SAFE_NO_PAD.encode(signature.normalize_s().to_bytes())
+        ))
     }
 
     fn options(&self, key: &ES256PublicKey, audience: &str, now: u64) -> VerificationOptions {
@@ -244,6 +264,13 @@ impl TokenKeys {
         audience: &str,
         now: u64,
     ) -> Result<JWTClaims<T>, String> {
+        // Only the low-s form is this service's: a high-s twin of a token is refused.
+        let signature = token
+            .rsplit_once('.')
+            .and_then(|(_, s)| decode_signature(s));
+        if signature.is_some_and(|s| s.normalize_s() != s) {
+            return Err("token is invalid".into());
+        }
         let key = self.key_for(token)?;
         key.verify_token::<T>(token, Some(self.options(key, audience, now)))
             .map_err(describe)
@@ -293,6 +320,12 @@ impl TokenKeys {
     }
 }
 
+/// The raw `r || s` signature of an ES256 JWT.
+fn decode_signature(encoded: &str) -> Option<p256::ecdsa::Signature> {
+    let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
+    p256::ecdsa::Signature::from_slice(&bytes).ok()
+}
+
 /// One signing key for the whole test run (generating one per test would be slow).
 #[cfg(test)]
 pub fn test_pem() -> &'static str {
@@ -319,9 +352,6 @@ fn describe(e: jwt_simple::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
     use super::*;
 
     const NOW: u64 = 1_800_000_000;
@@ -371,6 +401,30 @@ mod tests {
         assert_eq!(jwks["keys"][0]["kid"], keys.key_id);
         assert_eq!(jwks["keys"][0]["crv"], "P-256");
         assert!(jwks["keys"][0].get("d").is_none(), "no private part");
+    }
+
+    #[test]
+    fn signatures_are_low_s_and_their_high_s_twins_are_refused() {
+        let keys = new_keys();
+        let mut twins = 0;
+        for _ in 0..16 {
+            let t = token(&keys);
+            let (signed, encoded) = t.rsplit_once('.').unwrap();
+            let sig = decode_signature(encoded).unwrap();
+            assert_eq!(sig.normalize_s(), sig, "issued tokens are low-s");
+            // The twin (r, n - s): a valid ECDSA signature of the same claims.
+            let (r, s) = sig.split_scalars();
+            let twin = p256::ecdsa::Signature::from_scalars(r, -*s).unwrap();
+            assert_ne!(twin, sig);
+            let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(twin.to_bytes()));
+            assert_eq!(
+                keys.verify_access(&forged, AUD, NOW).unwrap_err(),
+                "token is invalid"
+            );
+            assert!(keys.verify_access(&t, AUD, NOW).is_ok());
+            twins += 1;
+        }
+        assert_eq!(twins, 16);
     }
 
     #[test]

@@ -40,7 +40,7 @@ thread_local! {
     static SETUP: RefCell<Option<Rc<Setup>>> = const { RefCell::new(None) };
 }
 
-fn setup(env: &Env) -> Result<Rc<Setup>, String> {
+fn setup(env: &Env, request_url: &str) -> Result<Rc<Setup>, String> {
     if let Some(setup) = SETUP.with(|s| s.borrow().clone()) {
         return Ok(setup);
     }
@@ -57,6 +57,13 @@ fn setup(env: &Env) -> Result<Rc<Setup>, String> {
         .map(Presigner::new)
         .transpose()?
         .map(Rc::new);
+    if config.public_url.is_none() && !is_local(request_url) {
+        // Realms and upload Locations then come from each request's Host header.
+        log(
+            "warning: PUBLIC_URL is not set: the token realm and upload locations follow each \
+             request's Host header; set PUBLIC_URL to the registry's public URL",
+        );
+    }
     let setup = Rc::new(Setup {
         config: Rc::new(config),
         presigner,
@@ -156,7 +163,7 @@ async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<
             return Ok(error_response(&error));
         }
     };
-    let setup = setup(env).map_err(|e| format!("configuration: {e}"))?;
+    let setup = setup(env, &req.url()).map_err(|e| format!("configuration: {e}"))?;
     let store = match setup.config.backend {
         Backend::R2 => Store::R2(r2::R2Store::new(
             env.bucket(R2_BINDING)
@@ -190,6 +197,16 @@ async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<
     };
     let request = request.map(|()| origin::Incoming(req));
     Ok(app.handle(request).await)
+}
+
+/// Whether the edge runs on this machine (the local stack), by the host it was reached at.
+fn is_local(request_url: &str) -> bool {
+    url::Url::parse(request_url).is_ok_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    })
 }
 
 fn into_http_request(req: &web_sys::Request) -> Result<http::Request<()>, String> {

@@ -16,6 +16,12 @@ use worker::worker_sys::web_sys;
 use crate::origin::{Origin, OriginBody, OriginError};
 use crate::platform::ClientBody;
 
+thread_local! {
+    /// A rejection handler that drops the reason (one per isolate, never freed).
+    static IGNORE_REJECTION: wasm_bindgen::closure::Closure<dyn FnMut(JsValue)> =
+        wasm_bindgen::closure::Closure::new(|_: JsValue| {});
+}
+
 /// The incoming request, as the source of the client's body.
 pub(crate) struct Incoming<'a>(pub &'a web_sys::Request);
 
@@ -103,7 +109,13 @@ impl Origin for WorkerOrigin<'_> {
                                 .map_err(unreachable)?;
                             let transform: &web_sys::TransformStream = fixed.unchecked_ref();
                             // The pipe runs inside the runtime while fetch() reads the other end.
-                            let _ = stream.pipe_to(&transform.writable());
+                            // A client that goes away mid-upload rejects it ("Network connection
+                            // lost"); fetch() reports that too, so the rejection is handled here
+                            // rather than logged as uncaught.
+                            let piped = stream.pipe_to(&transform.writable());
+                            IGNORE_REJECTION.with(|ignore| {
+                                let _ = piped.catch(ignore);
+                            });
                             init.set_body(&transform.readable());
                         }
                         None => init.set_body(&stream),
