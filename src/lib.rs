@@ -24,3 +24,6 @@ pub mod storage;
 
 #[cfg(target_arch = "wasm32")]
 mod workers;
+
+#[cfg(test)]
+mod fuzz_tests;

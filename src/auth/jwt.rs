@@ -264,11 +264,12 @@ impl TokenKeys {
         audience: &str,
         now: u64,
     ) -> Result<JWTClaims<T>, String> {
-        // Only the low-s form is this service's: a high-s twin of a token is refused.
+        // One encoding per token: the signature in strict base64url (no stray trailing bits) and
+        // in its low-s form; a twin of a token in another encoding is refused.
         let signature = token
             .rsplit_once('.')
             .and_then(|(_, s)| decode_signature(s));
-        if signature.is_some_and(|s| s.normalize_s() != s) {
+        if signature.is_none_or(|s| s.normalize_s() != s) {
             return Err("token is invalid".into());
         }
         let key = self.key_for(token)?;
