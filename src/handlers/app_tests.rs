@@ -817,6 +817,16 @@ fn uploads_are_forwarded_and_come_back_to_the_edge() {
     assert_eq!(header(&r, "range"), "0-9");
     assert_eq!(f.origin.sent.borrow().len(), sent);
 
+    // A final PUT whose chunk does not start at the offset: 416 as well.
+    let r = send(
+        &app,
+        Method::PUT,
+        &format!("{next}&digest={}", f.layer_digest),
+        &[("content-range", "20-29"), ("content-length", "10")],
+    );
+    assert_eq!(r.status(), 416);
+    assert_eq!(f.origin.sent.borrow().len(), sent);
+
     // A session URL the edge did not hand out, or changed, never reaches the origin: a forged
     // offset, the seal stripped, a parameter added (a mount smuggled into a session), another
     // repository's path.

@@ -3,6 +3,7 @@ tests change through the `registry-edge` command line (REGISTRY_EDGE_CLI): docke
 podman and oras with the admin's and tokens' credentials, anonymous pull, the attack list, locks
 and network rules. Every test puts back what it changed."""
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -79,6 +80,9 @@ def bearer(reg: Registry, method: str, path: str, token: str, **kw) -> requests.
                             allow_redirects=False, timeout=30, **kw)
 
 
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -87,6 +91,7 @@ def sign_es256(key, header: dict, claims: dict) -> str:
     """A JWT signed with `key` (what a forger with some key, or the real one, would make)."""
     signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
     r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    s = min(s, P256_ORDER - s)   # the low-s form, the only one the registry accepts
     return f"{signing_input}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
@@ -128,14 +133,18 @@ def test_docker_login(reg, tmp_path):
     assert r.returncode != 0
     assert "invalid username or password" in r.stderr
     name, token_password = new_token(reg, "docker-login", scope_map="_repositories_pull")
-    r = docker_login(reg, tmp_path / "token", name, token_password)
-    assert r.returncode == 0, r.stderr
-    r = docker_login(reg, tmp_path / "token-wrong", name, "not-" + token_password)
-    assert r.returncode != 0
-    cli(reg, "token", "disable", name)
-    r = docker_login(reg, tmp_path / "token-disabled", name, token_password)
-    assert r.returncode != 0
-    cli(reg, "token", "delete", name)
+    try:
+        r = docker_login(reg, tmp_path / "token", name, token_password)
+        assert r.returncode == 0, r.stderr
+        r = docker_login(reg, tmp_path / "token-wrong", name, "not-" + token_password)
+        assert r.returncode != 0
+        assert "invalid username or password" in r.stderr, r.stderr
+        cli(reg, "token", "disable", name)
+        r = docker_login(reg, tmp_path / "token-disabled", name, token_password)
+        assert r.returncode != 0
+        assert "invalid username or password" in r.stderr, r.stderr
+    finally:
+        cli(reg, "token", "delete", name, check=False)
 
 
 def test_skopeo_and_podman_login(reg, tmp_path):
@@ -151,6 +160,8 @@ def test_skopeo_and_podman_login(reg, tmp_path):
         assert reg.addr in json.loads(authfile.read_text())["auths"]
         r = subprocess.run(login, input="wrong", capture_output=True, text=True, timeout=120)
         assert r.returncode != 0, tool[0]
+        # containers/image words a 401 to a login this way (a TLS or path error reads otherwise).
+        assert "invalid username/password" in r.stderr, (tool[0], r.stderr)
     subprocess.run(["rm", "-rf", str(short)], check=False)
 
 
@@ -159,32 +170,33 @@ def test_skopeo_and_podman_login(reg, tmp_path):
 def test_a_pull_only_token_pulls_but_cannot_push(reg, tmp_path):
     name, password = new_token(reg, "puller", scope_map="_repositories_pull_metadata_read")
     creds = f"{name}:{password}"
-    src = f"docker://{reg.addr}/library/busybox:1"
-    r = skopeo("copy", "--src-tls-verify=false", "--src-creds", creds, src, f"dir:{tmp_path / 'pulled'}")
-    assert r.returncode == 0, r.stderr
-    r = skopeo("copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{IMAGES}/busybox:1",
-               f"docker://{reg.addr}/pushed-authz/denied:1")
-    assert r.returncode != 0
-    assert "unauthorized" in r.stderr.lower() or "denied" in r.stderr.lower(), r.stderr
-    # podman: the same token pulls, and may not push.
     short = Path(f"/tmp/re-authz-{os.getpid()}")
-    podman = ["podman", "--root", str(short / "root"), "--runroot", str(short / "run"),
-              "--storage-driver", "vfs"]
     try:
+        src = f"docker://{reg.addr}/library/busybox:1"
+        r = skopeo("copy", "--src-tls-verify=false", "--src-creds", creds, src, f"dir:{tmp_path / 'pulled'}")
+        assert r.returncode == 0, r.stderr
+        r = skopeo("copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{IMAGES}/busybox:1",
+                   f"docker://{reg.addr}/pushed-authz/denied:1")
+        assert r.returncode != 0
+        assert "token puller may not content/write pushed-authz/denied" in r.stderr, r.stderr
+        # podman: the same token pulls, and may not push.
+        podman = ["podman", "--root", str(short / "root"), "--runroot", str(short / "run"),
+                  "--storage-driver", "vfs"]
         run(*podman, "pull", "-q", "--tls-verify=false", "--creds", creds, f"{reg.addr}/library/busybox:1")
         r = run(*podman, "push", "--tls-verify=false", "--creds", creds, f"{reg.addr}/library/busybox:1",
                 f"docker://{reg.addr}/pushed-authz/podman:1", check=False)
         assert r.returncode != 0
+        assert "token puller may not content/write pushed-authz/podman" in r.stderr, r.stderr
         run(*podman, "rmi", "-af")
+        # oras: pulls with the token's credentials (through the token service).
+        import oras.client
+        client = oras.client.OrasClient(hostname=reg.addr, tls_verify=False)
+        client.auth.set_basic_auth(name, password)
+        files = client.pull(target=f"{reg.addr}/artifacts/sbom:v1", outdir=str(tmp_path / "oras"))
+        assert [os.path.basename(f) for f in files] == ["sbom.json"]
     finally:
         subprocess.run(["rm", "-rf", str(short)], check=False)
-    # oras: pulls with the token's credentials (through the token service).
-    import oras.client
-    client = oras.client.OrasClient(hostname=reg.addr, tls_verify=False)
-    client.auth.set_basic_auth(name, password)
-    files = client.pull(target=f"{reg.addr}/artifacts/sbom:v1", outdir=str(tmp_path / "oras"))
-    assert [os.path.basename(f) for f in files] == ["sbom.json"]
-    cli(reg, "token", "delete", name)
+        cli(reg, "token", "delete", name, check=False)
 
 
 def test_a_push_token_pushes_with_every_client(reg, tmp_path, monkeypatch):
@@ -192,41 +204,65 @@ def test_a_push_token_pushes_with_every_client(reg, tmp_path, monkeypatch):
                                "repositories/pushed-authz/*/content/write",
                                "repositories/pushed-authz/*/metadata/read")
     creds = f"{name}:{password}"
-    r = skopeo("copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{IMAGES}/busybox:1",
-               f"docker://{reg.addr}/pushed-authz/skopeo:1")
-    assert r.returncode == 0, r.stderr
-    r = skopeo("list-tags", "--tls-verify=false", "--creds", creds, f"docker://{reg.addr}/pushed-authz/skopeo")
-    assert json.loads(r.stdout)["Tags"] == ["1"]
-    # oras with Basic credentials on each request.
-    import oras.client
-    client = oras.client.OrasClient(hostname=reg.addr, tls_verify=False, auth_backend="basic")
-    client.auth.set_basic_auth(name, password)
-    artifact = tmp_path / "note.txt"
-    artifact.write_text("pushed by a token\n")
-    monkeypatch.chdir(tmp_path)   # oras names pushed files by their relative paths
-    client.push(target=f"{reg.addr}/pushed-authz/oras:v1", files=["note.txt"])
-    files = client.pull(target=f"{reg.addr}/pushed-authz/oras:v1", outdir=str(tmp_path / "back"))
-    assert Path(files[0]).read_text() == "pushed by a token\n"
-    cli(reg, "token", "delete", name)
-    cli(reg, "scope-map", "delete", f"{name}-map")
+    try:
+        r = skopeo("copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{IMAGES}/busybox:1",
+                   f"docker://{reg.addr}/pushed-authz/skopeo:1")
+        assert r.returncode == 0, r.stderr
+        r = skopeo("list-tags", "--tls-verify=false", "--creds", creds,
+                   f"docker://{reg.addr}/pushed-authz/skopeo")
+        assert json.loads(r.stdout)["Tags"] == ["1"]
+        # oras with Basic credentials on each request.
+        import oras.client
+        client = oras.client.OrasClient(hostname=reg.addr, tls_verify=False, auth_backend="basic")
+        client.auth.set_basic_auth(name, password)
+        artifact = tmp_path / "note.txt"
+        artifact.write_text("pushed by a token\n")
+        monkeypatch.chdir(tmp_path)   # oras names pushed files by their relative paths
+        client.push(target=f"{reg.addr}/pushed-authz/oras:v1", files=["note.txt"])
+        files = client.pull(target=f"{reg.addr}/pushed-authz/oras:v1", outdir=str(tmp_path / "back"))
+        assert Path(files[0]).read_text() == "pushed by a token\n"
+    finally:
+        cli(reg, "token", "delete", name, check=False)
+        cli(reg, "scope-map", "delete", f"{name}-map", check=False)
 
 
 def test_a_team_token_sees_only_its_team(reg):
     name, password = new_token(reg, "team-reader", "repositories/team/*/content/read",
                                "repositories/team/*/metadata/read")
     creds = f"{name}:{password}"
-    r = skopeo("inspect", "--tls-verify=false", "--creds", creds, f"docker://{reg.addr}/team/app/service:v1")
-    assert r.returncode == 0, r.stderr
-    r = skopeo("inspect", "--tls-verify=false", "--creds", creds, f"docker://{reg.addr}/library/busybox:1")
-    assert r.returncode != 0
-    token = token_for(reg, (name, password), "registry:catalog:*")["token"]
-    r = bearer(reg, "GET", "/v2/_catalog", token)
-    assert r.json()["repositories"] == ["team/app/service"]
-    # The admin sees everything.
-    r = requests.get(f"{reg.url}/v2/_catalog", auth=admin(), verify=False, timeout=30)
-    assert "library/busybox" in r.json()["repositories"]
-    cli(reg, "token", "delete", name)
-    cli(reg, "scope-map", "delete", f"{name}-map")
+    try:
+        r = skopeo("inspect", "--tls-verify=false", "--creds", creds, f"docker://{reg.addr}/team/app/service:v1")
+        assert r.returncode == 0, r.stderr
+        r = skopeo("inspect", "--tls-verify=false", "--creds", creds, f"docker://{reg.addr}/library/busybox:1")
+        assert r.returncode != 0
+        assert "token team-reader may not content/read library/busybox" in r.stderr, r.stderr
+        # Tags: its own team's, not another's (Basic and bearer alike).
+        r = requests.get(f"{reg.url}/v2/team/app/service/tags/list", auth=(name, password), verify=False, timeout=30)
+        assert r.status_code == 200 and r.json()["tags"] == ["v1"]
+        r = requests.get(f"{reg.url}/v2/library/busybox/tags/list", auth=(name, password), verify=False, timeout=30)
+        assert r.status_code == 401 and error_codes(r) == ["UNAUTHORIZED"]
+        assert "may not metadata/read library/busybox" in r.text
+        token = token_for(reg, (name, password), "repository:library/busybox:pull",
+                          "repository:team/app/service:pull")["token"]
+        assert bearer(reg, "GET", "/v2/team/app/service/tags/list", token).status_code == 200
+        r = bearer(reg, "GET", "/v2/library/busybox/tags/list", token)
+        assert r.status_code == 401 and 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
+        # The catalog: its team only; the admin sees everything.
+        token = token_for(reg, (name, password), "registry:catalog:*")["token"]
+        r = bearer(reg, "GET", "/v2/_catalog", token)
+        assert r.json()["repositories"] == ["team/app/service"]
+        r = requests.get(f"{reg.url}/v2/_catalog", auth=admin(), verify=False, timeout=30)
+        assert "library/busybox" in r.json()["repositories"]
+        # A list-locked repository leaves the token's catalog, not the admin's.
+        with locked(reg, ["team/app/service"], "--list-enabled", "false"):
+            r = bearer(reg, "GET", "/v2/_catalog", token)
+            assert r.status_code == 200 and r.json()["repositories"] == []
+            r = requests.get(f"{reg.url}/v2/_catalog", auth=admin(), verify=False, timeout=30)
+            assert "team/app/service" in r.json()["repositories"]
+        assert bearer(reg, "GET", "/v2/_catalog", token).json()["repositories"] == ["team/app/service"]
+    finally:
+        cli(reg, "token", "delete", name, check=False)
+        cli(reg, "scope-map", "delete", f"{name}-map", check=False)
 
 
 def test_anonymous_pull_on_a_public_pattern_only(reg, tmp_path):
@@ -237,6 +273,7 @@ def test_anonymous_pull_on_a_public_pattern_only(reg, tmp_path):
         assert r.returncode == 0, r.stderr
         r = skopeo("inspect", "--tls-verify=false", "--no-creds", f"docker://{reg.addr}/team/app/service:v1")
         assert r.returncode != 0
+        assert "authentication required" in r.stderr, r.stderr
         r = requests.get(f"{reg.url}/v2/team/app/service/manifests/v1", verify=False, timeout=30)
         assert r.status_code == 401
         assert 'scope="repository:team/app/service:pull"' in r.headers["WWW-Authenticate"]
@@ -244,6 +281,7 @@ def test_anonymous_pull_on_a_public_pattern_only(reg, tmp_path):
         cli(reg, "anonymous-pull", "disable")
     r = skopeo("inspect", "--tls-verify=false", "--no-creds", f"docker://{reg.addr}/library/busybox:1")
     assert r.returncode != 0
+    assert "authentication required" in r.stderr, r.stderr
 
 
 # --- attacks -----------------------------------------------------------------------------------
@@ -255,19 +293,29 @@ def test_forged_and_misused_tokens_are_refused(reg):
     header, payload, signature = good.split(".")
 
     def refused(token: str, why: str):
+        """Refused as a bad token (invalid_token), not for lack of scope: each forgery below
+        would grant this very request if it were believed."""
         r = bearer(reg, "GET", path, token)
         assert r.status_code == 401, (why, r.status_code)
         assert error_codes(r) == ["UNAUTHORIZED"], why
         assert "Bearer realm=" in r.headers["WWW-Authenticate"], why
+        assert 'error="invalid_token"' in r.headers["WWW-Authenticate"], (why, r.headers["WWW-Authenticate"])
         return r
 
-    # A tampered signature, and a tampered payload under the real signature.
+    # A tampered signature, and tampered payloads under the real signature: a longer life, more
+    # actions on this repository.
     flipped = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
     flipped[5] ^= 0xFF
     refused(f"{header}.{payload}.{b64url(bytes(flipped))}", "tampered signature")
     claims = claims_of(good)
-    other_repo = dict(claims, access=[{"type": "repository", "name": "team/app/service", "actions": ["pull"]}])
-    refused(f"{header}.{b64url(json.dumps(other_repo).encode())}.{signature}", "tampered payload")
+    for tampered in (dict(claims, exp=claims["exp"] + 86400),
+                     dict(claims, access=[{"type": "repository", "name": "library/busybox",
+                                           "actions": ["pull", "push", "delete"]}])):
+        refused(f"{header}.{b64url(json.dumps(tampered).encode())}.{signature}", "tampered payload")
+    # The same signature in its other ECDSA form (r, n - s): valid maths, not this token.
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    twin = raw[:32] + (P256_ORDER - int.from_bytes(raw[32:], "big")).to_bytes(32, "big")
+    refused(f"{header}.{payload}.{b64url(twin)}", "high-s twin")
     # alg: none.
     none = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
     refused(f"{none}.{payload}.", "alg none")
@@ -287,6 +335,8 @@ def test_forged_and_misused_tokens_are_refused(reg):
     r = refused(sign_es256(key, real, expired), "expired")
     assert "expired" in r.headers["WWW-Authenticate"]
     refused(sign_es256(key, real, dict(base, aud="another-registry")), "wrong audience")
+    r = refused(sign_es256(key, real, dict(base, iss="another-issuer")), "wrong issuer")
+    assert "another issuer" in r.headers["WWW-Authenticate"]
     # A token for repository A used on repository B.
     r = bearer(reg, "GET", "/v2/team/app/service/manifests/v1", good)
     assert r.status_code == 401
@@ -307,26 +357,71 @@ def test_forged_and_misused_tokens_are_refused(reg):
 
 def test_a_disabled_tokens_refresh_token_is_refused(reg):
     name, password = new_token(reg, "refresher", scope_map="_repositories_pull")
-    form = {"grant_type": "password", "username": name, "password": password,
+    try:
+        form = {"grant_type": "password", "username": name, "password": password,
+                "service": "registry-edge", "client_id": "tests", "access_type": "offline"}
+        r = requests.post(f"{reg.url}/oauth2/token", data=form, verify=False, timeout=30)
+        assert r.status_code == 200, r.text
+        refresh = r.json()["refresh_token"]
+        grant = {"grant_type": "refresh_token", "refresh_token": refresh, "service": "registry-edge",
+                 "scope": "repository:library/busybox:pull"}
+        r = requests.post(f"{reg.url}/oauth2/token", data=grant, verify=False, timeout=30)
+        assert r.status_code == 200
+        access = r.json()["access_token"]
+        assert bearer(reg, "GET", "/v2/library/busybox/manifests/1", access).status_code == 200
+        cli(reg, "token", "disable", name)
+        r = requests.post(f"{reg.url}/oauth2/token", data=grant, verify=False, timeout=30)
+        assert r.status_code == 401
+        assert error_codes(r) == ["UNAUTHORIZED"]
+        # Its access token, still unexpired, stops working too.
+        r = bearer(reg, "GET", "/v2/library/busybox/manifests/1", access)
+        assert r.status_code == 401
+        assert "disabled or deleted" in r.headers["WWW-Authenticate"]
+    finally:
+        cli(reg, "token", "delete", name, check=False)
+
+
+def refresh_token_of(reg, user: str, password: str) -> str:
+    form = {"grant_type": "password", "username": user, "password": password,
             "service": "registry-edge", "client_id": "tests", "access_type": "offline"}
     r = requests.post(f"{reg.url}/oauth2/token", data=form, verify=False, timeout=30)
     assert r.status_code == 200, r.text
-    refresh = r.json()["refresh_token"]
-    grant = {"grant_type": "refresh_token", "refresh_token": refresh, "service": "registry-edge",
+    return r.json()["refresh_token"]
+
+
+def refresh(reg, token: str) -> requests.Response:
+    grant = {"grant_type": "refresh_token", "refresh_token": token, "service": "registry-edge",
              "scope": "repository:library/busybox:pull"}
-    r = requests.post(f"{reg.url}/oauth2/token", data=grant, verify=False, timeout=30)
+    return requests.post(f"{reg.url}/oauth2/token", data=grant, verify=False, timeout=30)
+
+
+def test_deleting_a_password_ends_its_refresh_tokens(reg):
+    name, password1 = new_token(reg, "pw-deleter", scope_map="_repositories_pull")
+    try:
+        password2 = cli_json(reg, "token", "password", name, "password2")["password"]
+        r1, r2 = refresh_token_of(reg, name, password1), refresh_token_of(reg, name, password2)
+        assert refresh(reg, r1).status_code == 200 and refresh(reg, r2).status_code == 200
+        cli(reg, "token", "delete-password", name, "password1")
+        r = refresh(reg, r1)
+        assert r.status_code == 401 and "no longer valid" in r.text
+        # The other password's refresh tokens live on.
+        assert refresh(reg, r2).status_code == 200
+    finally:
+        cli(reg, "token", "delete", name, check=False)
+
+
+def test_offline_token_on_get_returns_a_refresh_token(reg):
+    params = [("service", "registry-edge"), ("scope", "repository:library/busybox:pull")]
+    r = requests.get(f"{reg.url}/oauth2/token", params=params, auth=admin(), verify=False, timeout=30)
+    assert r.status_code == 200 and "refresh_token" not in r.json()
+    r = requests.get(f"{reg.url}/oauth2/token", params=params + [("offline_token", "true")],
+                     auth=admin(), verify=False, timeout=30)
     assert r.status_code == 200
-    access = r.json()["access_token"]
-    assert bearer(reg, "GET", "/v2/library/busybox/manifests/1", access).status_code == 200
-    cli(reg, "token", "disable", name)
-    r = requests.post(f"{reg.url}/oauth2/token", data=grant, verify=False, timeout=30)
-    assert r.status_code == 401
-    assert error_codes(r) == ["UNAUTHORIZED"]
-    # Its access token, still unexpired, stops working too.
-    r = bearer(reg, "GET", "/v2/library/busybox/manifests/1", access)
-    assert r.status_code == 401
-    assert "disabled or deleted" in r.headers["WWW-Authenticate"]
-    cli(reg, "token", "delete", name)
+    token = r.json()["refresh_token"]
+    assert claims_of(token)["use"] == "refresh"
+    r = refresh(reg, token)
+    assert r.status_code == 200
+    assert bearer(reg, "GET", "/v2/library/busybox/manifests/1", r.json()["access_token"]).status_code == 200
 
 
 def app_only_layer(reg) -> str:
@@ -361,20 +456,41 @@ def test_a_mount_from_an_unreadable_repository_is_a_plain_upload(reg):
                                "repositories/pushed-authz/*/content/write")
     auth = (name, password)
     target = f"pushed-authz/mounted-{os.urandom(4).hex()}"
-    r = requests.post(f"{reg.url}/v2/{target}/blobs/uploads/",
-                      params={"mount": digest, "from": "team/app/service"}, auth=auth,
-                      verify=False, allow_redirects=False, timeout=30)
-    assert r.status_code == 202, r.text
-    r = requests.head(f"{reg.url}/v2/{target}/blobs/{digest}", auth=auth, verify=False,
-                      timeout=30)
-    assert r.status_code == 404
-    # The admin may read the source: the same mount succeeds.
-    r = requests.post(f"{reg.url}/v2/{target}/blobs/uploads/",
-                      params={"mount": digest, "from": "team/app/service"}, auth=admin(),
-                      verify=False, allow_redirects=False, timeout=30)
-    assert r.status_code == 201
-    cli(reg, "token", "delete", name)
-    cli(reg, "scope-map", "delete", f"{name}-map")
+
+    def mount(*sources: str, who=auth) -> requests.Response:
+        params = [("mount", digest)] + [("from", s) for s in sources]
+        return requests.post(f"{reg.url}/v2/{target}/blobs/uploads/", params=params, auth=who,
+                             verify=False, allow_redirects=False, timeout=30)
+
+    def linked() -> int:
+        return requests.head(f"{reg.url}/v2/{target}/blobs/{digest}", auth=admin(), verify=False,
+                             timeout=30).status_code
+
+    try:
+        r = mount("team/app/service")
+        assert r.status_code == 202, r.text
+        assert linked() == 404
+        # The attack of the security review: a second `from` the token may read, so that the
+        # check and the origin each pick another one. Refused before anything is forwarded.
+        for sources in (("team/app/service", "pushed-authz/anything"),
+                        ("pushed-authz/anything", "team/app/service")):
+            r = mount(*sources)
+            assert r.status_code == 400, (sources, r.status_code, r.text)
+            assert error_codes(r) == ["UNSUPPORTED"]
+            assert '"from" appears 2 times' in r.json()["errors"][0]["message"]
+            assert linked() == 404
+        # A read-locked source is not mounted from, even by the admin.
+        with locked(reg, ["team/app/service"], "--read-enabled", "false"):
+            r = mount("team/app/service", who=admin())
+            assert r.status_code == 202, r.text
+            assert linked() == 404
+        # Control: the admin may read the source, and the same mount succeeds.
+        r = mount("team/app/service", who=admin())
+        assert r.status_code == 201
+        assert linked() == 200
+    finally:
+        cli(reg, "token", "delete", name, check=False)
+        cli(reg, "scope-map", "delete", f"{name}-map", check=False)
 
 
 # --- locks -----------------------------------------------------------------------------------
@@ -474,3 +590,230 @@ def test_jwks_and_challenge(reg):
         f'Bearer realm="{reg.url}/oauth2/token",service="registry-edge"'
     token = token_for(reg, admin(), "repository:library/busybox:pull")["token"]
     assert json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["kid"] == keys[0]["kid"]
+
+
+# --- the security review's findings, each as an attack with its control ----------------------
+
+def push_busybox(reg, repo: str) -> str:
+    """Pushes busybox to `repo:1` as the admin; returns the manifest digest."""
+    r = skopeo("copy", "--dest-tls-verify=false", "--dest-creds", ":".join(admin()),
+               f"oci:{IMAGES}/busybox:1", f"docker://{reg.addr}/{repo}:1")
+    assert r.returncode == 0, r.stderr
+    return requests.head(f"{reg.url}/v2/{repo}/manifests/1", auth=admin(), verify=False,
+                         headers={"Accept": ACCEPT}, timeout=30).headers["Docker-Content-Digest"]
+
+
+def test_a_manifest_read_lock_covers_every_way_to_it(reg, tmp_path):
+    repo = f"pushed-authz/mlock-{os.urandom(3).hex()}"
+    digest = push_busybox(reg, repo)
+
+    def get(path: str) -> requests.Response:
+        return requests.get(f"{reg.url}/v2/{repo}/{path}", auth=admin(), verify=False,
+                            headers={"Accept": ACCEPT}, allow_redirects=False, timeout=30)
+
+    ways = ["manifests/1", f"manifests/{digest}", f"blobs/{digest}", f"referrers/{digest}"]
+    controls = [get(w).status_code for w in ways]
+    assert controls[:2] == [200, 200] and controls[3] == 200, controls
+    with locked(reg, [repo, "--manifest", digest], "--read-enabled", "false"):
+        for way in ways:
+            r = get(way)
+            assert r.status_code == 403, (way, r.status_code)
+            assert error_codes(r) == ["DENIED"]
+            assert f"manifest {repo}@{digest} is locked: readEnabled is false" in r.text
+        r = skopeo("inspect", "--tls-verify=false", "--creds", ":".join(admin()),
+                   f"docker://{reg.addr}/{repo}:1")
+        assert r.returncode != 0
+        assert "readEnabled is false" in r.stderr, r.stderr
+    assert get("manifests/1").status_code == 200
+
+
+def test_a_locked_child_of_an_index_is_locked_when_pulled_through_the_index(reg, tmp_path):
+    index = requests.get(f"{reg.url}/v2/multi/arch/manifests/latest", auth=admin(), verify=False,
+                         headers={"Accept": ACCEPT}, timeout=30).json()
+    child = index["manifests"][0]["digest"]
+    r = skopeo("copy", "--all", "--src-tls-verify=false", "--src-creds", ":".join(admin()),
+               f"docker://{reg.addr}/multi/arch:latest", f"dir:{tmp_path / 'control'}")
+    assert r.returncode == 0, r.stderr
+    with locked(reg, ["multi/arch", "--manifest", child], "--read-enabled", "false"):
+        r = skopeo("copy", "--all", "--src-tls-verify=false", "--src-creds", ":".join(admin()),
+                   f"docker://{reg.addr}/multi/arch:latest", f"dir:{tmp_path / 'locked'}")
+        assert r.returncode != 0
+        assert "readEnabled is false" in r.stderr, r.stderr
+
+
+def test_a_token_created_again_does_not_revive_old_tokens(reg):
+    path = "/v2/library/busybox/manifests/1"
+    name, password = new_token(reg, "revived", scope_map="_repositories_pull")
+    try:
+        access = token_for(reg, (name, password), "repository:library/busybox:pull")["token"]
+        old_refresh = refresh_token_of(reg, name, password)
+        assert bearer(reg, "GET", path, access).status_code == 200
+        assert refresh(reg, old_refresh).status_code == 200
+        cli(reg, "token", "delete", name)
+        name, password = new_token(reg, "revived", scope_map="_repositories_pull")
+        r = bearer(reg, "GET", path, access)
+        assert r.status_code == 401
+        assert 'error="invalid_token"' in r.headers["WWW-Authenticate"]
+        assert refresh(reg, old_refresh).status_code == 401
+        # Control: the new token's own credentials work.
+        fresh = token_for(reg, (name, password), "repository:library/busybox:pull")["token"]
+        assert bearer(reg, "GET", path, fresh).status_code == 200
+    finally:
+        cli(reg, "token", "delete", "revived", check=False)
+
+
+def test_narrowing_a_scope_map_ends_what_its_tokens_granted_beyond_it(reg):
+    name, password = new_token(reg, "narrowed", "repositories/library/*/content/read",
+                               "repositories/team/*/content/read")
+    try:
+        token = token_for(reg, (name, password), "repository:library/busybox:pull",
+                          "repository:team/app/service:pull")["token"]
+        assert bearer(reg, "GET", "/v2/library/busybox/manifests/1", token).status_code == 200
+        assert bearer(reg, "GET", "/v2/team/app/service/manifests/v1", token).status_code == 200
+        cli(reg, "scope-map", "create", f"{name}-map", "--action", "repositories/library/*/content/read")
+        assert bearer(reg, "GET", "/v2/library/busybox/manifests/1", token).status_code == 200
+        r = bearer(reg, "GET", "/v2/team/app/service/manifests/v1", token)
+        assert r.status_code == 401
+        assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
+    finally:
+        cli(reg, "token", "delete", name, check=False)
+        cli(reg, "scope-map", "delete", f"{name}-map", check=False)
+
+
+def test_management_bodies_refuse_unknown_fields(reg):
+    def send(method: str, path: str, body: dict) -> requests.Response:
+        return requests.request(method, f"{reg.url}/api/v1/{path}", json=body, auth=admin(),
+                                verify=False, timeout=30)
+
+    before = send("GET", "network-rules", None).json()
+    r = send("PUT", "network-rules", {"default_action": "Deny", "ip_rules": ["10.0.0.0/8"]})
+    assert r.status_code == 400
+    assert "unknown field `default_action`" in r.text and "did you mean `defaultAction`?" in r.text
+    assert send("GET", "network-rules", None).json() == before
+    repo = "pushed-authz/attrs"
+    r = send("PATCH", f"repositories/{repo}", {"read_enabled": False})
+    assert r.status_code == 400 and "did you mean `readEnabled`?" in r.text
+    assert requests.get(f"{reg.url}/v2/{repo}/tags/list", auth=admin(), verify=False,
+                        timeout=30).status_code != 403
+    # Control: the right spelling locks.
+    try:
+        assert send("PATCH", f"repositories/{repo}", {"readEnabled": False, "listEnabled": False}).status_code == 200
+        assert requests.get(f"{reg.url}/v2/{repo}/tags/list", auth=admin(), verify=False,
+                            timeout=30).status_code == 403
+    finally:
+        cli(reg, "repository", "reset", repo)
+
+
+def test_the_token_service_issues_only_tokens_the_registry_accepts(reg):
+    def ask(*scopes: str) -> requests.Response:
+        params = [("service", "registry-edge")] + [("scope", s) for s in scopes]
+        return requests.get(f"{reg.url}/oauth2/token", params=params, auth=admin(), verify=False, timeout=30)
+
+    r = ask(*[f"repository:library/busybox-{i}:pull" for i in range(150)])
+    assert r.status_code == 400 and "at most 64" in r.text, r.text
+    long_names = [f"repository:{'a' * 200}/n{i}:pull,push" for i in range(60)]
+    r = ask(*long_names)
+    assert r.status_code == 400 and "over the registry's limit" in r.text, r.text
+    # Control: what the service does issue, the registry takes.
+    r = ask("repository:library/busybox:pull", "repository:team/app/service:pull")
+    assert r.status_code == 200
+    assert bearer(reg, "GET", "/v2/library/busybox/manifests/1", r.json()["token"]).status_code == 200
+    r = ask(*[f"repository:library/busybox-{i}:pull" for i in range(64)])
+    assert r.status_code == 200
+    assert bearer(reg, "GET", "/v2/", r.json()["token"]).status_code == 200
+
+
+def test_upload_sessions_are_sealed_and_offsets_are_the_origins(reg):
+    repo = f"pushed-authz/offset-{os.urandom(3).hex()}"
+    auth = admin()
+
+    def patch(location: str, data: bytes, start: int, end: int) -> requests.Response:
+        # Each on a connection of its own: a refused chunk's body is not read.
+        return requests.patch(location, data=data, auth=auth, verify=False, allow_redirects=False,
+                              timeout=30, headers={"Content-Range": f"{start}-{end}",
+                                                   "Content-Type": "application/octet-stream"})
+
+    r = requests.post(f"{reg.url}/v2/{repo}/blobs/uploads/", auth=auth, verify=False,
+                      allow_redirects=False, timeout=30)
+    assert r.status_code == 202
+    location = r.headers["Location"]
+    assert "edge_sig=" in location and "edge_offset=0" in location
+    before = origin_requests(repo)
+    stripped = location.split("&edge_offset")[0]
+    for forged in (location.replace("edge_offset=0", "edge_offset=5"), stripped,
+                   f"{location}&mount={app_only_layer(reg)}&from=team/app/service",
+                   location.replace(f"/v2/{repo}/", "/v2/team/app/service/")):
+        r = patch(forged, b"12345", 0, 4)
+        assert r.status_code == 404, (forged, r.status_code)
+        assert error_codes(r) == ["BLOB_UPLOAD_INVALID"]
+    assert origin_requests(repo) == before, "a forged session reached the origin"
+    # A chunk that claims bytes 0-99 and carries 5: the next offset is what the origin stored.
+    r = patch(location, b"12345", 0, 99)
+    assert r.status_code == 202, r.text
+    location = r.headers["Location"]
+    assert "edge_offset=5&" in location, location
+    r = patch(location, b"67890", 100, 104)
+    assert r.status_code == 416 and r.headers["Range"] == "0-4"
+    r = patch(location, b"67890", 5, 9)
+    assert r.status_code == 202
+    location = r.headers["Location"]
+    digest = "sha256:" + hashlib.sha256(b"1234567890").hexdigest()
+    r = requests.put(location, params={"digest": digest}, auth=auth, verify=False,
+                     allow_redirects=False, timeout=30)
+    assert r.status_code == 201, r.text
+    assert requests.head(f"{reg.url}/v2/{repo}/blobs/{digest}", auth=auth, verify=False,
+                         timeout=30).status_code == 200
+
+
+def test_no_error_body_names_storage_or_origin(reg):
+    """Client-facing errors never carry a storage key, a presigned URL or the origin's URL."""
+    internals = ["docker/registry/v2", "/origin/", "X-Amz-", "DriverName", "s3aws",
+                 env("S3_ENDPOINT").split("//")[1], env("ORIGIN")]
+    repo = f"pushed-authz/internals-{os.urandom(3).hex()}"
+    auth = admin()
+    seen = []
+
+    def check(r: requests.Response):
+        seen.append(r.status_code)
+        for word in internals:
+            assert word not in r.text, (r.request.method, r.request.url, r.status_code, r.text)
+
+    # A blob pushed with a sha512 digest (the origin links it under its sha256 digest).
+    data = os.urandom(100)
+    d512 = "sha512:" + hashlib.sha512(data).hexdigest()
+    r = requests.post(f"{reg.url}/v2/{repo}/blobs/uploads/", auth=auth, verify=False,
+                      allow_redirects=False, timeout=30)
+    r = requests.put(r.headers["Location"], params={"digest": d512}, data=data, auth=auth,
+                     verify=False, allow_redirects=False, timeout=30,
+                     headers={"Content-Type": "application/octet-stream"})
+    check(r)
+    check(requests.get(f"{reg.url}/v2/{repo}/blobs/{d512}", auth=auth, verify=False,
+                       allow_redirects=False, timeout=30))
+    # An upload cancelled, then used: distribution answers with its driver's path in the detail.
+    r = requests.post(f"{reg.url}/v2/{repo}/blobs/uploads/", auth=auth, verify=False,
+                      allow_redirects=False, timeout=30)
+    location = r.headers["Location"]
+    assert requests.delete(location, auth=auth, verify=False, timeout=30).status_code == 204
+    r = requests.get(location, auth=auth, verify=False, allow_redirects=False, timeout=30)
+    assert r.status_code == 404 and error_codes(r) == ["BLOB_UPLOAD_UNKNOWN"], r.text
+    check(r)
+    r = requests.put(location, params={"digest": d512}, data=data, auth=auth, verify=False,
+                     allow_redirects=False, timeout=30)
+    check(r)
+    assert all(400 <= s < 600 for s in seen[1:]), seen
+
+
+def test_rotated_keys_keep_their_tokens_alive(reg):
+    rotated = Registry("edge-rotated", env("EDGE_ROTATED"), tls=True)
+    keys = requests.get(f"{rotated.url}/oauth2/jwks", verify=False, timeout=30).json()["keys"]
+    old_kid = requests.get(f"{reg.url}/oauth2/jwks", verify=False, timeout=30).json()["keys"][0]["kid"]
+    assert len(keys) == 2 and keys[1]["kid"] == old_kid and keys[0]["kid"] != old_kid
+    path = "/v2/library/busybox/manifests/1"
+    # A token of the old key (the other edge's) works on the rotated edge, and the rotated edge's
+    # own tokens too; the other edge, which never had the new key, refuses those.
+    old = token_for(reg, admin(), "repository:library/busybox:pull")["token"]
+    new = token_for(rotated, admin(), "repository:library/busybox:pull")["token"]
+    assert bearer(rotated, "GET", path, old).status_code == 200
+    assert bearer(rotated, "GET", path, new).status_code == 200
+    r = bearer(reg, "GET", path, new)
+    assert r.status_code == 401 and "unknown key" in r.headers["WWW-Authenticate"]
