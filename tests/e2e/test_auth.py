@@ -6,8 +6,10 @@ import base64
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import time
+import urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -817,3 +819,31 @@ def test_rotated_keys_keep_their_tokens_alive(reg):
     assert bearer(rotated, "GET", path, new).status_code == 200
     r = bearer(reg, "GET", path, new)
     assert r.status_code == 401 and "unknown key" in r.headers["WWW-Authenticate"]
+
+
+def test_an_aborted_upload_leaves_no_uncaught_error(edge_http):
+    """A client that goes away mid-chunk: the edge's pipe into the origin request fails, and that
+    failure is handled, not logged as an uncaught rejection; the edge keeps serving."""
+    log = Path(env("STACK_DIR")) / "edge-http.log"
+    start = log.stat().st_size
+    repo = f"pushed-authz/aborted-{os.urandom(3).hex()}"
+    r = edge_http.request("POST", f"/v2/{repo}/blobs/uploads/")
+    assert r.status_code == 202
+    location = urllib.parse.urlparse(r.headers["Location"])
+    host, port = edge_http.addr.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        head = (f"PATCH {location.path}?{location.query} HTTP/1.1\r\nHost: {edge_http.addr}\r\n"
+                f"Authorization: {requests.auth._basic_auth_str(*admin())}\r\n"
+                "Content-Type: application/octet-stream\r\nContent-Length: 10485760\r\n\r\n")
+        s.sendall(head.encode() + b"x" * (1 << 20))
+        time.sleep(0.5)
+    time.sleep(2)
+    written = log.read_bytes()[start:].decode(errors="replace")
+    assert "Uncaught" not in written, written[-2000:]
+    # Control: the edge still takes a whole upload.
+    data = os.urandom(1000)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    r = edge_http.request("POST", f"/v2/{repo}/blobs/uploads/")
+    r = edge_http.http.put(r.headers["Location"], params={"digest": digest}, data=data, timeout=30,
+                           headers={"Content-Type": "application/octet-stream"}, allow_redirects=False)
+    assert r.status_code == 201, r.text
