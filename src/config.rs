@@ -202,6 +202,14 @@ impl Config {
             }),
         };
         let public_url = url("PUBLIC_URL")?;
+        if let Some(u) = &public_url
+            && (u.path() != "/" || u.query().is_some() || u.host_str().is_none())
+        {
+            // The API lives at /v2/ of its host: a registry cannot be served under a path.
+            return Err(format!(
+                "PUBLIC_URL must be a scheme and host (and port), without a path: {u}"
+            ));
+        }
         let service = var("REGISTRY_SERVICE")
             .or_else(|| {
                 let url = public_url.as_ref()?;
@@ -361,6 +369,9 @@ mod tests {
         assert_eq!(c.auth.service, "registry.example.com:8443");
         assert!(!format!("{c:?}").contains("hunter2"), "no password in logs");
         assert!(!format!("{c:?}").contains("PRIVATE KEY"), "no key in logs");
+        let mut with_path = S3.to_vec();
+        with_path.push(("PUBLIC_URL", "https://example.com/registry"));
+        assert!(parse(&with_path).unwrap_err().contains("PUBLIC_URL"));
         v.push(("REGISTRY_SERVICE", "registry"));
         v.push(("TOKEN_ISSUER", "edge-tokens"));
         let c = parse(&v).unwrap();

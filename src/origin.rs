@@ -316,8 +316,11 @@ fn error_body(body: &[u8], status: StatusCode, origin: &Url) -> Vec<u8> {
                 continue;
             };
             let mut entry = serde_json::json!({ "code": code });
+            // An UNKNOWN error's message is the origin's own failure (a storage driver's words):
+            // never the client's business.
             entry["message"] = match e.get("message") {
-                Some(m) if m.is_string() && clean(m) => m.clone(),
+                Some(m) if m.is_string() && clean(m) && code != "UNKNOWN" => m.clone(),
+                _ if code == "UNKNOWN" => serde_json::Value::from("the origin registry failed"),
                 _ => serde_json::Value::from("the origin registry refused the request"),
             };
             if let Some(detail) = e.get("detail").filter(|d| !d.is_null() && clean(d)) {
@@ -346,6 +349,17 @@ fn names_internals(value: &serde_json::Value, origin_host: &str) -> bool {
         serde_json::Value::String(s) => {
             s.contains("/docker/registry/")
                 || s.contains("://")
+                || [
+                    "s3aws",
+                    "azure",
+                    "gcs",
+                    "filesystem",
+                    "inmemory",
+                    "oss",
+                    "swift",
+                ]
+                .iter()
+                .any(|driver| s.contains(&format!("{driver}:")))
                 || s.contains("X-Amz-")
                 || s.contains("_uploads/")
                 || (!origin_host.is_empty() && s.contains(origin_host))
@@ -628,7 +642,11 @@ mod tests {
             ),
             (
                 br#"{"errors":[{"code":"UNKNOWN","message":"s3aws: Get http://127.0.0.1:5000/x: refused"}]}"#,
-                serde_json::json!({"errors":[{"code":"UNKNOWN","message":"the origin registry refused the request"}]}),
+                serde_json::json!({"errors":[{"code":"UNKNOWN","message":"the origin registry failed"}]}),
+            ),
+            (
+                br#"{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"s3aws: NoSuchBucket: the bucket does not exist"}]}"#,
+                serde_json::json!({"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"the origin registry refused the request"}]}),
             ),
             // Useful details stay.
             (

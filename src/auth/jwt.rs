@@ -258,22 +258,31 @@ impl TokenKeys {
     }
 
     /// Signature (by the key the header names), algorithm, issuer, audience and time.
+    ///
+    /// One encoding per token: the signature in strict base64url (no stray trailing bits) and in
+    /// its low-s form; a twin of a token in another encoding is refused. `Signatures::Legacy`
+    /// verifies a high-s signature in its low-s form instead: refresh tokens live for weeks in
+    /// clients' credential stores, and those issued before the edge signed low-s are high-s half
+    /// the time (the twin gains nothing: a refresh token is bound to its password's fingerprint).
     fn verify<T: serde::de::DeserializeOwned>(
         &self,
         token: &str,
         audience: &str,
         now: u64,
+        signatures: Signatures,
     ) -> Result<JWTClaims<T>, String> {
-        // One encoding per token: the signature in strict base64url (no stray trailing bits) and
-        // in its low-s form; a twin of a token in another encoding is refused.
-        let signature = token
-            .rsplit_once('.')
-            .and_then(|(_, s)| decode_signature(s));
-        if signature.is_none_or(|s| s.normalize_s() != s) {
-            return Err("token is invalid".into());
-        }
-        let key = self.key_for(token)?;
-        key.verify_token::<T>(token, Some(self.options(key, audience, now)))
+        let (signed, encoded) = token.rsplit_once('.').ok_or("token is invalid")?;
+        let signature = decode_signature(encoded).ok_or("token is invalid")?;
+        let normal = signature.normalize_s();
+        let token = match (normal == signature, signatures) {
+            (true, _) => token.to_owned(),
+            (false, Signatures::Legacy) => {
+                format!("{signed}.{}", URL_SAFE_NO_PAD.encode(normal.to_bytes()))
+            }
+            (false, Signatures::LowS) => return Err("token is invalid".into()),
+        };
+        let key = self.key_for(&token)?;
+        key.verify_token::<T>(&token, Some(self.options(key, audience, now)))
             .map_err(describe)
     }
 
@@ -285,7 +294,7 @@ impl TokenKeys {
         audience: &str,
         now: u64,
     ) -> Result<VerifiedAccess, String> {
-        let claims = self.verify::<AccessClaims>(token, audience, now)?;
+        let claims = self.verify::<AccessClaims>(token, audience, now, Signatures::LowS)?;
         if claims.custom.token_use != ACCESS_USE {
             return Err("not an access token".into());
         }
@@ -305,7 +314,7 @@ impl TokenKeys {
         audience: &str,
         now: u64,
     ) -> Result<VerifiedRefresh, String> {
-        let claims = self.verify::<RefreshClaims>(token, audience, now)?;
+        let claims = self.verify::<RefreshClaims>(token, audience, now, Signatures::Legacy)?;
         if claims.custom.token_use != REFRESH_USE {
             return Err("not a refresh token".into());
         }
@@ -319,6 +328,16 @@ impl TokenKeys {
             fingerprint: claims.custom.fingerprint,
         })
     }
+}
+
+/// Which ECDSA signature forms a verification takes.
+#[derive(Clone, Copy)]
+enum Signatures {
+    /// Only the low-s form the edge signs.
+    LowS,
+    /// Also a high-s signature, verified in its low-s form (refresh tokens issued before the
+    /// edge signed low-s).
+    Legacy,
 }
 
 /// The raw `r || s` signature of an ES256 JWT.
@@ -424,6 +443,23 @@ mod tests {
             );
             assert!(keys.verify_access(&t, AUD, NOW).is_ok());
             twins += 1;
+            // A refresh token issued high-s (as before the edge normalized) still works.
+            let refresh = keys
+                .issue_refresh(
+                    &Principal::Token("ci".into()),
+                    "g1",
+                    ("password1", "ab"),
+                    AUD,
+                    NOW,
+                    60,
+                )
+                .unwrap();
+            let (signed, encoded) = refresh.rsplit_once('.').unwrap();
+            let sig = decode_signature(encoded).unwrap();
+            let (r, s) = sig.split_scalars();
+            let high = p256::ecdsa::Signature::from_scalars(r, -*s).unwrap();
+            let old = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(high.to_bytes()));
+            assert!(keys.verify_refresh(&old, AUD, NOW).is_ok());
         }
         assert_eq!(twins, 16);
     }

@@ -19,7 +19,7 @@ use crate::auth::{Authority, Caller, Need, Permission, Permissions, Principal};
 use crate::cache::EdgeCache;
 use crate::error::{Error, ErrorCode, Result};
 use crate::platform::{ClientAddress, Clock, KeyValue, Platform};
-use crate::reference::{Name, Reference};
+use crate::reference::{Digest, Name, Reference};
 use crate::route::Route;
 use sha2::{Digest as _, Sha256};
 
@@ -482,8 +482,14 @@ impl<P: Platform> App<P> {
         Ok(attributes)
     }
 
-    /// Whether `caller` may mount from `source`: pull there, and the source not read-locked.
-    pub(crate) async fn may_mount_from(&self, caller: &Caller, source: &Name) -> Result<bool> {
+    /// Whether `caller` may mount `digest` from `source`: pull there, and neither the source nor
+    /// the digest there read-locked (a manifest's lock covers its bytes as a blob).
+    pub(crate) async fn may_mount_from(
+        &self,
+        caller: &Caller,
+        source: &Name,
+        digest: &Digest,
+    ) -> Result<bool> {
         let need = Need::Repository {
             name: source.clone(),
             permission: Permission::ContentRead,
@@ -494,8 +500,7 @@ impl<P: Platform> App<P> {
         Ok(self
             .attributes(source)
             .await?
-            .repository
-            .enabled(Lock::Read))
+            .manifest(&digest.to_string(), Lock::Read))
     }
 
     /// The repositories `caller` may list in the catalog: all for the admin, else those it may

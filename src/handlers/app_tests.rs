@@ -877,6 +877,38 @@ fn uploads_are_forwarded_and_come_back_to_the_edge() {
     let (_, _, headers, _) = f.origin.sent.borrow().last().unwrap().clone();
     assert_eq!(headers["content-range"], "10-109");
     assert!(!headers.contains_key("authorization"));
+
+    // An origin that names the session on a refusal too: that Location is sealed as well, with
+    // the origin's offset.
+    f.origin_answers(|_| {
+        answer(
+            416,
+            &[
+                ("location", "/v2/library/busybox/blobs/uploads/u1?_state=s4"),
+                ("range", "0-14"),
+            ],
+            b"",
+        )
+    });
+    let r = send(&app, Method::PATCH, &after, &[("content-length", "5")]);
+    assert_eq!(r.status(), 416);
+    assert!(
+        header(&r, "location").contains("_state=s4&edge_offset=15&edge_sig="),
+        "{}",
+        header(&r, "location")
+    );
+    // An upload location the edge cannot seal (another host, another repository) is a 502: the
+    // client would leave the edge, or carry a session elsewhere.
+    for location in [
+        "http://uploads.example/v2/library/busybox/blobs/uploads/u1?_state=s5",
+        "/v2/team/app/service/blobs/uploads/u1?_state=s5",
+    ] {
+        let location = location.to_owned();
+        f.origin_answers(move |_| answer(202, &[("location", &location), ("range", "0-9")], b""));
+        let r = send(&app, Method::PATCH, &after, &[("content-length", "5")]);
+        assert_eq!(r.status(), 502);
+        assert!(!String::from_utf8_lossy(r.body()).contains("uploads.example"));
+    }
 }
 
 #[test]

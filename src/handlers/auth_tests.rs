@@ -840,6 +840,19 @@ fn a_manifest_lock_covers_every_way_to_the_manifest() {
             "manifest library/busybox@{d} is locked: readEnabled is false"
         ))
     );
+    // Nor is it mounted out of the repository (its bytes are linked there as a blob too): the
+    // upload starts plainly, with no mount forwarded.
+    f.origin_answers(|_| answer(202, &[("location", "/v2/team/x/blobs/uploads/u1")], b""));
+    let r = send(
+        &app,
+        Method::POST,
+        &format!("/v2/team/x/blobs/uploads/?mount={d}&from=library/busybox"),
+        &[],
+    );
+    assert_eq!(r.status(), 202);
+    let forwarded = f.origin.sent.borrow().last().unwrap().1.clone();
+    assert!(!forwarded.contains("mount"), "{forwarded}");
+    f.origin.sent.borrow_mut().clear();
     // The same manifest in another repository is that repository's business.
     assert_eq!(get(&app, "/v2/team/app/service/manifests/v1").status(), 200);
     // A read-locked referrer is left out of its subject's referrers list.

@@ -100,7 +100,7 @@ impl<P: Platform> App<P> {
                 true
             }
             StartUpload::Mount { digest, from } => {
-                if self.may_mount_from(caller, from).await? {
+                if self.may_mount_from(caller, from, digest).await? {
                     scopes.push(format!("repository:{from}:pull"));
                     query.push(("mount".to_owned(), digest.to_string()));
                     query.push(("from".to_owned(), from.to_string()));
@@ -131,14 +131,14 @@ impl<P: Platform> App<P> {
                 public_base: self.public_base(request),
             })
             .await?;
-        if response.status() == StatusCode::ACCEPTED {
-            self.seal_location(&mut response, name, Some(0), &self.public_base(request))?;
-            if let Some(config) = &self.config.origin {
-                response.headers_mut().insert(
-                    "oci-chunk-max-length",
-                    HeaderValue::from(config.chunk_max_length),
-                );
-            }
+        self.seal_answer(&mut response, name, Some(0), Some(0), request)?;
+        if response.status() == StatusCode::ACCEPTED
+            && let Some(config) = &self.config.origin
+        {
+            response.headers_mut().insert(
+                "oci-chunk-max-length",
+                HeaderValue::from(config.chunk_max_length),
+            );
         }
         Ok(response)
     }
@@ -166,10 +166,7 @@ impl<P: Platform> App<P> {
                 OriginBody::Client,
             ))
             .await?;
-        if response.status() == StatusCode::ACCEPTED {
-            let next = next_offset(&response, session.offset, length);
-            self.seal_location(&mut response, name, next, &self.public_base(request))?;
-        }
+        self.seal_answer(&mut response, name, session.offset, length, request)?;
         Ok(response)
     }
 
@@ -195,16 +192,19 @@ impl<P: Platform> App<P> {
         };
         let mut query = session.origin_params;
         query.push(("digest".to_owned(), digest.to_string()));
-        self.forward(self.upload_forward(
-            Method::PUT,
-            name,
-            upload_id,
-            request,
-            query,
-            headers,
-            body,
-        ))
-        .await
+        let mut response = self
+            .forward(self.upload_forward(
+                Method::PUT,
+                name,
+                upload_id,
+                request,
+                query,
+                headers,
+                body,
+            ))
+            .await?;
+        self.seal_answer(&mut response, name, session.offset, Some(0), request)?;
+        Ok(response)
     }
 
     pub async fn upload_status<B>(
@@ -225,10 +225,7 @@ impl<P: Platform> App<P> {
                 OriginBody::Empty,
             ))
             .await?;
-        if response.status() == StatusCode::NO_CONTENT {
-            let next = next_offset(&response, session.offset, Some(0));
-            self.seal_location(&mut response, name, next, &self.public_base(request))?;
-        }
+        self.seal_answer(&mut response, name, session.offset, Some(0), request)?;
         Ok(response)
     }
 
@@ -382,9 +379,30 @@ impl<P: Platform> App<P> {
         )
     }
 
-    /// Seals the upload `Location` of an origin's answer (already rewritten to the edge). A
-    /// location elsewhere (an origin that takes uploads on another host) is left as it is: the
-    /// client does not come back to the edge with it.
+    /// Seals the upload `Location` of an origin's answer, whatever its status (an origin may
+    /// name the session on a 416 too), with the offset its `Range` reports: `previous` and
+    /// `length` (the bytes this request carried) settle distribution's ambiguous "0-0".
+    fn seal_answer<B>(
+        &self,
+        response: &mut Response<Vec<u8>>,
+        name: &Name,
+        previous: Option<u64>,
+        length: Option<u64>,
+        request: &Request<B>,
+    ) -> Result<()> {
+        let taken = if response.status().is_success() {
+            length
+        } else {
+            Some(0)
+        };
+        let offset = next_offset(response, previous, taken);
+        self.seal_location(response, name, offset, &self.public_base(request))
+    }
+
+    /// Seals an answer's `Location` (already rewritten to the edge's `public_base`) when it names
+    /// an upload session of `name`; a blob's location (after the final PUT) stays as it is. An
+    /// upload location the edge cannot seal (on another host, of another repository, with
+    /// parameters that are not UTF-8) is a 502: the client must come back through the edge.
     fn seal_location(
         &self,
         response: &mut Response<Vec<u8>>,
@@ -400,28 +418,44 @@ impl<P: Platform> App<P> {
         else {
             return Ok(());
         };
-        let (path, query) = location.split_once('?').unwrap_or((&location, ""));
-        // A location on the edge is `<public base><path>` (the origin's were rewritten to it).
-        let base = public_base_of(path);
-        if base != public_base {
-            return Ok(());
-        }
-        let path = &path[base.len()..];
-        let foreign = || {
+        let unusable = || {
             Error::new(ErrorCode::Unknown)
                 .with_status(StatusCode::BAD_GATEWAY)
                 .with_message("the origin registry answered an upload with an unusable location")
-                .with_log(format!("upload location {location:?} for {name}"))
+                .with_log(format!(
+                    "upload location {location:?} for {name} (is the origin's public URL \
+                     ORIGIN_URL?)"
+                ))
+        };
+        let (path, query) = location.split_once('?').unwrap_or((&location, ""));
+        let Some(path) = path
+            .strip_prefix(public_base)
+            .filter(|p| p.starts_with('/'))
+        else {
+            return Err(unusable());
         };
         let upload_id = match Route::parse(path) {
             Ok(Route::BlobUpload { name: n, upload_id }) if n == *name => upload_id,
-            _ => return Err(foreign()),
+            Ok(Route::BlobUpload { .. }) => return Err(unusable()),
+            _ => return Ok(()),
         };
+        let origin_params = Query::parse(Some(query)).pairs().to_vec();
+        // Decoding is lossy for escapes that are not UTF-8: such a parameter would not come back
+        // to the origin as it was sent.
+        if origin_params
+            .iter()
+            .any(|(k, v)| k.contains('\u{FFFD}') || v.contains('\u{FFFD}'))
+        {
+            return Err(unusable());
+        }
         let session = Session {
-            origin_params: Query::parse(Some(query)).pairs().to_vec(),
+            origin_params,
             offset,
         };
-        let sealed = format!("{base}{}", self.sealed_path(name, &upload_id, &session));
+        let sealed = format!(
+            "{public_base}{}",
+            self.sealed_path(name, &upload_id, &session)
+        );
         response
             .headers_mut()
             .insert(header::LOCATION, header_value(&sealed)?);
@@ -455,18 +489,6 @@ fn verify(key: &[u8], upload_path: &str, session: &Session, signature: &str) -> 
     use subtle::ConstantTimeEq;
     let expected = seal(key, upload_path, session);
     expected.len() == signature.len() && bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
-}
-
-/// The scheme and host of an absolute URL (empty for a path).
-fn public_base_of(location: &str) -> &str {
-    if location.starts_with('/') {
-        return "";
-    }
-    let after_scheme = location.find("://").map_or(0, |i| i + 3);
-    match location[after_scheme..].find('/') {
-        Some(i) => &location[..after_scheme + i],
-        None => location,
-    }
 }
 
 fn push_scope(name: &Name) -> String {
