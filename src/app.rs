@@ -39,7 +39,7 @@ impl<P: Platform> App<P> {
         let mut response = match self.dispatch(&request).await {
             Ok(response) => response,
             Err(error) => {
-                if error.status.is_server_error() {
+                if error.status().is_server_error() {
                     (self.log)(&format!(
                         "{} {}: {error}",
                         request.method(),
@@ -181,7 +181,7 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {
 }
 
 pub fn error_response(error: &Error) -> Response<Vec<u8>> {
-    let mut response = json_response(error.status, error.body());
+    let mut response = json_response(error.status(), error.body());
     if let Some(challenge) = &error.challenge
         && let Ok(value) = HeaderValue::from_str(challenge)
     {

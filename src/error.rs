@@ -1,14 +1,16 @@
-//! Errors of the OCI Distribution API, defined once: each code with its HTTP status and default
-//! message (as distribution's `errcode` registers them), written in one place as the OCI error JSON
-//! `{"errors":[{"code","message","detail"}]}`. Handlers only return `Error`s; they never build error
-//! bodies themselves.
+//! Errors of the OCI Distribution API, defined once: each code with its one HTTP status and its
+//! default message (as distribution's `errcode` registers them), written in one place as the OCI
+//! error JSON `{"errors":[{"code","message","detail"}]}`. Handlers only return `Error`s; they never
+//! build error bodies themselves, and never choose a status: where the edge needs another status,
+//! it has a code of its own.
 
 use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-/// The error codes of the OCI Distribution Spec v1.1 (plus distribution's `UNKNOWN`, `TAG_INVALID`
-/// and `PAGINATION_NUMBER_INVALID`). Origin failures are `UNKNOWN` with a 502 or 504.
+/// The error codes of the OCI Distribution Spec v1.1, spelt as the spec spells them, plus
+/// distribution's `UNKNOWN`, `TAG_INVALID` and `PAGINATION_NUMBER_INVALID`, and the edge's own
+/// (after `Unknown`) for statuses the spec's codes do not carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
@@ -29,6 +31,26 @@ pub enum ErrorCode {
     Unsupported,
     Toomanyrequests,
     Unknown,
+    // The edge's own.
+    /// A request the edge cannot take as it is (a repeated parameter, a malformed header or body).
+    BadRequest,
+    /// No such endpoint, or no such management record.
+    NotFound,
+    /// The request conflicts with what the registry holds (a scope map still in use).
+    Conflict,
+    /// A body over the edge's limit (manifests: 4 MiB).
+    TooLarge,
+    /// A body of a type the endpoint does not take.
+    UnsupportedMediaType,
+    /// A chunk that does not start where the upload is, or a malformed `Content-Range`.
+    RangeInvalid,
+    /// The origin (or an upstream) answered, but not usefully: refused the edge's credentials, or
+    /// handed out something the edge cannot use.
+    UpstreamError,
+    /// No connection to the origin (or an upstream).
+    UpstreamUnreachable,
+    /// The origin (or an upstream) did not answer in time.
+    UpstreamTimeout,
 }
 
 impl ErrorCode {
@@ -51,6 +73,14 @@ impl ErrorCode {
             Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             Toomanyrequests => StatusCode::TOO_MANY_REQUESTS,
             Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+            BadRequest => StatusCode::BAD_REQUEST,
+            NotFound => StatusCode::NOT_FOUND,
+            Conflict => StatusCode::CONFLICT,
+            TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
+            UpstreamError | UpstreamUnreachable => StatusCode::BAD_GATEWAY,
+            UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -75,6 +105,15 @@ impl ErrorCode {
             Unsupported => "The operation is unsupported.",
             Toomanyrequests => "too many requests",
             Unknown => "unknown error",
+            BadRequest => "the request is not valid",
+            NotFound => "not found",
+            Conflict => "the request conflicts with the registry's state",
+            TooLarge => "the request body is too large",
+            UnsupportedMediaType => "the request body's media type is not supported here",
+            RangeInvalid => "the requested range is not satisfiable",
+            UpstreamError => "the origin registry's answer could not be used",
+            UpstreamUnreachable => "the origin registry is unreachable",
+            UpstreamTimeout => "the origin registry did not answer in time",
         }
     }
 }
@@ -84,7 +123,6 @@ impl ErrorCode {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Error {
     pub code: ErrorCode,
-    pub status: StatusCode,
     pub message: Option<String>,
     pub detail: Value,
     /// The `WWW-Authenticate` challenge of a 401.
@@ -104,7 +142,6 @@ impl Error {
     pub fn new(code: ErrorCode) -> Self {
         Error {
             code,
-            status: code.status(),
             message: None,
             detail: Value::Null,
             challenge: None,
@@ -127,9 +164,9 @@ impl Error {
         self
     }
 
-    pub fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
-        self
+    /// The code's status: one per code.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     /// A failure of the edge's own storage or configuration: 500 `UNKNOWN`. What went wrong goes
@@ -162,7 +199,7 @@ impl Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let message = self.message.as_deref().unwrap_or(self.code.message());
-        write!(f, "{} {:?}: {}", self.status.as_u16(), self.code, message)?;
+        write!(f, "{} {:?}: {}", self.status().as_u16(), self.code, message)?;
         if !self.detail.is_null() {
             write!(f, " ({})", self.detail)?;
         }
@@ -195,6 +232,15 @@ mod tests {
                 "PAGINATION_NUMBER_INVALID",
             ),
             (ErrorCode::Unknown, 500, "UNKNOWN"),
+            (ErrorCode::BadRequest, 400, "BAD_REQUEST"),
+            (ErrorCode::RangeInvalid, 416, "RANGE_INVALID"),
+            (
+                ErrorCode::UnsupportedMediaType,
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+            ),
+            (ErrorCode::UpstreamUnreachable, 502, "UPSTREAM_UNREACHABLE"),
+            (ErrorCode::UpstreamTimeout, 504, "UPSTREAM_TIMEOUT"),
         ];
         for (code, status, name) in cases {
             assert_eq!(code.status().as_u16(), status, "{name}");

@@ -23,7 +23,7 @@ fn is_client_refusal(e: &Error) -> bool {
         Ok(body) => body,
         Err(_) => return false,
     };
-    e.status.is_client_error()
+    e.status().is_client_error()
         && body["errors"][0]["code"].is_string()
         && body["errors"][0]["message"].is_string()
 }

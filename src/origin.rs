@@ -151,9 +151,7 @@ impl RequestHeaders {
 }
 
 fn bad_header(name: &header::HeaderName, why: &str) -> Error {
-    Error::new(ErrorCode::Unsupported)
-        .with_status(StatusCode::BAD_REQUEST)
-        .with_message(format!("the {name} header {why}"))
+    Error::new(ErrorCode::BadRequest).with_message(format!("the {name} header {why}"))
 }
 
 /// `type/subtype` with optional `; key=value` parameters, every part an RFC 9110 token (a quoted
@@ -186,11 +184,8 @@ pub fn media_type(value: &str) -> Option<String> {
 /// `Content-Range: <start>-<end>` (inclusive; a `bytes ` or `bytes=` prefix and a `/<size>` suffix
 /// are tolerated).
 pub fn parse_content_range(value: &str) -> Result<(u64, u64)> {
-    let invalid = || {
-        Error::new(ErrorCode::BlobUploadInvalid)
-            .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
-            .with_message("Content-Range must be <start>-<end>")
-    };
+    let invalid =
+        || Error::new(ErrorCode::RangeInvalid).with_message("Content-Range must be <start>-<end>");
     let text = value.trim();
     let text = text
         .strip_prefix("bytes")
@@ -376,16 +371,13 @@ fn names_internals(value: &serde_json::Value, origin_host: &str) -> bool {
 
 pub fn transport_error(error: OriginError, timeout: Duration) -> Error {
     match error {
-        OriginError::Unreachable(why) => Error::new(ErrorCode::Unknown)
-            .with_status(StatusCode::BAD_GATEWAY)
+        OriginError::Unreachable(why) => Error::new(ErrorCode::UpstreamUnreachable)
             .with_message("the origin registry is unreachable")
             .with_log(why),
-        OriginError::Timeout => Error::new(ErrorCode::Unknown)
-            .with_status(StatusCode::GATEWAY_TIMEOUT)
-            .with_message(format!(
-                "the origin registry did not answer within {} s",
-                timeout.as_secs()
-            )),
+        OriginError::Timeout => Error::new(ErrorCode::UpstreamTimeout).with_message(format!(
+            "the origin registry did not answer within {} s",
+            timeout.as_secs()
+        )),
     }
 }
 
@@ -594,7 +586,10 @@ mod tests {
         let mut twice = HeaderMap::new();
         twice.append("content-length", HeaderValue::from_static("1"));
         twice.append("content-length", HeaderValue::from_static("2"));
-        assert_eq!(RequestHeaders::from_client(&twice).unwrap_err().status, 400);
+        assert_eq!(
+            RequestHeaders::from_client(&twice).unwrap_err().status(),
+            400
+        );
     }
 
     #[test]
@@ -610,7 +605,7 @@ mod tests {
             "+1-2",
             "1-99999999999999999999999",
         ] {
-            assert_eq!(parse_content_range(bad).unwrap_err().status, 416, "{bad}");
+            assert_eq!(parse_content_range(bad).unwrap_err().status(), 416, "{bad}");
         }
     }
 

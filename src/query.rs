@@ -58,8 +58,7 @@ impl Query {
 
 /// The 400 for a parameter that must appear once.
 pub fn repeated(key: &str, times: usize) -> Error {
-    Error::new(ErrorCode::Unsupported)
-        .with_status(http::StatusCode::BAD_REQUEST)
+    Error::new(ErrorCode::BadRequest)
         .with_message(format!(
             "the query parameter {key:?} appears {times} times; the registry takes it once"
         ))
@@ -85,7 +84,7 @@ mod tests {
     fn parameters_acted_on_are_taken_once() {
         let q = Query::parse(Some("from=a%2Fb&mount=x&from=c&scope=1&scope=2"));
         let err = q.single("from").unwrap_err();
-        assert_eq!(err.status, 400);
+        assert_eq!(err.status(), 400);
         assert!(err.message.unwrap().contains("\"from\" appears 2 times"));
         assert_eq!(q.single("mount").unwrap(), Some("x"));
         assert_eq!(q.single("digest").unwrap(), None);

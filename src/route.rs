@@ -93,9 +93,7 @@ fn is_upload_id(s: &str) -> bool {
 }
 
 fn not_found() -> Error {
-    Error::new(ErrorCode::Unsupported)
-        .with_status(http::StatusCode::NOT_FOUND)
-        .with_message("no such endpoint in the registry API")
+    Error::new(ErrorCode::NotFound).with_message("no such endpoint in the registry API")
 }
 
 /// `n` and `last` of a paginated list (`tags/list`, `_catalog`).
@@ -217,7 +215,7 @@ mod tests {
         for (path, code) in cases {
             let err = Route::parse(path).unwrap_err();
             assert_eq!(err.code, code, "{path}");
-            assert_eq!(err.status, 400, "{path}");
+            assert_eq!(err.status(), 400, "{path}");
         }
     }
 
@@ -233,7 +231,7 @@ mod tests {
             "/v2x/",
         ] {
             let err = Route::parse(path).unwrap_err();
-            assert_eq!(err.status, 404, "{path}");
+            assert_eq!(err.status(), 404, "{path}");
         }
     }
 
@@ -256,7 +254,7 @@ mod tests {
             ErrorCode::PaginationNumberInvalid
         );
         for repeated in ["n=1&n=1000", "last=a&last=b"] {
-            assert_eq!(Page::from_query(Some(repeated)).unwrap_err().status, 400);
+            assert_eq!(Page::from_query(Some(repeated)).unwrap_err().status(), 400);
         }
     }
 }

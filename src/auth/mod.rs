@@ -324,9 +324,7 @@ impl Scope {
     /// other types are `Ok(None)` (nothing to grant), malformed ones an error.
     pub fn parse(s: &str) -> Result<Option<Scope>, Error> {
         let invalid = |why: &str| {
-            Error::new(ErrorCode::Unsupported)
-                .with_status(http::StatusCode::BAD_REQUEST)
-                .with_message(format!("invalid scope {s:?}: {why}"))
+            Error::new(ErrorCode::BadRequest).with_message(format!("invalid scope {s:?}: {why}"))
         };
         let (kind, rest) = s
             .split_once(':')

@@ -572,7 +572,5 @@ fn corrupt(key: &str) -> Error {
 }
 
 pub(crate) fn bad_request(message: impl Into<String>) -> Error {
-    Error::new(ErrorCode::Unsupported)
-        .with_status(http::StatusCode::BAD_REQUEST)
-        .with_message(message)
+    Error::new(ErrorCode::BadRequest).with_message(message)
 }

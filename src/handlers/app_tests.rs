@@ -813,7 +813,7 @@ fn uploads_are_forwarded_and_come_back_to_the_edge() {
         &[("content-range", "20-29"), ("content-length", "10")],
     );
     assert_eq!(r.status(), 416);
-    assert_eq!(error_code(&r), "BLOB_UPLOAD_INVALID");
+    assert_eq!(error_code(&r), "RANGE_INVALID");
     assert_eq!(header(&r, "range"), "0-9");
     assert_eq!(f.origin.sent.borrow().len(), sent);
 
@@ -950,7 +950,7 @@ fn malformed_writes_never_reach_the_origin() {
                 f.private_digest
             ),
             400,
-            "UNSUPPORTED",
+            "BAD_REQUEST",
         ),
         (
             Method::PUT,
@@ -1152,7 +1152,7 @@ fn unreachable_and_slow_origins_are_502_and_504() {
     );
     assert_eq!(
         (r.status().as_u16(), error_code(&r).as_str()),
-        (502, "UNKNOWN")
+        (502, "UPSTREAM_UNREACHABLE")
     );
     assert!(
         json_body(&r)["errors"][0]["message"]
@@ -1167,7 +1167,10 @@ fn unreachable_and_slow_origins_are_502_and_504() {
         "/v2/library/busybox/blobs/uploads/",
         &[],
     );
-    assert_eq!(r.status(), 504);
+    assert_eq!(
+        (r.status().as_u16(), error_code(&r).as_str()),
+        (504, "UPSTREAM_TIMEOUT")
+    );
     assert!(
         json_body(&r)["errors"][0]["message"]
             .as_str()

@@ -112,7 +112,7 @@ impl<P: Platform> App<P> {
                 break;
             }
         }
-        Err(Error::new(ErrorCode::Unknown).with_status(StatusCode::BAD_GATEWAY).with_message(
+        Err(Error::new(ErrorCode::UpstreamError).with_message(
             "the origin registry refused the edge's credentials (ORIGIN_USERNAME / ORIGIN_PASSWORD)",
         ))
     }
@@ -163,12 +163,10 @@ impl<P: Platform> App<P> {
                         .await
                         .map_err(|e| transport_error(e, config.timeout))?;
                     if answer.status() != StatusCode::OK {
-                        return Err(Error::new(ErrorCode::Unknown)
-                            .with_status(StatusCode::BAD_GATEWAY)
-                            .with_message(format!(
-                                "the origin's token service answered {} to the edge's credentials",
-                                answer.status().as_u16()
-                            )));
+                        return Err(Error::new(ErrorCode::UpstreamError).with_message(format!(
+                            "the origin's token service answered {} to the edge's credentials",
+                            answer.status().as_u16()
+                        )));
                     }
                     let token: TokenAnswer = serde_json::from_slice(answer.body())
                         .map_err(|e| Error::internal(format!("origin token answer: {e}")))?;

@@ -402,9 +402,7 @@ impl<P: Platform> App<P> {
                 "endpoints": ["admin", "anonymous-pull", "network-rules", "scope-maps", "tokens",
                               "repositories"],
             }))),
-            _ => Err(Error::new(ErrorCode::Unsupported)
-                .with_status(StatusCode::NOT_FOUND)
-                .with_message("no such management endpoint")),
+            _ => Err(Error::new(ErrorCode::NotFound).with_message("no such management endpoint")),
         }
     }
 
@@ -620,10 +618,9 @@ async fn read_json<T: ManagementBody, B: ClientBody>(request: &Request<B>) -> Re
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !json {
-        return Err(bad_request(
+        return Err(Error::new(ErrorCode::UnsupportedMediaType).with_message(
             "management requests carry JSON: Content-Type must be application/json",
-        )
-        .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        ));
     }
     let body = request
         .body()
@@ -673,15 +670,11 @@ fn no_content() -> Response<Vec<u8>> {
 }
 
 fn not_found(what: &str) -> Error {
-    Error::new(ErrorCode::Unsupported)
-        .with_status(StatusCode::NOT_FOUND)
-        .with_message(format!("{what} does not exist"))
+    Error::new(ErrorCode::NotFound).with_message(format!("{what} does not exist"))
 }
 
 fn conflict(message: String) -> Error {
-    Error::new(ErrorCode::Denied)
-        .with_status(StatusCode::CONFLICT)
-        .with_message(message)
+    Error::new(ErrorCode::Conflict).with_message(message)
 }
 
 fn denied(message: &str) -> Error {

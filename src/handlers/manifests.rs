@@ -139,8 +139,7 @@ impl<P: Platform> App<P> {
                     .with_message(format!("reading the manifest: {e}"))
             })?
             .ok_or_else(|| {
-                Error::new(ErrorCode::ManifestInvalid)
-                    .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+                Error::new(ErrorCode::TooLarge)
                     .with_message(format!("manifest larger than {MANIFEST_MAX_BYTES} bytes"))
             })?;
         let digest = Digest::sha256(&body);

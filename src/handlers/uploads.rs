@@ -62,8 +62,7 @@ impl StartUpload {
         let from = query.single("from")?.map(str::parse::<Name>).transpose()?;
         Ok(match (digest, mount, from) {
             (Some(_), Some(_), _) => {
-                return Err(Error::new(ErrorCode::Unsupported)
-                    .with_status(StatusCode::BAD_REQUEST)
+                return Err(Error::new(ErrorCode::BadRequest)
                     .with_message("an upload takes ?digest= or ?mount=, not both"));
             }
             (Some(digest), None, _) => StartUpload::Monolithic(digest),
@@ -284,8 +283,7 @@ impl<P: Platform> App<P> {
             return None;
         }
         let mut response = crate::app::error_response(
-            &Error::new(ErrorCode::BlobUploadInvalid)
-                .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+            &Error::new(ErrorCode::RangeInvalid)
                 .with_message(format!(
                     "chunk starts at byte {start}, the upload is at byte {offset}"
                 ))
@@ -419,8 +417,7 @@ impl<P: Platform> App<P> {
             return Ok(());
         };
         let unusable = || {
-            Error::new(ErrorCode::Unknown)
-                .with_status(StatusCode::BAD_GATEWAY)
+            Error::new(ErrorCode::UpstreamError)
                 .with_message("the origin registry answered an upload with an unusable location")
                 .with_log(format!(
                     "upload location {location:?} for {name} (is the origin's public URL \
@@ -578,7 +575,7 @@ mod tests {
             "mount=md5:00&from=a".to_owned(),
             format!("mount={d}&from=../x"),
         ] {
-            assert_eq!(parse(&bad).unwrap_err().status, 400, "{bad}");
+            assert_eq!(parse(&bad).unwrap_err().status(), 400, "{bad}");
         }
     }
 

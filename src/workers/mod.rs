@@ -157,8 +157,7 @@ async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<
         Ok(request) => request,
         // A URL or header the http types refuse is the client's error, not the edge's.
         Err(why) => {
-            let error = Error::new(crate::error::ErrorCode::Unsupported)
-                .with_status(http::StatusCode::BAD_REQUEST)
+            let error = Error::new(crate::error::ErrorCode::BadRequest)
                 .with_message(format!("request not understood: {why}"));
             return Ok(error_response(&error));
         }

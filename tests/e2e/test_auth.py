@@ -478,7 +478,7 @@ def test_a_mount_from_an_unreadable_repository_is_a_plain_upload(reg):
                         ("pushed-authz/anything", "team/app/service")):
             r = mount(*sources)
             assert r.status_code == 400, (sources, r.status_code, r.text)
-            assert error_codes(r) == ["UNSUPPORTED"]
+            assert error_codes(r) == ["BAD_REQUEST"]
             assert '"from" appears 2 times' in r.json()["errors"][0]["message"]
             assert linked() == 404
         # A read-locked source is not mounted from, even by the admin.

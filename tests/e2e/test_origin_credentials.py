@@ -36,7 +36,7 @@ def test_wrong_origin_credentials_are_a_502_that_leaks_nothing():
     edge = edge_registry("edge-badauth", "EDGE_BADAUTH", tls=False)
     r = edge.request("POST", "/v2/private/app/blobs/uploads/")
     assert r.status_code == 502
-    assert error_codes(r) == ["UNKNOWN"]
+    assert error_codes(r) == ["UPSTREAM_ERROR"]
     assert "ORIGIN_USERNAME" in r.json()["errors"][0]["message"]
     assert "WWW-Authenticate" not in r.headers
     assert "wrong" not in r.text and env("ORIGIN_AUTH") not in r.text

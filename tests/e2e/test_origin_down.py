@@ -30,6 +30,6 @@ def test_writes_fail_fast_with_502(edge_http):
     start = time.monotonic()
     r = edge_http.request("POST", "/v2/library/busybox/blobs/uploads/")
     assert r.status_code == 502
-    assert error_codes(r) == ["UNKNOWN"]
+    assert error_codes(r) == ["UPSTREAM_UNREACHABLE"]
     assert "unreachable" in r.json()["errors"][0]["message"]
     assert time.monotonic() - start < 30
