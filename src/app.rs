@@ -8,8 +8,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::Operation;
 use crate::platform::{ClientBody, Platform};
-use crate::route::{Page, Route};
 use crate::storage::presign::Presigner;
 
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
@@ -73,62 +73,57 @@ impl<P: Platform> App<P> {
             }
             _ => {}
         }
-        let route = Route::parse(path)?;
+        let operation = Operation::parse(request.method(), path, request.uri().query())?;
         let settings = self.settings().await?;
-        let (caller, attributes) = self.authorize(request, &route, &settings).await?;
-        let method = request.method().clone();
-        let read = method == Method::GET || method == Method::HEAD;
-        let page = || Page::from_query(request.uri().query());
-        let write = [Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(&method);
-        if write && self.origin.is_none() {
+        let (caller, attributes, operation) = self.authorize(request, operation, &settings).await?;
+        if operation.is_write() && self.origin.is_none() {
             return Err(crate::handlers::writes_disabled());
         }
-        match (route, method) {
-            (Route::Base, _) if read => Ok(json_response(StatusCode::OK, b"{}".to_vec())),
-            (Route::Catalog, _) if read => {
+        let scopes = operation.origin_scopes();
+        let actor = &caller.principal;
+        match operation {
+            Operation::ApiVersion => Ok(json_response(StatusCode::OK, b"{}".to_vec())),
+            Operation::Catalog { page } => {
                 let filter = self.catalog_filter(&caller).await?;
-                self.get_catalog(page()?, filter).await
+                self.get_catalog(page, filter).await
             }
-            (Route::Tags { name }, _) if read => {
+            Operation::ListTags { name, page } => {
                 let listed = |tag: &str| attributes.tag(tag, crate::auth::records::Lock::List);
-                self.get_tags(&name, page()?, listed).await
+                self.get_tags(&name, page, listed).await
             }
-            (Route::Manifest { name, reference }, m) => match m {
-                Method::GET | Method::HEAD => {
-                    self.get_manifest(&name, &reference, request.headers(), &attributes)
-                        .await
-                }
-                Method::PUT => {
-                    self.put_manifest(&name, &reference, request, &caller.principal)
-                        .await
-                }
-                Method::DELETE => {
-                    self.delete_manifest(&name, &reference, request, &caller.principal)
-                        .await
-                }
-                m => Err(not_allowed(&m)),
-            },
-            (Route::Blob { name, digest }, m) => match m {
-                Method::HEAD => self.head_blob(&name, &digest).await,
-                Method::GET => self.get_blob(&name, &digest).await,
-                Method::DELETE => self.delete_blob(&name, &digest, request).await,
-                m => Err(not_allowed(&m)),
-            },
-            (Route::BlobUploads { name }, Method::POST) => {
-                self.start_upload(&name, request, &caller).await
-            }
-            (Route::BlobUpload { name, upload_id }, m) => match m {
-                Method::PATCH => self.patch_upload(&name, &upload_id, request).await,
-                Method::PUT => self.finish_upload(&name, &upload_id, request).await,
-                Method::GET => self.upload_status(&name, &upload_id, request).await,
-                Method::DELETE => self.cancel_upload(&name, &upload_id, request).await,
-                m => Err(not_allowed(&m)),
-            },
-            (Route::Referrers { name, digest }, _) if read => {
-                self.get_referrers(&name, &digest, request.uri().query(), &attributes)
+            Operation::GetManifest { name, reference } => {
+                self.get_manifest(&name, &reference, request.headers(), &attributes)
                     .await
             }
-            (_, m) => Err(not_allowed(&m)),
+            Operation::PutManifest { name, reference } => {
+                self.put_manifest(&name, &reference, request, scopes, actor)
+                    .await
+            }
+            Operation::DeleteManifest { name, reference } => {
+                self.delete_manifest(&name, &reference, request, scopes, actor)
+                    .await
+            }
+            Operation::HeadBlob { name, digest } => self.head_blob(&name, &digest).await,
+            Operation::GetBlob { name, digest } => self.get_blob(&name, &digest).await,
+            Operation::DeleteBlob { name, digest } => {
+                self.delete_blob(&name, &digest, request, scopes).await
+            }
+            Operation::StartUpload { name, start } => {
+                self.start_upload(&name, &start, request, scopes).await
+            }
+            Operation::Upload {
+                name,
+                upload_id,
+                step,
+            } => self.upload(&name, &upload_id, step, request, scopes).await,
+            Operation::Referrers {
+                name,
+                digest,
+                artifact_type,
+            } => {
+                self.get_referrers(&name, &digest, artifact_type.as_deref(), &attributes)
+                    .await
+            }
         }
     }
 
@@ -163,11 +158,6 @@ impl<P: Platform> App<P> {
             Err(e) => e.into(),
         }
     }
-}
-
-fn not_allowed(method: &Method) -> Error {
-    Error::new(ErrorCode::Unsupported)
-        .with_message(format!("method {method} is not allowed on this endpoint"))
 }
 
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {

@@ -119,7 +119,7 @@ proptest! {
 
     #[test]
     fn page_queries_parse_or_refuse(q in "((n|last|x)=[0-9a-z%/-]{0,8}&?){0,4}|.{0,40}") {
-        if let Err(e) = Page::from_query(Some(&q)) {
+        if let Err(e) = Page::from_query(&crate::query::Query::parse(Some(&q))) {
             prop_assert!(is_client_refusal(&e), "{q:?}: {e}");
         }
     }

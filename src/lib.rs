@@ -15,6 +15,7 @@ pub mod events;
 pub mod handlers;
 pub mod layout;
 pub mod media;
+pub mod operation;
 pub mod origin;
 pub mod platform;
 pub mod query;

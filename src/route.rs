@@ -104,8 +104,7 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn from_query(query: Option<&str>) -> Result<Page, Error> {
-        let query = crate::query::Query::parse(query);
+    pub fn from_query(query: &crate::query::Query) -> Result<Page, Error> {
         let n = match query.single("n")? {
             None => None,
             Some(value) => Some(value.parse::<usize>().map_err(|_| {
@@ -237,24 +236,25 @@ mod tests {
 
     #[test]
     fn pages() {
-        assert_eq!(Page::from_query(None).unwrap(), Page::default());
+        let from_query = |q: Option<&str>| Page::from_query(&crate::query::Query::parse(q));
+        assert_eq!(from_query(None).unwrap(), Page::default());
         assert_eq!(
-            Page::from_query(Some("n=2&last=b%2Fc")).unwrap(),
+            from_query(Some("n=2&last=b%2Fc")).unwrap(),
             Page {
                 n: Some(2),
                 last: Some("b/c".into())
             }
         );
         assert_eq!(
-            Page::from_query(Some("n=-1")).unwrap_err().code,
+            from_query(Some("n=-1")).unwrap_err().code,
             ErrorCode::PaginationNumberInvalid
         );
         assert_eq!(
-            Page::from_query(Some("n=x")).unwrap_err().code,
+            from_query(Some("n=x")).unwrap_err().code,
             ErrorCode::PaginationNumberInvalid
         );
         for repeated in ["n=1&n=1000", "last=a&last=b"] {
-            assert_eq!(Page::from_query(Some(repeated)).unwrap_err().status(), 400);
+            assert_eq!(from_query(Some(repeated)).unwrap_err().status(), 400);
         }
     }
 }

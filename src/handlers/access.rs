@@ -5,7 +5,7 @@
 //! The registry's records come from the KV namespace through the edge cache (for
 //! `AUTH_CACHE_SECONDS`); a management write drops the cached copy at once in its own isolate.
 
-use http::{HeaderMap, Method, Request, header};
+use http::{HeaderMap, Request, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -18,9 +18,9 @@ use crate::auth::secret::{self, Credentials};
 use crate::auth::{Authority, Caller, Need, Permission, Permissions, Principal};
 use crate::cache::EdgeCache;
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::{LockTarget, Operation, StartUpload};
 use crate::platform::{ClientAddress, Clock, KeyValue, Platform};
-use crate::reference::{Digest, Name, Reference};
-use crate::route::Route;
+use crate::reference::{Digest, Name};
 use sha2::{Digest as _, Sha256};
 
 /// Marks a cached "no such record" (KV values are never empty).
@@ -382,14 +382,16 @@ impl<P: Platform> App<P> {
             .with_challenge(challenge)
     }
 
-    /// The network rules, the caller and the locks for one `/v2/` request. Returns the caller and
-    /// the repository's attributes, so handlers can filter lists to what it may see.
+    /// The network rules, the caller, what the operation needs, and the locks, for one `/v2/`
+    /// request. Returns the caller, the repository's attributes (so handlers can filter lists to
+    /// what it may see), and the operation as authorized: a mount whose source the caller may not
+    /// read is a plain upload from here on.
     pub(crate) async fn authorize<B>(
         &self,
         request: &Request<B>,
-        route: &Route,
+        operation: Operation,
         settings: &RegistrySettings,
-    ) -> Result<(Caller, RepositoryAttributes)> {
+    ) -> Result<(Caller, RepositoryAttributes, Operation)> {
         let address = request.extensions().get::<ClientAddress>().map(|a| a.0);
         if !settings.network_rules.allows(address) {
             return Err(Error::new(ErrorCode::Denied).with_message(format!(
@@ -397,7 +399,7 @@ impl<P: Platform> App<P> {
                 address.map_or_else(|| "(unknown)".to_owned(), |a| a.to_string())
             )));
         }
-        let need = need_of(route, request.method());
+        let need = operation.need();
         let base = self.public_base(request);
         let caller = self
             .caller(settings, request.headers(), &base, &need)
@@ -431,24 +433,24 @@ impl<P: Platform> App<P> {
             }
             return Err(refusal);
         }
-        let attributes = self.check_locks(route, request.method()).await?;
-        Ok((caller, attributes))
+        let attributes = self.check_locks(&operation).await?;
+        let operation = match operation {
+            Operation::StartUpload {
+                name,
+                start: StartUpload::Mount { digest, from },
+            } if !self.may_mount_from(&caller, &from, &digest).await? => Operation::StartUpload {
+                name,
+                start: StartUpload::Plain,
+            },
+            other => other,
+        };
+        Ok((caller, attributes, operation))
     }
 
     /// Refuses what the repository's, tag's or manifest's locks forbid; returns the attributes.
-    async fn check_locks(&self, route: &Route, method: &Method) -> Result<RepositoryAttributes> {
-        let Some(name) = route.name() else {
+    async fn check_locks(&self, operation: &Operation) -> Result<RepositoryAttributes> {
+        let (Some(name), Some((lock, target))) = (operation.name(), operation.lock()) else {
             return Ok(RepositoryAttributes::default());
-        };
-        let lock = match (route, method) {
-            (Route::Tags { .. }, _) => Lock::List,
-            (_, &Method::GET | &Method::HEAD) => Lock::Read,
-            (_, &Method::DELETE)
-                if matches!(route, Route::Manifest { .. } | Route::Blob { .. }) =>
-            {
-                Lock::Delete
-            }
-            _ => Lock::Write,
         };
         let attributes = self.attributes(name).await?;
         if attributes.is_default() {
@@ -457,27 +459,16 @@ impl<P: Platform> App<P> {
         if !attributes.repository.enabled(lock) {
             return Err(locked(&format!("repository {name}"), lock));
         }
-        // A manifest's lock also covers its bytes read as a blob, and (for reads) the referrers
-        // of it. A tag's target is checked where the tag is resolved (`get_manifest`).
-        let digest = match route {
-            Route::Manifest {
-                reference: Reference::Tag(tag),
-                ..
-            } if !attributes.tag(tag.as_str(), lock) => {
+        match target {
+            LockTarget::Repository => {}
+            LockTarget::Tag(tag) if !attributes.tag(tag.as_str(), lock) => {
                 return Err(locked(&format!("tag {name}:{tag}"), lock));
             }
-            Route::Manifest {
-                reference: Reference::Digest(digest),
-                ..
+            LockTarget::Tag(_) => {}
+            LockTarget::Manifest(digest) if !attributes.manifest(&digest.to_string(), lock) => {
+                return Err(locked(&format!("manifest {name}@{digest}"), lock));
             }
-            | Route::Blob { digest, .. } => Some(digest),
-            Route::Referrers { digest, .. } if lock == Lock::Read => Some(digest),
-            _ => None,
-        };
-        if let Some(digest) = digest
-            && !attributes.manifest(&digest.to_string(), lock)
-        {
-            return Err(locked(&format!("manifest {name}@{digest}"), lock));
+            LockTarget::Manifest(_) => {}
         }
         Ok(attributes)
     }
@@ -526,26 +517,6 @@ impl<P: Platform> App<P> {
             }
         }
         Ok(Some((permissions, locked)))
-    }
-}
-
-/// What `route` needs for `method`.
-pub(crate) fn need_of(route: &Route, method: &Method) -> Need {
-    let read = method == Method::GET || method == Method::HEAD;
-    let permission = match (route, method) {
-        (Route::Base, _) => return Need::Nothing,
-        (Route::Catalog, _) => return Need::Catalog,
-        (Route::Tags { .. }, _) => Permission::MetadataRead,
-        (Route::Manifest { .. } | Route::Blob { .. } | Route::Referrers { .. }, _) if read => {
-            Permission::ContentRead
-        }
-        (Route::Manifest { .. } | Route::Blob { .. }, &Method::DELETE) => Permission::ContentDelete,
-        // Everything else writes (or is refused as a method the route does not have).
-        _ => Permission::ContentWrite,
-    };
-    Need::Repository {
-        name: route.name().expect("repository routes have a name").clone(),
-        permission,
     }
 }
 

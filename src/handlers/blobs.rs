@@ -98,6 +98,7 @@ impl<P: Platform> App<P> {
         name: &Name,
         digest: &Digest,
         request: &http::Request<B>,
+        scopes: Vec<String>,
     ) -> Result<Response<Vec<u8>>> {
         let response = self
             .forward(super::forward::Forward {
@@ -106,7 +107,7 @@ impl<P: Platform> App<P> {
                 query: Vec::new(),
                 headers: crate::origin::RequestHeaders::default(),
                 body: crate::origin::OriginBody::Empty,
-                scopes: vec![format!("repository:{name}:delete")],
+                scopes,
                 public_base: self.public_base(request),
             })
             .await?;

@@ -128,6 +128,7 @@ impl<P: Platform> App<P> {
         name: &Name,
         reference: &Reference,
         request: &Request<B>,
+        scopes: Vec<String>,
         actor: &Principal,
     ) -> Result<Response<Vec<u8>>> {
         let body = request
@@ -169,7 +170,7 @@ impl<P: Platform> App<P> {
                 query: Vec::new(),
                 headers,
                 body: OriginBody::Bytes(body),
-                scopes: vec![format!("repository:{name}:pull,push")],
+                scopes,
                 public_base: self.public_base(request),
             })
             .await?;
@@ -198,6 +199,7 @@ impl<P: Platform> App<P> {
         name: &Name,
         reference: &Reference,
         request: &Request<B>,
+        scopes: Vec<String>,
         actor: &Principal,
     ) -> Result<Response<Vec<u8>>> {
         // What the manifest refers to, if the edge holds its bytes, so its referrers list is
@@ -216,7 +218,7 @@ impl<P: Platform> App<P> {
                 query: Vec::new(),
                 headers: RequestHeaders::default(),
                 body: OriginBody::Empty,
-                scopes: vec![format!("repository:{name}:delete")],
+                scopes,
                 public_base: self.public_base(request),
             })
             .await?;

@@ -40,12 +40,9 @@ impl<P: Platform> App<P> {
         &self,
         name: &Name,
         subject: &Digest,
-        query: Option<&str>,
+        artifact_type: Option<&str>,
         attributes: &RepositoryAttributes,
     ) -> Result<Response<Vec<u8>>> {
-        let artifact_type = crate::query::Query::parse(query)
-            .single("artifactType")?
-            .map(str::to_owned);
         let cache_key = key::referrers(name, subject);
         let all: Vec<Value> = match self
             .cache
@@ -69,11 +66,7 @@ impl<P: Platform> App<P> {
         // A read-locked manifest is not listed: its descriptor would tell what it is.
         let manifests: Vec<&Value> = all
             .iter()
-            .filter(|d| {
-                artifact_type
-                    .as_deref()
-                    .is_none_or(|t| d["artifactType"] == t)
-            })
+            .filter(|d| artifact_type.is_none_or(|t| d["artifactType"] == t))
             .filter(|d| {
                 d["digest"]
                     .as_str()

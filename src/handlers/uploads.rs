@@ -23,8 +23,8 @@ use sha2::Sha256;
 use super::forward::Forward;
 use super::manifests::header_value;
 use crate::app::App;
-use crate::auth::Caller;
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::{StartUpload, UploadStep};
 use crate::origin::{OriginBody, OriginPath, RequestHeaders};
 use crate::platform::Platform;
 use crate::query::Query;
@@ -33,44 +33,6 @@ use crate::route::Route;
 
 const OFFSET_PARAM: &str = "edge_offset";
 const SIGNATURE_PARAM: &str = "edge_sig";
-
-/// What `POST /v2/<name>/blobs/uploads/` asks for, as parsed from its query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum StartUpload {
-    Plain,
-    /// `?digest=`: the whole blob in the POST's body.
-    Monolithic(Digest),
-    /// `?mount=&from=`: link a blob of another repository.
-    Mount {
-        digest: Digest,
-        from: Name,
-    },
-}
-
-impl StartUpload {
-    /// Parses the query once. `mount` without `from` is a plain upload: the edge forwards no
-    /// mount it has not checked a source for (an origin could pick any repository itself).
-    pub(crate) fn parse(query: &Query) -> Result<StartUpload> {
-        let digest = query
-            .single("digest")?
-            .map(str::parse::<Digest>)
-            .transpose()?;
-        let mount = query
-            .single("mount")?
-            .map(str::parse::<Digest>)
-            .transpose()?;
-        let from = query.single("from")?.map(str::parse::<Name>).transpose()?;
-        Ok(match (digest, mount, from) {
-            (Some(_), Some(_), _) => {
-                return Err(Error::new(ErrorCode::BadRequest)
-                    .with_message("an upload takes ?digest= or ?mount=, not both"));
-            }
-            (Some(digest), None, _) => StartUpload::Monolithic(digest),
-            (None, Some(digest), Some(from)) => StartUpload::Mount { digest, from },
-            (None, _, _) => StartUpload::Plain,
-        })
-    }
-}
 
 /// An upload session the edge handed out and verified: the origin's parameters, and the offset
 /// when the origin reported one the edge could trust.
@@ -81,29 +43,26 @@ pub(crate) struct Session {
 }
 
 impl<P: Platform> App<P> {
-    /// A mount (`?mount=&from=`) needs pull on the source as well as push on the target; without
-    /// it the upload starts plainly (202), as the spec says, and no mount parameter is forwarded.
+    /// `POST /v2/<name>/blobs/uploads/`, as authorized: a mount whose source the caller may not
+    /// read arrives here as a plain upload (202, as the spec says), and no mount parameter is
+    /// forwarded.
     pub async fn start_upload<B>(
         &self,
         name: &Name,
+        start: &StartUpload,
         request: &Request<B>,
-        caller: &Caller,
+        scopes: Vec<String>,
     ) -> Result<Response<Vec<u8>>> {
-        let start = StartUpload::parse(&Query::parse(request.uri().query()))?;
         let client = RequestHeaders::from_client(request.headers())?;
-        let mut scopes = vec![push_scope(name)];
         let mut query = Vec::new();
-        let streamed = match &start {
+        let streamed = match start {
             StartUpload::Monolithic(digest) => {
                 query.push(("digest".to_owned(), digest.to_string()));
                 true
             }
             StartUpload::Mount { digest, from } => {
-                if self.may_mount_from(caller, from, digest).await? {
-                    scopes.push(format!("repository:{from}:pull"));
-                    query.push(("mount".to_owned(), digest.to_string()));
-                    query.push(("from".to_owned(), from.to_string()));
-                }
+                query.push(("mount".to_owned(), digest.to_string()));
+                query.push(("from".to_owned(), from.to_string()));
                 false
             }
             StartUpload::Plain => client.content_length.is_some_and(|n| n > 0),
@@ -142,11 +101,29 @@ impl<P: Platform> App<P> {
         Ok(response)
     }
 
-    pub async fn patch_upload<B>(
+    /// A request on an upload session.
+    pub async fn upload<B>(
+        &self,
+        name: &Name,
+        upload_id: &str,
+        step: UploadStep,
+        request: &Request<B>,
+        scopes: Vec<String>,
+    ) -> Result<Response<Vec<u8>>> {
+        match step {
+            UploadStep::Chunk => self.patch_upload(name, upload_id, request, scopes).await,
+            UploadStep::Finish => self.finish_upload(name, upload_id, request, scopes).await,
+            UploadStep::Status => self.upload_status(name, upload_id, request, scopes).await,
+            UploadStep::Cancel => self.cancel_upload(name, upload_id, request, scopes).await,
+        }
+    }
+
+    async fn patch_upload<B>(
         &self,
         name: &Name,
         upload_id: &str,
         request: &Request<B>,
+        scopes: Vec<String>,
     ) -> Result<Response<Vec<u8>>> {
         let (session, _) = self.open_session(name, upload_id, request)?;
         let headers = RequestHeaders::from_client(request.headers())?;
@@ -156,24 +133,23 @@ impl<P: Platform> App<P> {
         let length = headers.content_length;
         let mut response = self
             .forward(self.upload_forward(
+                (name, upload_id),
                 Method::PATCH,
-                name,
-                upload_id,
                 request,
-                session.origin_params.clone(),
-                headers,
-                OriginBody::Client,
+                (session.origin_params.clone(), headers, OriginBody::Client),
+                scopes,
             ))
             .await?;
         self.seal_answer(&mut response, name, session.offset, length, request)?;
         Ok(response)
     }
 
-    pub async fn finish_upload<B>(
+    async fn finish_upload<B>(
         &self,
         name: &Name,
         upload_id: &str,
         request: &Request<B>,
+        scopes: Vec<String>,
     ) -> Result<Response<Vec<u8>>> {
         let (session, digest) = self.open_session(name, upload_id, request)?;
         let digest = digest.ok_or_else(|| {
@@ -193,70 +169,72 @@ impl<P: Platform> App<P> {
         query.push(("digest".to_owned(), digest.to_string()));
         let mut response = self
             .forward(self.upload_forward(
+                (name, upload_id),
                 Method::PUT,
-                name,
-                upload_id,
                 request,
-                query,
-                headers,
-                body,
+                (query, headers, body),
+                scopes,
             ))
             .await?;
         self.seal_answer(&mut response, name, session.offset, Some(0), request)?;
         Ok(response)
     }
 
-    pub async fn upload_status<B>(
+    async fn upload_status<B>(
         &self,
         name: &Name,
         upload_id: &str,
         request: &Request<B>,
+        scopes: Vec<String>,
     ) -> Result<Response<Vec<u8>>> {
         let (session, _) = self.open_session(name, upload_id, request)?;
         let mut response = self
             .forward(self.upload_forward(
+                (name, upload_id),
                 Method::GET,
-                name,
-                upload_id,
                 request,
-                session.origin_params.clone(),
-                RequestHeaders::default(),
-                OriginBody::Empty,
+                (
+                    session.origin_params.clone(),
+                    RequestHeaders::default(),
+                    OriginBody::Empty,
+                ),
+                scopes,
             ))
             .await?;
         self.seal_answer(&mut response, name, session.offset, Some(0), request)?;
         Ok(response)
     }
 
-    pub async fn cancel_upload<B>(
+    async fn cancel_upload<B>(
         &self,
         name: &Name,
         upload_id: &str,
         request: &Request<B>,
+        scopes: Vec<String>,
     ) -> Result<Response<Vec<u8>>> {
         let (session, _) = self.open_session(name, upload_id, request)?;
         self.forward(self.upload_forward(
+            (name, upload_id),
             Method::DELETE,
-            name,
-            upload_id,
             request,
-            session.origin_params,
-            RequestHeaders::default(),
-            OriginBody::Empty,
+            (
+                session.origin_params,
+                RequestHeaders::default(),
+                OriginBody::Empty,
+            ),
+            scopes,
         ))
         .await
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A request on the session for the origin: the session's path, the given query and headers.
     fn upload_forward<B>(
         &self,
+        (name, upload_id): (&Name, &str),
         method: Method,
-        name: &Name,
-        upload_id: &str,
         request: &Request<B>,
-        query: Vec<(String, String)>,
-        headers: RequestHeaders,
-        body: OriginBody,
+        (query, headers, body): (Vec<(String, String)>, RequestHeaders, OriginBody),
+        scopes: Vec<String>,
     ) -> Forward {
         Forward {
             method,
@@ -264,7 +242,7 @@ impl<P: Platform> App<P> {
             query,
             headers,
             body,
-            scopes: vec![push_scope(name)],
+            scopes,
             public_base: self.public_base(request),
         }
     }
@@ -488,10 +466,6 @@ fn verify(key: &[u8], upload_path: &str, session: &Session, signature: &str) -> 
     expected.len() == signature.len() && bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
 }
 
-fn push_scope(name: &Name) -> String {
-    format!("repository:{name}:pull,push")
-}
-
 /// The upload's offset after the origin's answer, from its `Range: 0-<last byte>`. distribution
 /// writes "0-0" for both an empty upload and one byte; then the offset is trusted only when the
 /// previous offset and the request's length (which the platform enforces) say the same.
@@ -546,37 +520,6 @@ mod tests {
         assert!(!verify(b"k", "/v2/b/blobs/uploads/1", &s, &a));
         assert!(!verify(b"other", path, &s, &a));
         assert!(!verify(b"k", path, &s, &a[..63]));
-    }
-
-    #[test]
-    fn start_queries() {
-        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        let parse = |q: &str| StartUpload::parse(&Query::parse(Some(q)));
-        assert_eq!(parse("").unwrap(), StartUpload::Plain);
-        assert_eq!(
-            parse(&format!("digest={d}")).unwrap(),
-            StartUpload::Monolithic(d.parse().unwrap())
-        );
-        assert_eq!(
-            parse(&format!("mount={d}&from=a/b")).unwrap(),
-            StartUpload::Mount {
-                digest: d.parse().unwrap(),
-                from: "a/b".parse().unwrap()
-            }
-        );
-        // A mount without a source is a plain upload; `from` alone means nothing.
-        assert_eq!(parse(&format!("mount={d}")).unwrap(), StartUpload::Plain);
-        assert_eq!(parse("from=a").unwrap(), StartUpload::Plain);
-        for bad in [
-            format!("mount={d}&from=a&from=b"),
-            format!("mount={d}&mount={d}&from=a"),
-            format!("digest={d}&digest={d}"),
-            format!("digest={d}&mount={d}&from=a"),
-            "mount=md5:00&from=a".to_owned(),
-            format!("mount={d}&from=../x"),
-        ] {
-            assert_eq!(parse(&bad).unwrap_err().status(), 400, "{bad}");
-        }
     }
 
     #[test]
