@@ -22,7 +22,7 @@
 #     S3_BUCKET=registry S3_REGION=us-east-1 S3_URL_STYLE=path
 #     S3_ACCESS_KEY_ID=registry-edge S3_SECRET_ACCESS_KEY=registry-edge-secret
 #     STORAGE_ROOT=/origin PRESIGN_SECONDS=1200 TAG_CACHE_SECONDS=5
-#     EDGE_EXTRA_VARS="NAME ..." passes more variables from the environment.
+#     Every other variable of EDGE_VAR_NAMES that is set in the environment is passed too.
 #   Miniflare edge: R2_PRELOAD_DIR (files put into the R2 bucket REGISTRY_BUCKET,
 #     key = path relative to the dir), EDGE_SCRIPT=build/index.js, EDGE_LOG_LEVEL.
 #   Wrangler edge: WRANGLER_CONFIG (default wrangler.toml), EDGE_PROTOCOL=http|https,
@@ -39,9 +39,10 @@ REGISTRY_EDGE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK_VENV="$REGISTRY_EDGE_CACHE/venv"
 STACK_TLS_DIR="$REGISTRY_EDGE_CACHE/tls"
 
-# Worker variables the Rust side reads (S3_ENDPOINT and ORIGIN_URL follow S3_PORT and ORIGIN_PORT
-# at start time; ORIGIN_URL= makes a read-only edge).
-EDGE_VAR_NAMES="STORAGE_BACKEND S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY STORAGE_ROOT PRESIGN_SECONDS TAG_CACHE_SECONDS ORIGIN_URL EDGE_SECRET TOKEN_SIGNING_KEY ADMIN_USER ADMIN_PASSWORD AUTH_CACHE_SECONDS"
+# Every variable and secret the worker reads (config::SETTINGS; a unit test keeps this list equal
+# to it). Unset ones reach the worker empty, which it reads as unset. S3_ENDPOINT and ORIGIN_URL
+# follow S3_PORT and ORIGIN_PORT at start time; ORIGIN_URL= makes a read-only edge.
+EDGE_VAR_NAMES="STORAGE_BACKEND STORAGE_ROOT S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY PRESIGN_SECONDS BLOB_BASE_URL TAG_CACHE_SECONDS ORIGIN_URL ORIGIN_USERNAME ORIGIN_PASSWORD ORIGIN_TIMEOUT_SECONDS ORIGIN_UPLOAD_TIMEOUT_SECONDS CHUNK_MAX_LENGTH PUBLIC_URL EDGE_SECRET TOKEN_SIGNING_KEY TOKEN_PREVIOUS_KEYS ADMIN_USER ADMIN_PASSWORD REGISTRY_SERVICE TOKEN_ISSUER TOKEN_SECONDS REFRESH_TOKEN_SECONDS AUTH_CACHE_SECONDS"
 : "${S3_BUCKET:=registry}"
 : "${S3_REGION:=us-east-1}"
 : "${S3_URL_STYLE:=path}"
@@ -348,12 +349,13 @@ EOF
 # KEY=VALUE lines of the worker variables.
 _edge_vars() {
   local name
-  for name in $EDGE_VAR_NAMES ${EDGE_EXTRA_VARS:-}; do
+  for name in $EDGE_VAR_NAMES; do
     case "$name" in
       STORAGE_BACKEND) echo "STORAGE_BACKEND=${STORAGE_BACKEND:-s3}" ;;
       S3_ENDPOINT) echo "S3_ENDPOINT=${S3_ENDPOINT:-http://127.0.0.1:$S3_PORT}" ;;
       ORIGIN_URL) echo "ORIGIN_URL=${ORIGIN_URL-http://127.0.0.1:$ORIGIN_PORT}" ;;
-      *) echo "$name=${!name-}" ;;
+      # Unset is what the worker sees for an empty value too: pass only what is set.
+      *) if [ -n "${!name-}" ]; then echo "$name=${!name}"; fi ;;
     esac
   done
 }
@@ -399,7 +401,7 @@ start_edge_miniflare() {
   local envs=(EDGE_NAME="$name" EDGE_HOST=127.0.0.1 EDGE_PORT="$port"
     EDGE_HTTPS="$([ "$proto" = https ] && echo 1 || echo 0)"
     EDGE_TLS_KEY="$STACK_TLS_DIR/key.pem" EDGE_TLS_CERT="$STACK_TLS_DIR/cert.pem"
-    EDGE_STATE_DIR="$STACK_DIR" EDGE_VAR_NAMES="$EDGE_VAR_NAMES ${EDGE_EXTRA_VARS:-}")
+    EDGE_STATE_DIR="$STACK_DIR" EDGE_VAR_NAMES="$EDGE_VAR_NAMES")
   while IFS= read -r kv; do
     envs+=("$kv")
   done < <(_edge_vars)

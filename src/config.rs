@@ -9,6 +9,91 @@ use url::Url;
 use crate::auth::jwt::TokenKeys;
 use crate::layout::Layout;
 
+/// How a setting reaches the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A `[vars]` entry of `wrangler.toml`.
+    Var,
+    /// `wrangler secret put NAME`.
+    Secret,
+    /// A binding (`[[r2_buckets]]`, `[[kv_namespaces]]`).
+    Binding,
+}
+
+/// One variable, secret or binding the edge reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The default as the README states it, when it is a plain value.
+    pub default: Option<&'static str>,
+}
+
+const fn var(name: &'static str, default: Option<&'static str>) -> Setting {
+    Setting {
+        name,
+        kind: Kind::Var,
+        default,
+    }
+}
+
+const fn secret(name: &'static str) -> Setting {
+    Setting {
+        name,
+        kind: Kind::Secret,
+        default: None,
+    }
+}
+
+/// The R2 binding the edge reads from when `STORAGE_BACKEND=r2`.
+pub const R2_BINDING: &str = "REGISTRY_BUCKET";
+/// The KV namespace of the registry's records (tokens, scope maps, settings, attributes).
+pub const KV_BINDING: &str = "REGISTRY_KV";
+
+/// Every variable, secret and binding the edge reads, in one list. `Config::from_lookup` reads
+/// only these; the README's configuration table, `wrangler.toml` and `scripts/lib.sh` are checked
+/// against it by the tests below.
+pub const SETTINGS: &[Setting] = &[
+    var("STORAGE_BACKEND", Some("s3")),
+    Setting {
+        name: R2_BINDING,
+        kind: Kind::Binding,
+        default: None,
+    },
+    var("STORAGE_ROOT", None),
+    var("S3_ENDPOINT", None),
+    var("S3_BUCKET", None),
+    var("S3_REGION", Some("us-east-1")),
+    var("S3_URL_STYLE", Some("path")),
+    secret("S3_ACCESS_KEY_ID"),
+    secret("S3_SECRET_ACCESS_KEY"),
+    var("PRESIGN_SECONDS", Some("1200")),
+    var("BLOB_BASE_URL", None),
+    var("TAG_CACHE_SECONDS", Some("5")),
+    var("ORIGIN_URL", None),
+    secret("ORIGIN_USERNAME"),
+    secret("ORIGIN_PASSWORD"),
+    var("ORIGIN_TIMEOUT_SECONDS", Some("30")),
+    var("ORIGIN_UPLOAD_TIMEOUT_SECONDS", Some("900")),
+    var("CHUNK_MAX_LENGTH", Some("94371840")),
+    var("PUBLIC_URL", None),
+    secret("EDGE_SECRET"),
+    Setting {
+        name: KV_BINDING,
+        kind: Kind::Binding,
+        default: None,
+    },
+    secret("TOKEN_SIGNING_KEY"),
+    secret("TOKEN_PREVIOUS_KEYS"),
+    var("ADMIN_USER", Some("admin")),
+    secret("ADMIN_PASSWORD"),
+    var("REGISTRY_SERVICE", None),
+    var("TOKEN_ISSUER", None),
+    var("TOKEN_SECONDS", Some("300")),
+    var("REFRESH_TOKEN_SECONDS", Some("2592000")),
+    var("AUTH_CACHE_SECONDS", Some("10")),
+];
+
 /// Where the edge reads the registry from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -122,7 +207,17 @@ const MAX_PRESIGN_SECONDS: u64 = 604_800;
 
 impl Config {
     /// Reads the configuration through `get`, which returns a variable's or secret's value.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        // Only what the list names is read (a name missing from it fails the tests).
+        let get = |name: &str| {
+            debug_assert!(
+                SETTINGS
+                    .iter()
+                    .any(|s| s.name == name && s.kind != Kind::Binding),
+                "{name} is not in config::SETTINGS"
+            );
+            lookup(name)
+        };
         let var = |name: &str| {
             get(name)
                 .map(|v| v.trim().to_owned())
@@ -383,6 +478,107 @@ mod tests {
         let mut v = S3.to_vec();
         v.push(("TOKEN_SECONDS", "5"));
         assert!(parse(&v).unwrap_err().contains("TOKEN_SECONDS"));
+    }
+
+    /// The setting names of a markdown table's first column (`| `NAME` | kind | ...`) under the
+    /// README's "## Configuration" heading, with their rows.
+    fn readme_rows() -> Vec<(String, String)> {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("\n## Configuration")
+            .nth(1)
+            .unwrap()
+            .split("\n## ")
+            .next()
+            .unwrap();
+        section
+            .lines()
+            .filter_map(|line| {
+                let name = line.strip_prefix("| `")?.split('`').next()?;
+                Some((name.to_owned(), line.to_owned()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_documents_every_setting_once() {
+        let rows = readme_rows();
+        let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+        let listed: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        assert_eq!(
+            names, listed,
+            "README configuration table vs config::SETTINGS"
+        );
+        for (setting, (_, row)) in SETTINGS.iter().zip(&rows) {
+            let kind = row.split('|').nth(2).unwrap().trim();
+            let want = match setting.kind {
+                Kind::Var => "var",
+                Kind::Secret => "secret",
+                Kind::Binding => kind.strip_suffix(" binding").map_or("binding", |_| kind),
+            };
+            assert_eq!(kind, want, "{}", setting.name);
+            if let Some(default) = setting.default {
+                assert!(
+                    row.contains(&format!("default `{default}`")),
+                    "{}: the README should say its default is {default}",
+                    setting.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn wrangler_toml_names_every_setting() {
+        let toml = include_str!("../wrangler.toml");
+        let mut named: Vec<String> = Vec::new();
+        let upper = |w: &str| {
+            w.len() > 2
+                && w.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                && w.contains('_')
+        };
+        for line in toml.lines() {
+            let line = line.trim().trim_start_matches('#').trim();
+            // `NAME = "value"` (set or commented out), `binding = "NAME"`, and the names in the
+            // secrets comment (`NAME, NAME   what it is`).
+            if let Some(binding) = line.strip_prefix("binding = ") {
+                named.push(binding.trim_matches('"').to_owned());
+            } else if let Some((name, _)) = line.split_once(" = ")
+                && upper(name)
+            {
+                named.push(name.to_owned());
+            } else {
+                let head = line.split("  ").next().unwrap_or("");
+                named.extend(head.split(", ").filter(|w| upper(w)).map(str::to_owned));
+            }
+        }
+        named.sort();
+        named.dedup();
+        let mut listed: Vec<String> = SETTINGS.iter().map(|s| s.name.to_owned()).collect();
+        listed.sort();
+        assert_eq!(named, listed, "wrangler.toml vs config::SETTINGS");
+    }
+
+    #[test]
+    fn the_local_stack_passes_every_variable_and_secret() {
+        let lib = include_str!("../scripts/lib.sh");
+        let line = lib
+            .lines()
+            .find_map(|l| l.strip_prefix("EDGE_VAR_NAMES=\""))
+            .unwrap()
+            .trim_end_matches('"');
+        let mut passed: Vec<&str> = line.split_whitespace().collect();
+        passed.sort();
+        let mut listed: Vec<&str> = SETTINGS
+            .iter()
+            .filter(|s| s.kind != Kind::Binding)
+            .map(|s| s.name)
+            .collect();
+        listed.sort();
+        assert_eq!(
+            passed, listed,
+            "scripts/lib.sh EDGE_VAR_NAMES vs config::SETTINGS"
+        );
     }
 
     #[test]

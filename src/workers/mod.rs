@@ -25,10 +25,7 @@ use crate::storage::presign::Presigner;
 use crate::storage::s3::S3Store;
 use crate::storage::{ObjectStore, StoreError};
 
-/// The R2 binding the edge reads from when `STORAGE_BACKEND=r2`.
-pub const R2_BINDING: &str = "REGISTRY_BUCKET";
-/// The KV namespace of the registry's records (tokens, scope maps, settings, attributes).
-pub const KV_BINDING: &str = "REGISTRY_KV";
+use crate::config::{KV_BINDING, R2_BINDING};
 
 /// What is built once per isolate from the environment.
 struct Setup {
