@@ -29,6 +29,8 @@ pub struct App<P: Platform> {
     pub kv: P::Kv,
     /// Where operational messages go (the worker's console; stderr natively).
     pub log: fn(&str),
+    /// Work that may finish after the response (cache writes).
+    pub background: P::Background,
 }
 
 impl<P: Platform> App<P> {

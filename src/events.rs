@@ -28,6 +28,9 @@ pub struct Event {
     pub actor: String,
     /// Unix seconds.
     pub timestamp: u64,
+    /// The data centre the request arrived at, when the platform says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colo: Option<String>,
 }
 
 pub trait EventSink {

@@ -66,6 +66,54 @@ pub trait Platform {
     type Origin: crate::origin::Origin;
     type Events: crate::events::EventSink;
     type Kv: KeyValue;
+    type Background: Background;
+}
+
+/// Work that may finish after the response is sent: `ctx.waitUntil` on Workers (which ends the
+/// work ~30 s after the client disconnects:
+/// <https://developers.cloudflare.com/workers/runtime-apis/context/#waituntil>), so it suits
+/// cache writes and refreshes, not copies that must complete (those go to a queue). A task owns
+/// what it needs (`'static`).
+pub trait Background {
+    fn spawn(&self, task: futures::future::LocalBoxFuture<'static, ()>);
+}
+
+/// Tasks kept until the test runs them, as a response is sent before `waitUntil`'s work ends.
+#[cfg(test)]
+#[derive(Default)]
+pub struct DeferredTasks(pub std::cell::RefCell<Vec<futures::future::LocalBoxFuture<'static, ()>>>);
+
+#[cfg(test)]
+impl DeferredTasks {
+    /// Runs every task spawned so far; returns how many.
+    pub fn run_all(&self) -> usize {
+        let tasks: Vec<_> = self.0.borrow_mut().drain(..).collect();
+        let n = tasks.len();
+        for task in tasks {
+            futures::executor::block_on(task);
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+impl Background for &DeferredTasks {
+    fn spawn(&self, task: futures::future::LocalBoxFuture<'static, ()>) {
+        self.0.borrow_mut().push(task);
+    }
+}
+
+/// Where the platform says the request arrived (`request.cf` on Cloudflare), put into the
+/// request's extensions by the adapter beside the client address: for choosing a nearby replica
+/// and for events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestLocation {
+    /// The data centre (IATA code), e.g. `SYD`.
+    pub colo: Option<String>,
+    pub country: Option<String>,
+    pub continent: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
 }
 
 /// A small key-value store for the registry's own records (tokens, scope maps, settings,

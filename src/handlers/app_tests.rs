@@ -70,6 +70,7 @@ impl<'a> Platform for Test<'a> {
     type Origin = &'a FakeOrigin;
     type Events = &'a MemoryEvents;
     type Kv = &'a MemoryKv;
+    type Background = &'a crate::platform::DeferredTasks;
 }
 
 struct Fixture {
@@ -78,6 +79,7 @@ struct Fixture {
     events: MemoryEvents,
     clock: FixedClock,
     kv: MemoryKv,
+    background: crate::platform::DeferredTasks,
     config: Rc<Config>,
     manifest: Vec<u8>,
     manifest_digest: Digest,
@@ -172,6 +174,7 @@ impl Fixture {
             events: MemoryEvents::default(),
             clock: FixedClock::at(NOW),
             kv: MemoryKv::default(),
+            background: Default::default(),
             config: Rc::new(config),
             manifest,
             manifest_digest,
@@ -195,6 +198,7 @@ impl Fixture {
             events: &self.events,
             kv: &self.kv,
             log: |_| {},
+            background: &self.background,
         }
     }
 
@@ -1272,3 +1276,34 @@ fn basic_origins_and_refused_credentials() {
 
 #[path = "auth_tests.rs"]
 mod auth_tests;
+
+#[test]
+fn events_say_where_the_request_arrived() {
+    let f = with_origin(&[]);
+    f.origin_answers(|_| answer(202, &[], b""));
+    let app = f.app();
+    let mut request = Request::builder()
+        .method(Method::DELETE)
+        .uri(format!(
+            "/v2/library/busybox/manifests/{}",
+            f.manifest_digest
+        ))
+        .header("authorization", ADMIN_BASIC)
+        .body(Vec::new())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(crate::platform::RequestLocation {
+            colo: Some("SYD".into()),
+            ..Default::default()
+        });
+    let r = futures::executor::block_on(app.handle(request));
+    assert_eq!(r.status(), 202);
+    assert_eq!(f.events.0.borrow()[0].colo.as_deref(), Some("SYD"));
+    // Without a location, the field is left out of the event's JSON.
+    let e = crate::events::Event {
+        colo: None,
+        ..f.events.0.borrow()[0].clone()
+    };
+    assert!(serde_json::to_value(&e).unwrap().get("colo").is_none());
+}

@@ -20,7 +20,7 @@ use crate::media;
 use crate::origin::{OriginBody, OriginPath, RequestHeaders};
 use crate::platform::ClientBody;
 use crate::platform::Clock;
-use crate::platform::Platform;
+use crate::platform::{Platform, RequestLocation};
 use crate::reference::{Digest, Name, Reference};
 
 pub const IMMUTABLE_CACHE_CONTROL: &str = "max-age=31536000, immutable";
@@ -182,7 +182,7 @@ impl<P: Platform> App<P> {
                 .await;
             self.emit(
                 Action::Push,
-                actor,
+                (actor, request.extensions().get::<RequestLocation>()),
                 name,
                 reference,
                 &digest,
@@ -235,7 +235,8 @@ impl<P: Platform> App<P> {
                 self.cache.delete(&key::tags(name)).await;
             }
             let event_digest = digest.unwrap_or_else(|| Digest::sha256(b""));
-            self.emit(Action::Delete, actor, name, reference, &event_digest, None);
+            let by = (actor, request.extensions().get::<RequestLocation>());
+            self.emit(Action::Delete, by, name, reference, &event_digest, None);
         }
         Ok(response)
     }
@@ -260,11 +261,12 @@ impl<P: Platform> App<P> {
         }
     }
 
-    /// `pushed`: the manifest's media type (if known) and size, for a push.
+    /// `by`: who, and where the request arrived; `pushed`: the manifest's media type (if known)
+    /// and size, for a push.
     fn emit(
         &self,
         action: Action,
-        actor: &Principal,
+        (actor, location): (&Principal, Option<&RequestLocation>),
         name: &Name,
         reference: &Reference,
         digest: &Digest,
@@ -294,6 +296,7 @@ impl<P: Platform> App<P> {
                 other => format!("{}:{}", other.kind(), other.subject()),
             },
             timestamp: self.clock.now(),
+            colo: location.and_then(|l| l.colo.clone()),
         });
     }
 }

@@ -8,6 +8,7 @@ use worker::{Cache, Headers, Response};
 
 use super::WorkerClock;
 use crate::cache::{EdgeCache, MemoryCache};
+use crate::platform::Background;
 
 /// Memory the isolate-level tier may use (an isolate has 128 MB in all:
 /// <https://developers.cloudflare.com/workers/platform/limits/#memory>).
@@ -30,7 +31,11 @@ fn cache_url(key: &str) -> String {
     format!("https://registry-edge.cache/{encoded}")
 }
 
-pub(crate) struct TieredCache;
+/// Writes to the Cache API go to the background (`waitUntil`): a miss is answered without
+/// waiting for them, and the isolate's memory has the entry at once.
+pub(crate) struct TieredCache {
+    pub background: super::WorkerBackground,
+}
 
 impl EdgeCache for TieredCache {
     async fn get(&self, key: &str) -> Option<Vec<u8>> {
@@ -62,10 +67,12 @@ impl EdgeCache for TieredCache {
             return;
         }
         if let Ok(response) = Response::from_bytes(value.to_vec()) {
+            let url = cache_url(key);
+            let response = response.with_headers(headers);
             // A failed write only costs a later miss.
-            let _ = Cache::default()
-                .put(cache_url(key), response.with_headers(headers))
-                .await;
+            self.background.spawn(Box::pin(async move {
+                let _ = Cache::default().put(url, response).await;
+            }));
         }
     }
 

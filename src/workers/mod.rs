@@ -20,7 +20,7 @@ use crate::app::{App, error_response};
 use crate::config::{Backend, Config};
 use crate::error::Error;
 use crate::events::{Event, EventSink};
-use crate::platform::{Clock, Platform};
+use crate::platform::{Background, Clock, Platform};
 use crate::storage::presign::Presigner;
 use crate::storage::s3::S3Store;
 use crate::storage::{ObjectStore, StoreError};
@@ -102,6 +102,17 @@ impl<'a> Platform for WorkerPlatform<'a> {
     type Origin = origin::WorkerOrigin<'a>;
     type Events = WorkerEvents;
     type Kv = kv::Kv;
+    type Background = WorkerBackground;
+}
+
+/// `ctx.waitUntil`: the fetch event lives on until the task ends (or ~30 s after the client went).
+#[derive(Clone)]
+pub(crate) struct WorkerBackground(Rc<Context>);
+
+impl Background for WorkerBackground {
+    fn spawn(&self, task: futures::future::LocalBoxFuture<'static, ()>) {
+        self.0.wait_until(task);
+    }
 }
 
 /// The store the configuration asks for.
@@ -134,12 +145,9 @@ impl ObjectStore for Store {
 }
 
 #[event(fetch)]
-async fn fetch(
-    req: web_sys::Request,
-    env: Env,
-    _ctx: Context,
-) -> worker::Result<web_sys::Response> {
-    let response = match handle(&req, &env).await {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
+    let background = WorkerBackground(Rc::new(ctx));
+    let response = match handle(&req, &env, background).await {
         Ok(response) => response,
         Err(message) => {
             log(&message);
@@ -149,7 +157,11 @@ async fn fetch(
     into_web_response(response)
 }
 
-async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<u8>>, String> {
+async fn handle(
+    req: &web_sys::Request,
+    env: &Env,
+    background: WorkerBackground,
+) -> Result<http::Response<Vec<u8>>, String> {
     let request = match into_http_request(req) {
         Ok(request) => request,
         // A URL or header the http types refuse is the client's error, not the edge's.
@@ -177,7 +189,9 @@ async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<
         config: setup.config.clone(),
         presigner: setup.presigner.clone(),
         store,
-        cache: cache::TieredCache,
+        cache: cache::TieredCache {
+            background: background.clone(),
+        },
         clock: WorkerClock,
         origin: setup
             .config
@@ -190,9 +204,33 @@ async fn handle(req: &web_sys::Request, env: &Env) -> Result<http::Response<Vec<
                 .map_err(|e| format!("KV binding {KV_BINDING}: {e}"))?,
         ),
         log,
+        background,
     };
     let request = request.map(|()| origin::Incoming(req));
     Ok(app.handle(request).await)
+}
+
+/// `request.cf`'s location fields (Cloudflare sets them; Miniflare from its `cf` option).
+fn request_location(req: &web_sys::Request) -> Option<crate::platform::RequestLocation> {
+    let cf = js_sys::Reflect::get(req, &"cf".into()).ok()?;
+    if !cf.is_object() {
+        return None;
+    }
+    let text = |key: &str| {
+        js_sys::Reflect::get(&cf, &key.into())
+            .ok()?
+            .as_string()
+            .filter(|v| !v.is_empty())
+    };
+    // latitude and longitude are strings in `request.cf`.
+    let number = |key: &str| text(key)?.parse::<f64>().ok();
+    Some(crate::platform::RequestLocation {
+        colo: text("colo"),
+        country: text("country"),
+        continent: text("continent"),
+        latitude: number("latitude"),
+        longitude: number("longitude"),
+    })
 }
 
 /// Whether the edge runs on this machine (the local stack), by the host it was reached at.
@@ -242,6 +280,9 @@ fn into_http_request(req: &web_sys::Request) -> Result<http::Request<()>, String
         request
             .extensions_mut()
             .insert(crate::platform::ClientAddress(address));
+    }
+    if let Some(location) = request_location(req) {
+        request.extensions_mut().insert(location);
     }
     Ok(request)
 }
