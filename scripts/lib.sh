@@ -4,6 +4,7 @@
 #   start_s3                          moto S3 server on $S3_PORT + bucket $S3_BUCKET
 #   start_origin                      docker-registry (s3 driver) on $ORIGIN_PORT
 #   start_edge_wrangler [NAME] [PORT] the worker in `wrangler dev --local`
+#   start_blackhole NAME PORT         a listener that never answers
 #   start_edge_miniflare NAME PORT [https]
 #                                     the built worker (build/index.js) in Miniflare
 #   stop_part NAME / stop_stack       stop one part / every recorded part
@@ -42,7 +43,7 @@ STACK_TLS_DIR="$REGISTRY_EDGE_CACHE/tls"
 # Every variable and secret the worker reads (config::SETTINGS; a unit test keeps this list equal
 # to it). Unset ones reach the worker empty, which it reads as unset. S3_ENDPOINT and ORIGIN_URL
 # follow S3_PORT and ORIGIN_PORT at start time; ORIGIN_URL= makes a read-only edge.
-EDGE_VAR_NAMES="STORAGE_BACKEND STORAGE_ROOT S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY PRESIGN_SECONDS BLOB_BASE_URL TAG_CACHE_SECONDS ORIGIN_URL ORIGIN_USERNAME ORIGIN_PASSWORD ORIGIN_TIMEOUT_SECONDS ORIGIN_UPLOAD_TIMEOUT_SECONDS CHUNK_MAX_LENGTH PUBLIC_URL EDGE_SECRET TOKEN_SIGNING_KEY TOKEN_PREVIOUS_KEYS ADMIN_USER ADMIN_PASSWORD REGISTRY_SERVICE TOKEN_ISSUER TOKEN_SECONDS REFRESH_TOKEN_SECONDS AUTH_CACHE_SECONDS"
+EDGE_VAR_NAMES="STORAGE_BACKEND STORAGE_ROOT S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY PRESIGN_SECONDS STORAGE_TIMEOUT_SECONDS BLOB_BASE_URL TAG_CACHE_SECONDS ORIGIN_URL ORIGIN_USERNAME ORIGIN_PASSWORD ORIGIN_TIMEOUT_SECONDS ORIGIN_UPLOAD_TIMEOUT_SECONDS CHUNK_MAX_LENGTH PUBLIC_URL EDGE_SECRET TOKEN_SIGNING_KEY TOKEN_PREVIOUS_KEYS ADMIN_USER ADMIN_PASSWORD REGISTRY_SERVICE TOKEN_ISSUER TOKEN_SECONDS REFRESH_TOKEN_SECONDS AUTH_CACHE_SECONDS"
 : "${S3_BUCKET:=registry}"
 : "${S3_REGION:=us-east-1}"
 : "${S3_URL_STYLE:=path}"
@@ -358,6 +359,15 @@ _edge_vars() {
       *) if [ -n "${!name-}" ]; then echo "$name=${!name}"; fi ;;
     esac
   done
+}
+
+# start_blackhole NAME PORT: a listener that never answers (tests/support/blackhole.py).
+start_blackhole() {
+  local name="$1" port="$2"
+  _stack_port_free "$port" "$name" || return 1
+  _stack_spawn "$name" python3 "$REGISTRY_EDGE_ROOT/tests/support/blackhole.py" "$port"
+  _stack_wait "$name" "listening on $port" "$STACK_WAIT_SECONDS" _stack_log_has "$name" '^listening' || return 1
+  echo "stack: $name (never answers) on 127.0.0.1:$port"
 }
 
 # start_edge_wrangler [NAME] [PORT]: `wrangler dev --local` (its [build] runs

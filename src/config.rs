@@ -68,6 +68,7 @@ pub const SETTINGS: &[Setting] = &[
     secret("S3_ACCESS_KEY_ID"),
     secret("S3_SECRET_ACCESS_KEY"),
     var("PRESIGN_SECONDS", Some("1200")),
+    var("STORAGE_TIMEOUT_SECONDS", Some("10")),
     var("BLOB_BASE_URL", None),
     var("TAG_CACHE_SECONDS", Some("5")),
     var("ORIGIN_URL", None),
@@ -151,6 +152,8 @@ pub struct Config {
     /// Blob downloads redirect here (`<base>/<blob data key>`) instead of to a presigned URL.
     pub blob_base_url: Option<Url>,
     pub presign_seconds: u64,
+    /// How long a storage read may take before the request answers 504.
+    pub storage_timeout: Duration,
     pub tag_cache_seconds: u64,
     /// Writes are forwarded here; without it the edge is read-only.
     pub origin: Option<OriginConfig>,
@@ -364,6 +367,7 @@ impl Config {
             s3,
             blob_base_url,
             presign_seconds,
+            storage_timeout: Duration::from_secs(number("STORAGE_TIMEOUT_SECONDS", 10)?.max(1)),
             tag_cache_seconds: number("TAG_CACHE_SECONDS", 5)?,
         })
     }

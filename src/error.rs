@@ -51,6 +51,8 @@ pub enum ErrorCode {
     UpstreamUnreachable,
     /// The origin (or an upstream) did not answer in time.
     UpstreamTimeout,
+    /// Object storage did not answer in time (`STORAGE_TIMEOUT_SECONDS`).
+    StorageTimeout,
 }
 
 impl ErrorCode {
@@ -80,7 +82,7 @@ impl ErrorCode {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             UpstreamError | UpstreamUnreachable => StatusCode::BAD_GATEWAY,
-            UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamTimeout | StorageTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -114,6 +116,7 @@ impl ErrorCode {
             UpstreamError => "the origin registry's answer could not be used",
             UpstreamUnreachable => "the origin registry is unreachable",
             UpstreamTimeout => "the origin registry did not answer in time",
+            StorageTimeout => "the registry's storage did not answer in time",
         }
     }
 }

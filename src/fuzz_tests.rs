@@ -57,7 +57,7 @@ fn path() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: CASES, ..Config::default() })]
+    #![proptest_config(Config { cases: CASES, failure_persistence: None, ..Config::default() })]
 
     #[test]
     fn routes_parse_or_refuse(p in path()) {
@@ -143,6 +143,7 @@ fn tokens_refuse_every_mutation() {
         .unwrap();
     let mut runner = proptest::test_runner::TestRunner::new(Config {
         cases: CASES,
+        failure_persistence: None,
         ..Config::default()
     });
     let mutation = (0..token.len(), any::<u8>(), 0..3usize);

@@ -17,6 +17,19 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreError(pub String);
 
+/// How a store's failure is told apart: no answer in time is a 504, anything else a 500.
+pub const TIMEOUT: &str = "no answer within the storage timeout";
+
+impl StoreError {
+    pub fn timeout(after: std::time::Duration) -> StoreError {
+        StoreError(format!("{TIMEOUT} ({} s)", after.as_secs()))
+    }
+
+    pub fn timed_out(&self) -> bool {
+        self.0.starts_with(TIMEOUT)
+    }
+}
+
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "object storage: {}", self.0)
@@ -25,7 +38,12 @@ impl fmt::Display for StoreError {
 
 impl From<StoreError> for crate::error::Error {
     fn from(e: StoreError) -> Self {
-        crate::error::Error::internal(e.to_string())
+        if e.timed_out() {
+            crate::error::Error::new(crate::error::ErrorCode::StorageTimeout)
+                .with_log(e.to_string())
+        } else {
+            crate::error::Error::internal(e.to_string())
+        }
     }
 }
 
@@ -42,4 +60,25 @@ pub trait ObjectStore {
     /// The names of the immediate children of `prefix` (which ends with `/`) that have children
     /// themselves ("directories"), all pages read, in no particular order.
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timed_out_read_is_a_504_and_other_failures_a_500() {
+        let timeout: crate::error::Error =
+            StoreError::timeout(std::time::Duration::from_secs(10)).into();
+        assert_eq!(timeout.status(), 504);
+        assert_eq!(timeout.code, crate::error::ErrorCode::StorageTimeout);
+        let failed: crate::error::Error =
+            StoreError("GET origin/docker/registry/v2/x: HTTP 503".into()).into();
+        assert_eq!(failed.status(), 500);
+        assert!(
+            !String::from_utf8(failed.body())
+                .unwrap()
+                .contains("docker/registry")
+        );
+    }
 }

@@ -115,31 +115,50 @@ impl Background for WorkerBackground {
     }
 }
 
-/// The store the configuration asks for.
-enum Store {
+/// The store the configuration asks for, each call bounded by `STORAGE_TIMEOUT_SECONDS`: a hung
+/// storage endpoint answers the client a 504, never holds its request open.
+struct Store {
+    backend: StoreBackend,
+    timeout: std::time::Duration,
+}
+
+enum StoreBackend {
     S3(S3Store<fetch::FetchClient, WorkerClock>),
     R2(r2::R2Store),
 }
 
+/// `op`, or a timeout error once `timeout` has passed (the runtime's timer).
+async fn within<T>(
+    timeout: std::time::Duration,
+    op: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let op = std::pin::pin!(op);
+    let timer = std::pin::pin!(worker::Delay::from(timeout));
+    match futures::future::select(op, timer).await {
+        futures::future::Either::Left((result, _)) => result,
+        futures::future::Either::Right(_) => Err(StoreError::timeout(timeout)),
+    }
+}
+
 impl ObjectStore for Store {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
-            Store::S3(s) => s.get(key).await,
-            Store::R2(s) => s.get(key).await,
+        match &self.backend {
+            StoreBackend::S3(s) => within(self.timeout, s.get(key)).await,
+            StoreBackend::R2(s) => within(self.timeout, s.get(key)).await,
         }
     }
 
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        match self {
-            Store::S3(s) => s.head(key).await,
-            Store::R2(s) => s.head(key).await,
+        match &self.backend {
+            StoreBackend::S3(s) => within(self.timeout, s.head(key)).await,
+            StoreBackend::R2(s) => within(self.timeout, s.head(key)).await,
         }
     }
 
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        match self {
-            Store::S3(s) => s.list_dirs(prefix).await,
-            Store::R2(s) => s.list_dirs(prefix).await,
+        match &self.backend {
+            StoreBackend::S3(s) => within(self.timeout, s.list_dirs(prefix)).await,
+            StoreBackend::R2(s) => within(self.timeout, s.list_dirs(prefix)).await,
         }
     }
 }
@@ -172,8 +191,8 @@ async fn handle(
         }
     };
     let setup = setup(env, &req.url()).map_err(|e| format!("configuration: {e}"))?;
-    let store = match setup.config.backend {
-        Backend::R2 => Store::R2(r2::R2Store::new(
+    let backend = match setup.config.backend {
+        Backend::R2 => StoreBackend::R2(r2::R2Store::new(
             env.bucket(R2_BINDING)
                 .map_err(|e| format!("R2 binding {R2_BINDING}: {e}"))?,
         )),
@@ -182,8 +201,12 @@ async fn handle(
                 .presigner
                 .clone()
                 .ok_or("S3 backend without S3 settings")?;
-            Store::S3(S3Store::new(presigner, fetch::FetchClient, WorkerClock))
+            StoreBackend::S3(S3Store::new(presigner, fetch::FetchClient, WorkerClock))
         }
+    };
+    let store = Store {
+        backend,
+        timeout: setup.config.storage_timeout,
     };
     let app: App<WorkerPlatform<'_>> = App {
         config: setup.config.clone(),
