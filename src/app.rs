@@ -90,7 +90,11 @@ impl<P: Platform> App<P> {
                 self.get_catalog(page, filter).await
             }
             Operation::ListTags { name, page } => {
-                let listed = |tag: &str| attributes.tag(tag, crate::auth::records::Lock::List);
+                // Tags come from storage, which holds only valid ones.
+                let listed = |tag: &str| {
+                    tag.parse()
+                        .is_ok_and(|tag| attributes.tag(&tag, crate::auth::records::Lock::List))
+                };
                 self.get_tags(&name, page, listed).await
             }
             Operation::GetManifest { name, reference } => {

@@ -59,6 +59,22 @@ pub mod key {
     pub fn catalog() -> String {
         "catalog".to_owned()
     }
+    /// A registry record (`records`), by its KV key.
+    pub fn record(kv_key: &str) -> String {
+        format!("kv/{kv_key}")
+    }
+    /// The KV keys under a prefix.
+    pub fn record_list(prefix: &str) -> String {
+        format!("kv-list/{prefix}")
+    }
+    /// The origin's `WWW-Authenticate` challenge.
+    pub fn origin_challenge() -> String {
+        "origin/challenge".to_owned()
+    }
+    /// A token of the origin's token service for these scopes.
+    pub fn origin_token(scopes: &[String]) -> String {
+        format!("origin/token/{}", scopes.join(" "))
+    }
     /// A bearer token that passed verification, by its SHA-256.
     pub fn verified_token(token_sha256: &str) -> String {
         format!("verified/{token_sha256}")

@@ -19,6 +19,7 @@ pub mod operation;
 pub mod origin;
 pub mod platform;
 pub mod query;
+pub mod records;
 pub mod reference;
 pub mod route;
 pub mod storage;

@@ -233,6 +233,27 @@ impl FromStr for Digest {
     }
 }
 
+/// Names, tags and digests are strings on the wire and in records, parsed again when read: a
+/// record holding an invalid one fails to load rather than being believed.
+macro_rules! serde_as_string {
+    ($($t:ty),*) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(|e: Error| serde::de::Error::custom(e.to_string()))
+            }
+        }
+    )*};
+}
+
+serde_as_string!(Name, Tag, Digest);
+
 /// What a manifest is addressed by: a tag or a digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reference {

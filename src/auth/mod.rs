@@ -12,6 +12,7 @@ pub mod jwt;
 pub mod network;
 pub mod records;
 pub mod secret;
+pub(crate) mod service;
 
 use std::fmt;
 

@@ -14,24 +14,28 @@ pub enum DefaultAction {
     Deny,
 }
 
-/// `{"defaultAction": "Allow" | "Deny", "ipRules": ["203.0.113.0/24", "2001:db8::/32", ...]}`
+/// `{"defaultAction": "Allow" | "Deny", "ipRules": ["203.0.113.0/24", "2001:db8::/32", ...]}`.
+/// The ranges are parsed when the rules are read (a stored rule that does not parse fails the
+/// settings record, never silently allows or skips), and written back as CIDR text.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkRules {
     #[serde(default)]
     pub default_action: DefaultAction,
-    #[serde(default)]
-    pub ip_rules: Vec<String>,
+    #[serde(default, with = "ranges")]
+    pub ip_rules: Vec<IpNet>,
 }
 
 impl NetworkRules {
-    /// Parses each rule (a CIDR range, or one address); an invalid one is named.
-    pub fn ranges(&self) -> Result<Vec<IpNet>, String> {
-        self.ip_rules.iter().map(|r| parse_range(r)).collect()
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        self.ranges().map(|_| ())
+    /// Rules from their text form (the management API's); an invalid range is named.
+    pub fn parse(default_action: DefaultAction, rules: &[String]) -> Result<NetworkRules, String> {
+        Ok(NetworkRules {
+            default_action,
+            ip_rules: rules
+                .iter()
+                .map(|r| parse_range(r))
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     /// Whether a client at `address` may use the registry.
@@ -43,10 +47,24 @@ impl NetworkRules {
             return false;
         };
         let address = canonical(address);
-        self.ip_rules
+        self.ip_rules.iter().any(|range| range.contains(&address))
+    }
+}
+
+/// Ranges as their CIDR text.
+mod ranges {
+    use ipnet::IpNet;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ranges: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ranges.iter().map(ToString::to_string))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+        Vec::<String>::deserialize(d)?
             .iter()
-            .filter_map(|r| parse_range(r).ok())
-            .any(|range| range.contains(&address))
+            .map(|r| super::parse_range(r).map_err(serde::de::Error::custom))
+            .collect()
     }
 }
 
@@ -81,15 +99,15 @@ mod tests {
 
     #[test]
     fn deny_with_ranges() {
-        let rules = NetworkRules {
-            default_action: DefaultAction::Deny,
-            ip_rules: vec![
+        let rules = NetworkRules::parse(
+            DefaultAction::Deny,
+            &[
                 "10.0.0.0/8".into(),
                 "2001:db8::/32".into(),
                 "192.0.2.7".into(),
             ],
-        };
-        rules.validate().unwrap();
+        )
+        .unwrap();
         assert!(rules.allows(ip("10.1.2.3")));
         assert!(rules.allows(ip("192.0.2.7")));
         assert!(rules.allows(ip("::ffff:10.9.9.9")));
@@ -98,16 +116,26 @@ mod tests {
         assert!(!rules.allows(ip("11.0.0.1")));
         assert!(!rules.allows(ip("2001:db9::1")));
         assert!(!rules.allows(None));
+        let json = serde_json::to_value(&rules).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"defaultAction": "Deny", "ipRules": ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32"]})
+        );
+        assert_eq!(serde_json::from_value::<NetworkRules>(json).unwrap(), rules);
     }
 
     #[test]
-    fn invalid_rules_are_named() {
-        let rules = NetworkRules {
-            default_action: DefaultAction::Deny,
-            ip_rules: vec!["10.0.0.0/33".into()],
-        };
-        assert!(rules.validate().unwrap_err().contains("10.0.0.0/33"));
+    fn invalid_rules_are_named_and_never_skipped() {
+        let err = NetworkRules::parse(DefaultAction::Deny, &["10.0.0.0/33".into()]).unwrap_err();
+        assert!(err.contains("10.0.0.0/33"));
         assert!(parse_range("host.example").is_err());
         assert_eq!(parse_range("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        // A stored rule that does not parse fails the record.
+        assert!(
+            serde_json::from_str::<NetworkRules>(
+                r#"{"defaultAction": "Deny", "ipRules": ["10.0.0.0/8", "nonsense"]}"#
+            )
+            .is_err()
+        );
     }
 }

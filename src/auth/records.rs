@@ -1,12 +1,8 @@
-//! What the KV namespace holds, one JSON document per key:
-//!
-//! ```text
-//! registry                  RegistrySettings: the admin user, anonymous pull, network rules
-//! tokens/<token>            TokenRecord: enabled, scope map, up to two hashed passwords
-//! scope-maps/<scope map>    ScopeMapRecord: repositories/<pattern>/<action> entries
-//! repositories/<name>       RepositoryAttributes: the repository's locks, and its tags' and
-//!                           manifests' locks
-//! ```
+//! The documents the KV namespace holds, one JSON document per key (`crate::records` owns the
+//! keys, the cached reads and the writes): `RegistrySettings` (the admin user, anonymous pull,
+//! network rules), `TokenRecord` (enabled, scope map, up to two hashed passwords),
+//! `ScopeMapRecord` (`repositories/<pattern>/<action>` entries) and `RepositoryAttributes` (the
+//! repository's locks, and its tags' and manifests').
 //!
 //! Passwords appear only as `sha256:<hex>` hashes. The system scope maps (`_repositories_*`) are
 //! built in, not stored. Absent documents mean defaults: admin enabled, no anonymous pull, all
@@ -18,20 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::network::NetworkRules;
 use super::{Pattern, Permission, ScopeEntry, secret};
-
-pub const SETTINGS_KEY: &str = "registry";
-
-pub fn token_key(name: &str) -> String {
-    format!("tokens/{name}")
-}
-
-pub fn scope_map_key(name: &str) -> String {
-    format!("scope-maps/{name}")
-}
-
-pub fn repository_key(name: &str) -> String {
-    format!("repositories/{name}")
-}
+use crate::reference::{Digest, Tag};
 
 /// The two password slots a principal has, as ACR names them.
 pub const PASSWORD_NAMES: [&str; 2] = ["password1", "password2"];
@@ -343,9 +326,9 @@ pub struct RepositoryAttributes {
     #[serde(flatten)]
     pub repository: Attributes,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: BTreeMap<String, Attributes>,
+    pub tags: BTreeMap<Tag, Attributes>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub manifests: BTreeMap<String, Attributes>,
+    pub manifests: BTreeMap<Digest, Attributes>,
 }
 
 impl RepositoryAttributes {
@@ -353,12 +336,13 @@ impl RepositoryAttributes {
         self.repository.is_default() && self.tags.is_empty() && self.manifests.is_empty()
     }
 
-    /// The tag's lock, else the repository's. `None` when enabled; otherwise what is locked.
-    pub fn tag(&self, tag: &str, lock: Lock) -> bool {
+    /// Whether `lock` lets the tag through: the repository's lock and the tag's.
+    pub fn tag(&self, tag: &Tag, lock: Lock) -> bool {
         self.repository.enabled(lock) && self.tags.get(tag).is_none_or(|a| a.enabled(lock))
     }
 
-    pub fn manifest(&self, digest: &str, lock: Lock) -> bool {
+    /// Whether `lock` lets the manifest through: the repository's lock and the manifest's.
+    pub fn manifest(&self, digest: &Digest, lock: Lock) -> bool {
         self.repository.enabled(lock) && self.manifests.get(digest).is_none_or(|a| a.enabled(lock))
     }
 }
@@ -423,22 +407,28 @@ mod tests {
 
     #[test]
     fn locks_combine_repository_and_tag() {
-        let attrs: RepositoryAttributes = serde_json::from_str(
-            r#"{"writeEnabled": true, "tags": {"v1": {"writeEnabled": false}},
-                "manifests": {"sha256:ab": {"deleteEnabled": false}}}"#,
-        )
+        let ab = format!("sha256:{}", "ab".repeat(32));
+        let cd = format!("sha256:{}", "cd".repeat(32));
+        let attrs: RepositoryAttributes = serde_json::from_str(&format!(
+            r#"{{"writeEnabled": true, "tags": {{"v1": {{"writeEnabled": false}}}},
+                "manifests": {{"{ab}": {{"deleteEnabled": false}}}}}}"#
+        ))
         .unwrap();
-        assert!(!attrs.tag("v1", Lock::Write));
-        assert!(attrs.tag("v2", Lock::Write));
-        assert!(attrs.tag("v1", Lock::Read));
-        assert!(!attrs.manifest("sha256:ab", Lock::Delete));
-        assert!(attrs.manifest("sha256:cd", Lock::Delete));
+        let tag = |t: &str| t.parse::<Tag>().unwrap();
+        let digest = |d: &str| d.parse::<Digest>().unwrap();
+        assert!(!attrs.tag(&tag("v1"), Lock::Write));
+        assert!(attrs.tag(&tag("v2"), Lock::Write));
+        assert!(attrs.tag(&tag("v1"), Lock::Read));
+        assert!(!attrs.manifest(&digest(&ab), Lock::Delete));
+        assert!(attrs.manifest(&digest(&cd), Lock::Delete));
+        // A stored key that is not a tag or a digest fails the record, never passes as unlocked.
+        assert!(serde_json::from_str::<RepositoryAttributes>(r#"{"tags": {"-bad": {}}}"#).is_err());
         let mut repo = attrs.clone();
         repo.repository.merge(&Attributes {
             read_enabled: Some(false),
             ..Attributes::default()
         });
-        assert!(!repo.tag("v2", Lock::Read));
+        assert!(!repo.tag(&tag("v2"), Lock::Read));
         assert!(RepositoryAttributes::default().is_default());
     }
 

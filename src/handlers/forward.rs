@@ -7,7 +7,7 @@
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
 use crate::app::App;
-use crate::cache::EdgeCache;
+use crate::cache::{EdgeCache, key};
 use crate::config::OriginConfig;
 use crate::error::{Error, ErrorCode, Result};
 use crate::origin::{
@@ -33,7 +33,6 @@ pub(crate) struct Forward {
     pub public_base: String,
 }
 
-const CHALLENGE_KEY: &str = "origin/challenge";
 const CHALLENGE_SECONDS: u64 = 3600;
 
 pub(crate) fn writes_disabled() -> Error {
@@ -105,7 +104,11 @@ impl<P: Platform> App<P> {
             self.forget_origin_credentials(&f.scopes).await;
             if let Some(challenge) = challenge_of(&answer) {
                 self.cache
-                    .put(CHALLENGE_KEY, challenge.as_bytes(), CHALLENGE_SECONDS)
+                    .put(
+                        &key::origin_challenge(),
+                        challenge.as_bytes(),
+                        CHALLENGE_SECONDS,
+                    )
                     .await;
             }
             if streamed || attempt == 1 || config.credentials.is_none() {
@@ -124,7 +127,7 @@ impl<P: Platform> App<P> {
             return Ok(None);
         };
         let basic = basic_authorization(&credentials.username, &credentials.password);
-        let challenge = match self.cache.get(CHALLENGE_KEY).await {
+        let challenge = match self.cache.get(&key::origin_challenge()).await {
             Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             None => {
                 let probe = Request::builder()
@@ -144,7 +147,11 @@ impl<P: Platform> App<P> {
                     .map_err(|e| transport_error(e, config.timeout))?;
                 let challenge = challenge_of(&answer).unwrap_or_default();
                 self.cache
-                    .put(CHALLENGE_KEY, challenge.as_bytes(), CHALLENGE_SECONDS)
+                    .put(
+                        &key::origin_challenge(),
+                        challenge.as_bytes(),
+                        CHALLENGE_SECONDS,
+                    )
                     .await;
                 challenge
             }
@@ -153,8 +160,8 @@ impl<P: Platform> App<P> {
             None => return Ok(None),
             Some(Challenge::Basic) => basic,
             Some(Challenge::Bearer { realm, service }) => {
-                let key = token_key(scopes);
-                if let Some(token) = self.cache.get(&key).await {
+                let token_key = key::origin_token(scopes);
+                if let Some(token) = self.cache.get(&token_key).await {
                     format!("Bearer {}", String::from_utf8_lossy(&token))
                 } else {
                     let request = token_request(&realm, service.as_deref(), scopes, &basic)?;
@@ -179,7 +186,7 @@ impl<P: Platform> App<P> {
                     };
                     // Keep it a little less long than it lives.
                     let ttl = expires_in.saturating_sub(expires_in / 10 + 5);
-                    self.cache.put(&key, token.as_bytes(), ttl).await;
+                    self.cache.put(&token_key, token.as_bytes(), ttl).await;
                     format!("Bearer {token}")
                 }
             }
@@ -190,13 +197,9 @@ impl<P: Platform> App<P> {
     }
 
     async fn forget_origin_credentials(&self, scopes: &[String]) {
-        self.cache.delete(CHALLENGE_KEY).await;
-        self.cache.delete(&token_key(scopes)).await;
+        self.cache.delete(&key::origin_challenge()).await;
+        self.cache.delete(&key::origin_token(scopes)).await;
     }
-}
-
-fn token_key(scopes: &[String]) -> String {
-    format!("origin/token/{}", scopes.join(" "))
 }
 
 fn challenge_of(answer: &Response<Vec<u8>>) -> Option<String> {

@@ -31,7 +31,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::access::{SignedIn, bad_request};
 use crate::app::{App, json_response};
 use crate::auth::ScopeEntry;
 use crate::auth::network::{DefaultAction, NetworkRules};
@@ -40,10 +39,12 @@ use crate::auth::records::{
     ScopeMapRecord, TokenRecord,
 };
 use crate::auth::secret::{self, Credentials};
+use crate::auth::service::{SignedIn, bad_request};
 use crate::auth::{Permission, Principal};
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::LockTarget;
 use crate::platform::{ClientBody, Clock, Platform};
-use crate::reference::{Digest, Name, Tag};
+use crate::reference::Name;
 
 const BODY_LIMIT: usize = 256 * 1024;
 
@@ -211,7 +212,7 @@ impl<P: Platform> App<P> {
                 let update: AdminUpdate = read_json(request).await?;
                 let mut settings = settings;
                 settings.admin.enabled = update.enabled;
-                self.kv_put(records::SETTINGS_KEY, &settings).await?;
+                self.records().put_settings(&settings).await?;
                 Ok(ok(self.admin_view(&settings)))
             }
             (Method::POST, ["admin", "passwords"]) => {
@@ -224,7 +225,7 @@ impl<P: Platform> App<P> {
                     new.expiry,
                 )
                 .map_err(bad_request)?;
-                self.kv_put(records::SETTINGS_KEY, &settings).await?;
+                self.records().put_settings(&settings).await?;
                 Ok(created(json!({
                     "user": self.config.auth.admin_user,
                     "name": new.name,
@@ -239,7 +240,7 @@ impl<P: Platform> App<P> {
                 if settings.admin.passwords.len() == before {
                     return Err(not_found(&format!("admin password {name}")));
                 }
-                self.kv_put(records::SETTINGS_KEY, &settings).await?;
+                self.records().put_settings(&settings).await?;
                 Ok(ok(self.admin_view(&settings)))
             }
             (Method::GET, ["anonymous-pull"]) => Ok(ok(json!(settings.anonymous_pull))),
@@ -252,35 +253,21 @@ impl<P: Platform> App<P> {
                 anonymous.validate().map_err(bad_request)?;
                 let mut settings = settings;
                 settings.anonymous_pull = anonymous;
-                self.kv_put(records::SETTINGS_KEY, &settings).await?;
+                self.records().put_settings(&settings).await?;
                 Ok(ok(json!(settings.anonymous_pull)))
             }
             (Method::GET, ["network-rules"]) => Ok(ok(json!(settings.network_rules))),
             (Method::PUT, ["network-rules"]) => {
                 let update: NetworkRulesUpdate = read_json(request).await?;
-                let mut rules = NetworkRules {
-                    default_action: update.default_action,
-                    ip_rules: update.ip_rules,
-                };
-                rules.ip_rules = rules
-                    .ranges()
-                    .map_err(bad_request)?
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+                let rules = NetworkRules::parse(update.default_action, &update.ip_rules)
+                    .map_err(bad_request)?;
                 let mut settings = settings;
                 settings.network_rules = rules;
-                self.kv_put(records::SETTINGS_KEY, &settings).await?;
+                self.records().put_settings(&settings).await?;
                 Ok(ok(json!(settings.network_rules)))
             }
-            (Method::GET, ["scope-maps"]) => {
-                let mut maps = records::system_scope_maps();
-                for key in self.kv_list("scope-maps/").await? {
-                    maps.extend(self.kv_get::<ScopeMapRecord>(&key).await?);
-                }
-                Ok(ok(json!(maps)))
-            }
-            (Method::GET, ["scope-maps", name]) => match self.scope_map(name).await? {
+            (Method::GET, ["scope-maps"]) => Ok(ok(json!(self.records().scope_maps().await?))),
+            (Method::GET, ["scope-maps", name]) => match self.records().scope_map(name).await? {
                 Some(map) => Ok(ok(json!(map))),
                 None => Err(not_found(&format!("scope map {name}"))),
             },
@@ -290,15 +277,14 @@ impl<P: Platform> App<P> {
                 if update.actions.is_empty() {
                     return Err(bad_request("a scope map needs at least one action"));
                 }
-                let key = records::scope_map_key(name);
-                let existed = self.kv_get::<ScopeMapRecord>(&key).await?.is_some();
+                let existed = self.records().stored_scope_map(name).await?.is_some();
                 let map = ScopeMapRecord {
                     name: (*name).to_owned(),
                     description: update.description,
                     actions: update.actions,
                     system: false,
                 };
-                self.kv_put(&key, &map).await?;
+                self.records().put_scope_map(&map).await?;
                 Ok(if existed {
                     ok(json!(map))
                 } else {
@@ -309,12 +295,12 @@ impl<P: Platform> App<P> {
                 if name.starts_with('_') {
                     return Err(bad_request(format!("{name} is a system scope map")));
                 }
-                let key = records::scope_map_key(name);
-                if self.kv_get::<ScopeMapRecord>(&key).await?.is_none() {
+                if self.records().stored_scope_map(name).await?.is_none() {
                     return Err(not_found(&format!("scope map {name}")));
                 }
                 let users: Vec<String> = self
-                    .all_tokens()
+                    .records()
+                    .tokens()
                     .await?
                     .into_iter()
                     .filter(|t| t.scope_map == *name)
@@ -326,11 +312,12 @@ impl<P: Platform> App<P> {
                         users.join(", ")
                     )));
                 }
-                self.kv_delete(&key).await?;
+                self.records().delete_scope_map(name).await?;
                 Ok(no_content())
             }
             (Method::GET, ["tokens"]) => Ok(ok(json!(
-                self.all_tokens()
+                self.records()
+                    .tokens()
                     .await?
                     .iter()
                     .map(token_view)
@@ -353,12 +340,12 @@ impl<P: Platform> App<P> {
                 if let Some(enabled) = update.enabled {
                     token.enabled = enabled;
                 }
-                self.kv_put(&records::token_key(name), &token).await?;
+                self.records().put_token(&token).await?;
                 Ok(ok(token_view(&token)))
             }
             (Method::DELETE, ["tokens", name]) => {
                 self.existing_token(name).await?;
-                self.kv_delete(&records::token_key(name)).await?;
+                self.records().delete_token(name).await?;
                 Ok(no_content())
             }
             (Method::POST, ["tokens", name, "passwords"]) => {
@@ -371,7 +358,7 @@ impl<P: Platform> App<P> {
                     new.expiry,
                 )
                 .map_err(bad_request)?;
-                self.kv_put(&records::token_key(name), &token).await?;
+                self.records().put_token(&token).await?;
                 Ok(created(json!({
                     "token": token.name,
                     "name": new.name,
@@ -386,16 +373,17 @@ impl<P: Platform> App<P> {
                 if token.passwords.len() == before {
                     return Err(not_found(&format!("password {password} of token {name}")));
                 }
-                self.kv_put(&records::token_key(name), &token).await?;
+                self.records().put_token(&token).await?;
                 Ok(ok(token_view(&token)))
             }
             (Method::GET, ["repositories"]) => {
-                let mut all = serde_json::Map::new();
-                for key in self.kv_list("repositories/").await? {
-                    if let Some(attrs) = self.kv_get::<RepositoryAttributes>(&key).await? {
-                        all.insert(key["repositories/".len()..].to_owned(), json!(attrs));
-                    }
-                }
+                let all: serde_json::Map<String, Value> = self
+                    .records()
+                    .all_attributes()
+                    .await?
+                    .into_iter()
+                    .map(|(name, attrs)| (name.to_string(), json!(attrs)))
+                    .collect();
                 Ok(ok(Value::Object(all)))
             }
             (_, []) => Ok(ok(json!({
@@ -455,25 +443,19 @@ impl<P: Platform> App<P> {
         })
     }
 
-    async fn all_tokens(&self) -> Result<Vec<TokenRecord>> {
-        let mut tokens = Vec::new();
-        for key in self.kv_list("tokens/").await? {
-            tokens.extend(self.kv_get::<TokenRecord>(&key).await?);
-        }
-        Ok(tokens)
-    }
-
     async fn existing_token(&self, name: &str) -> Result<TokenRecord> {
         if records::validate_object_name("token", name).is_err() {
             return Err(not_found(&format!("token {name}")));
         }
-        self.token_record(name)
+        self.records()
+            .token(name)
             .await?
             .ok_or_else(|| not_found(&format!("token {name}")))
     }
 
     async fn existing_scope_map(&self, name: &str) -> Result<ScopeMapRecord> {
-        self.scope_map(name)
+        self.records()
+            .scope_map(name)
             .await?
             .ok_or_else(|| bad_request(format!("there is no scope map {name}")))
     }
@@ -483,8 +465,7 @@ impl<P: Platform> App<P> {
         if name == self.config.auth.admin_user {
             return Err(conflict(format!("{name} is the admin user's name")));
         }
-        let key = records::token_key(name);
-        if let Some(mut token) = self.token_record(name).await? {
+        if let Some(mut token) = self.records().token(name).await? {
             if let Some(map) = update.scope_map {
                 self.existing_scope_map(&map).await?;
                 token.scope_map = map;
@@ -492,7 +473,7 @@ impl<P: Platform> App<P> {
             if let Some(enabled) = update.enabled {
                 token.enabled = enabled;
             }
-            self.kv_put(&key, &token).await?;
+            self.records().put_token(&token).await?;
             return Ok(ok(token_view(&token)));
         }
         let map = update
@@ -510,7 +491,7 @@ impl<P: Platform> App<P> {
         };
         let password = records::regenerate_password(&mut token.passwords, "password1", now, None)
             .map_err(Error::internal)?;
-        self.kv_put(&key, &token).await?;
+        self.records().put_token(&token).await?;
         let mut view = token_view(&token);
         view["credentials"] = json!({
             "username": token.name,
@@ -528,29 +509,28 @@ impl<P: Platform> App<P> {
         // The repository itself, or one of its tags or manifests.
         let query = crate::query::Query::parse(request.uri().query());
         let target = match (query.single("tag")?, query.single("manifest")?) {
-            (None, None) => None,
-            (Some(tag), None) => Some(("tag", tag.parse::<Tag>()?.to_string())),
-            (None, Some(digest)) => Some(("manifest", digest.parse::<Digest>()?.to_string())),
+            (None, None) => LockTarget::Repository,
+            (Some(tag), None) => LockTarget::Tag(tag.parse()?),
+            (None, Some(digest)) => LockTarget::Manifest(digest.parse()?),
             (Some(_), Some(_)) => {
                 return Err(bad_request("name a tag or a manifest, not both"));
             }
         };
-        let key = records::repository_key(name.as_str());
-        let mut attrs: RepositoryAttributes = self.kv_get(&key).await?.unwrap_or_default();
-        let slot = |attrs: &mut RepositoryAttributes| -> Attributes {
+        let mut attrs = self.records().attributes(name).await?;
+        let slot = |attrs: &RepositoryAttributes| -> Attributes {
             match &target {
-                None => attrs.repository.clone(),
-                Some(("tag", tag)) => attrs.tags.get(tag).cloned().unwrap_or_default(),
-                Some((_, digest)) => attrs.manifests.get(digest).cloned().unwrap_or_default(),
+                LockTarget::Repository => attrs.repository.clone(),
+                LockTarget::Tag(tag) => attrs.tags.get(tag).cloned().unwrap_or_default(),
+                LockTarget::Manifest(d) => attrs.manifests.get(d).cloned().unwrap_or_default(),
             }
         };
         let store = |attrs: &mut RepositoryAttributes, value: Attributes| match &target {
-            None => attrs.repository = value,
-            Some(("tag", tag)) => {
+            LockTarget::Repository => attrs.repository = value,
+            LockTarget::Tag(tag) => {
                 attrs.tags.insert(tag.clone(), value);
                 attrs.tags.retain(|_, a| !a.is_default());
             }
-            Some((_, digest)) => {
+            LockTarget::Manifest(digest) => {
                 attrs.manifests.insert(digest.clone(), value);
                 attrs.manifests.retain(|_, a| !a.is_default());
             }
@@ -565,14 +545,14 @@ impl<P: Platform> App<P> {
                     write_enabled: update.write_enabled,
                     delete_enabled: update.delete_enabled,
                 };
-                let mut current = slot(&mut attrs);
+                let mut current = slot(&attrs);
                 current.merge(&update);
                 store(&mut attrs, current);
-                self.save_attributes(&key, &attrs).await?;
+                self.records().put_attributes(name, &attrs).await?;
             }
             Method::DELETE => {
                 store(&mut attrs, Attributes::default());
-                self.save_attributes(&key, &attrs).await?;
+                self.records().put_attributes(name, &attrs).await?;
             }
             _ => {
                 return Err(Error::new(ErrorCode::Unsupported)
@@ -580,7 +560,7 @@ impl<P: Platform> App<P> {
             }
         }
         let mut view = json!({ "name": name.as_str() });
-        let effective = slot(&mut attrs);
+        let effective = slot(&attrs);
         for (field, value) in [
             ("readEnabled", effective.read_enabled),
             ("listEnabled", effective.list_enabled),
@@ -589,21 +569,15 @@ impl<P: Platform> App<P> {
         ] {
             view[field] = json!(value.unwrap_or(true));
         }
-        if let Some((kind, reference)) = &target {
-            view[*kind] = json!(reference);
-        } else {
-            view["tags"] = json!(attrs.tags);
-            view["manifests"] = json!(attrs.manifests);
+        match &target {
+            LockTarget::Repository => {
+                view["tags"] = json!(attrs.tags);
+                view["manifests"] = json!(attrs.manifests);
+            }
+            LockTarget::Tag(tag) => view["tag"] = json!(tag),
+            LockTarget::Manifest(digest) => view["manifest"] = json!(digest),
         }
         Ok(ok(view))
-    }
-
-    async fn save_attributes(&self, key: &str, attrs: &RepositoryAttributes) -> Result<()> {
-        if attrs.is_default() {
-            self.kv_delete(key).await
-        } else {
-            self.kv_put(key, attrs).await
-        }
     }
 }
 

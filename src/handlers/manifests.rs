@@ -6,12 +6,12 @@
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::json;
 
-use super::access::locked;
 use super::forward::Forward;
 use super::links::{Link, Manifest};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::auth::records::{Lock, RepositoryAttributes};
+use crate::auth::service::locked;
 use crate::cache::EdgeCache;
 use crate::cache::key;
 use crate::error::{Error, ErrorCode, Result};
@@ -47,7 +47,7 @@ impl<P: Platform> App<P> {
                 }
             },
         };
-        if !attributes.manifest(&digest.to_string(), Lock::Read) {
+        if !attributes.manifest(&digest, Lock::Read) {
             return Err(locked(&format!("manifest {name}@{digest}"), Lock::Read));
         }
         if !self.is_linked(Link::Revision, name, &digest).await? {

@@ -2,7 +2,6 @@
 //! arrive parsed; reads go through the cache into storage, writes to the origin (`forward`); each
 //! returns a response or an `Error`.
 
-mod access;
 mod blobs;
 mod catalog;
 mod forward;

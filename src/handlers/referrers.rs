@@ -68,9 +68,11 @@ impl<P: Platform> App<P> {
             .iter()
             .filter(|d| artifact_type.is_none_or(|t| d["artifactType"] == t))
             .filter(|d| {
+                // Descriptors the edge wrote itself: their digests parse.
                 d["digest"]
                     .as_str()
-                    .is_none_or(|digest| attributes.manifest(digest, Lock::Read))
+                    .and_then(|digest| digest.parse::<Digest>().ok())
+                    .is_some_and(|digest| attributes.manifest(&digest, Lock::Read))
             })
             .collect();
         let body =

@@ -14,10 +14,10 @@
 use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::access::bad_request;
 use crate::app::{App, json_response};
 use crate::auth::jwt::MAX_TOKEN_BYTES;
 use crate::auth::secret::{self, Credentials};
+use crate::auth::service::bad_request;
 use crate::auth::{Principal, Scope, grant};
 use crate::error::{Error, ErrorCode, Result};
 use crate::platform::{ClientAddress, ClientBody, Clock, Platform};

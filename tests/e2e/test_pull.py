@@ -147,22 +147,23 @@ def test_no_cross_repository_blob_access(edge):
     assert error_codes(edge.request("GET", f"/v2/library/busybox/blobs/{layer['digest']}")) == ["BLOB_UNKNOWN"]
 
 
+DOT_SEGMENTS_RESOLVED = "resolved by the runtime"
+
+
 @pytest.mark.parametrize("path,resolved", [
     ("/v2/a/../library/busybox/tags/list", "/v2/library/busybox/tags/list"),
     ("/v2/library/../library/busybox/tags/list", "/v2/library/busybox/tags/list"),
-    ("/v2/a/%2e%2e/library/busybox/tags/list", "/v2/library/busybox/tags/list"),
+    ("/v2/a/%2e%2e/library/busybox/tags/list", DOT_SEGMENTS_RESOLVED),
     ("/v2/library/busybox/../../_catalog", "/v2/_catalog"),
-    ("/v2/%2e%2e/v2/library/busybox/tags/list", "/v2/library/busybox/tags/list"),
+    ("/v2/%2e%2e/v2/library/busybox/tags/list", DOT_SEGMENTS_RESOLVED),
 ])
 def test_dot_segments_never_escape_a_name(edge, path, resolved):
-    """The runtime's URL parser resolves dot segments (RFC 3986) before the worker sees the path,
-    so `a/../b` can only ever address `b`, a name validated like any other; where a `..` does reach
-    the worker, it is a NAME_INVALID."""
-    status, body = edge.raw("GET", path)
-    if status == 400:
-        assert [e["code"] for e in json.loads(body)["errors"]] == ["NAME_INVALID"]
-    else:
-        assert (status, body) == edge.raw("GET", resolved)
+    """The runtime's URL parser resolves dot segments (RFC 3986), percent-encoded ones included,
+    before the worker sees the path, so `a/../b` can only ever address `b`, a name validated like
+    any other."""
+    if resolved == DOT_SEGMENTS_RESOLVED:
+        resolved = "/v2/library/busybox/tags/list"
+    assert edge.raw("GET", path) == edge.raw("GET", resolved)
 
 
 @pytest.mark.parametrize("path", [

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import error_codes
+from conftest import edge_registry, error_codes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from registry_push import push_blob, push_manifest  # noqa: E402
@@ -156,9 +156,16 @@ def test_write_sequences_match_the_origin(edge_http, origin):
     assert upload_in_chunks(origin, "diff/origin", chunks, False) == \
         upload_in_chunks(edge_http, "diff/edge", chunks, False)
     digest = sha256(b"".join(chunks))
-    for reg, repo in [(origin, "diff/origin"), (edge_http, "diff/edge")]:
-        r = origin.request("HEAD", f"/v2/{repo}/blobs/{digest}")
-        assert r.status_code in (200, 307), (reg.name, r.status_code)
+    # The same content under the same digest, each read through the registry it was pushed to
+    # (both redirect to storage; the edge answers HEAD itself).
+    for reg, repo, head in [(origin, "diff/origin", 307), (edge_http, "diff/edge", 200)]:
+        r = reg.request("HEAD", f"/v2/{repo}/blobs/{digest}")
+        assert r.status_code == head, (reg.name, r.status_code)
+        r = reg.request("GET", f"/v2/{repo}/blobs/{digest}")
+        assert r.status_code == 307, (reg.name, r.status_code)
+        data = requests.get(urllib.parse.urljoin(reg.url, r.headers["Location"]), timeout=60).content
+        assert data == b"".join(chunks), reg.name
+        assert sha256(data) == digest
     # Origin accepts an out-of-order chunk; the edge does not.
     r = origin.request("POST", "/v2/diff/origin/blobs/uploads/")
     loc = urllib.parse.urljoin(origin.url, r.headers["Location"])
@@ -171,12 +178,12 @@ def test_monolithic_upload_mount_and_cancel(edge_http):
     digest = sha256(blob)
     r = edge_http.request("POST", f"/v2/pushed/mono/blobs/uploads/?digest={digest}", data=blob,
                           headers={"Content-Type": "application/octet-stream"})
-    if r.status_code == 202:
-        # The origin (distribution 2.8) does not take single-POST uploads and says so with a 202,
-        # as the spec allows: the client then PUTs the blob to the upload.
-        location = urllib.parse.urljoin(edge_http.url, r.headers["Location"])
-        r = edge_http.http.put(f"{location}&digest={urllib.parse.quote(digest)}", data=blob, timeout=30,
-                         headers={"Content-Type": "application/octet-stream"})
+    # The origin (distribution 2.8) does not take single-POST uploads and says so with a 202, as
+    # the spec allows: the client then PUTs the blob to the upload.
+    assert r.status_code == 202, r.text
+    location = urllib.parse.urljoin(edge_http.url, r.headers["Location"])
+    r = edge_http.http.put(f"{location}&digest={urllib.parse.quote(digest)}", data=blob, timeout=30,
+                           headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 201, r.text
     assert r.headers["Docker-Content-Digest"] == digest
     assert edge_http.request("HEAD", f"/v2/pushed/mono/blobs/{digest}").status_code == 200
@@ -218,22 +225,30 @@ def small_manifest(edge, repo: str, note: str) -> tuple[bytes, str]:
     return body, sha256(body)
 
 
-def test_read_your_writes_and_delete(edge_http, origin):
-    repo = "pushed/ryw"
-    first, first_digest = small_manifest(edge_http, repo, "first")
-    push_manifest(edge_http.url, repo, "t", first, OCI, auth=edge_http.auth)
-    assert digest_at(edge_http, repo, "t") == first_digest      # now cached at the edge
-    second, second_digest = small_manifest(edge_http, repo, "second")
-    r = edge_http.http.put(f"{edge_http.url}/v2/{repo}/manifests/t", data=second,
-                     headers={"Content-Type": OCI}, timeout=30)
+def test_read_your_writes_and_delete(origin):
+    """On an edge that caches tags for an hour (EDGE_LONGCACHE): only the edge's invalidation after
+    its own writes can make the next read fresh."""
+    edge = edge_registry("edge-longcache", "EDGE_LONGCACHE", tls=False)
+    repo = f"pushed/ryw-{os.urandom(3).hex()}"
+    first, first_digest = small_manifest(edge, repo, "first")
+    push_manifest(edge.url, repo, "t", first, OCI, auth=edge.auth)
+    assert digest_at(edge, repo, "t") == first_digest      # now cached at the edge
+    # Control: a write the edge does not see (straight to the origin) stays unseen for the hour.
+    behind, behind_digest = small_manifest(edge, repo, "behind the edge's back")
+    push_manifest(origin.url, repo, "t", behind, OCI)
+    assert digest_at(origin, repo, "t") == behind_digest
+    assert digest_at(edge, repo, "t") == first_digest
+    second, second_digest = small_manifest(edge, repo, "second")
+    r = edge.http.put(f"{edge.url}/v2/{repo}/manifests/t", data=second,
+                      headers={"Content-Type": OCI}, timeout=30)
     assert r.status_code == 201
-    assert r.headers["Location"].startswith(f"{edge_http.url}/v2/{repo}/manifests/")
-    assert digest_at(edge_http, repo, "t") == second_digest     # at once, not after the TTL
+    assert r.headers["Location"].startswith(f"{edge.url}/v2/{repo}/manifests/")
+    assert digest_at(edge, repo, "t") == second_digest     # at once, not after the TTL
     # Delete through the edge: the next pull through the edge is a 404.
-    r = edge_http.request("DELETE", f"/v2/{repo}/manifests/{second_digest}")
+    r = edge.request("DELETE", f"/v2/{repo}/manifests/{second_digest}")
     assert r.status_code == 202
     for ref in [second_digest, "t"]:
-        r = edge_http.request("GET", f"/v2/{repo}/manifests/{ref}", {"Accept": OCI})
+        r = edge.request("GET", f"/v2/{repo}/manifests/{ref}", {"Accept": OCI})
         assert r.status_code == 404, ref
     assert origin.request("GET", f"/v2/{repo}/manifests/{second_digest}",
                           {"Accept": OCI}).status_code == 404

@@ -1,30 +1,24 @@
-//! Access control for every `/v2/` request, before any handler runs: the network rules, then the
-//! caller (a bearer token, Basic credentials, or nobody), then what the route needs, then the
-//! repository's locks. A refused request never reaches storage or the origin.
-//!
-//! The registry's records come from the KV namespace through the edge cache (for
-//! `AUTH_CACHE_SECONDS`); a management write drops the cached copy at once in its own isolate.
+//! The auth service: who a request's caller is and whether it may do what its operation needs,
+//! for every `/v2/` request, before any handler runs: the network rules, then the caller (a
+//! bearer token, Basic credentials, or nobody), then what the operation needs, then the
+//! repository's locks. A refused request never reaches storage or the origin. Also sign-in for
+//! the token service and the management API. The model it decides with is pure (`auth`,
+//! `auth::jwt`, `auth::records`); the records come through `crate::records`.
 
 use http::{HeaderMap, Request, header};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::app::App;
 use crate::auth::jwt::{LEEWAY_SECONDS, VerifiedAccess};
-use crate::auth::records::{
-    self, Lock, RegistrySettings, RepositoryAttributes, ScopeMapRecord, TokenRecord,
-};
+use crate::auth::records::{self, Lock, RegistrySettings, RepositoryAttributes};
 use crate::auth::secret::{self, Credentials};
 use crate::auth::{Authority, Caller, Need, Permission, Permissions, Principal};
 use crate::cache::EdgeCache;
 use crate::error::{Error, ErrorCode, Result};
 use crate::operation::{LockTarget, Operation, StartUpload};
-use crate::platform::{ClientAddress, Clock, KeyValue, Platform};
+use crate::platform::{ClientAddress, Clock, Platform};
+use crate::records::Records;
 use crate::reference::{Digest, Name};
 use sha2::{Digest as _, Sha256};
-
-/// Marks a cached "no such record" (KV values are never empty).
-const ABSENT: &[u8] = b"";
 
 /// A password that matched: the principal, which password slot, and its fingerprint (for refresh
 /// tokens).
@@ -42,93 +36,17 @@ pub(crate) struct SignedIn {
 const SECRET_SLOT: &str = "secret";
 
 impl<P: Platform> App<P> {
-    // --- the KV records, through the cache ---
-
-    pub(crate) async fn kv_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let cache_key = format!("kv/{key}");
-        let text = match self.cache.get(&cache_key).await {
-            Some(cached) if cached == ABSENT => None,
-            Some(cached) => Some(String::from_utf8(cached).map_err(|_| corrupt(key))?),
-            None => {
-                let text = self.kv.get(key).await.map_err(kv_error)?;
-                let ttl = self.config.auth.cache_seconds;
-                if ttl > 0 {
-                    let bytes = text.as_deref().map_or(ABSENT, str::as_bytes);
-                    self.cache.put(&cache_key, bytes, ttl).await;
-                }
-                text
-            }
-        };
-        text.map(|t| serde_json::from_str(&t).map_err(|_| corrupt(key)))
-            .transpose()
-    }
-
-    /// The keys under `prefix` (`tokens/`, `repositories/`, ...), through the cache: KV list
-    /// operations are slower and scarcer than reads (1,000 a day on the free plan).
-    pub(crate) async fn kv_list(&self, prefix: &str) -> Result<Vec<String>> {
-        let cache_key = format!("kv-list/{prefix}");
-        if let Some(cached) = self.cache.get(&cache_key).await
-            && let Some(keys) = super::decode_lines(&cached)
-        {
-            return Ok(keys);
-        }
-        let keys = self.kv.list(prefix).await.map_err(kv_error)?;
-        let ttl = self.config.auth.cache_seconds;
-        if ttl > 0 {
-            self.cache
-                .put(&cache_key, &super::encode_lines(&keys), ttl)
-                .await;
-        }
-        Ok(keys)
-    }
-
-    pub(crate) async fn kv_put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        let text = serde_json::to_string(value).expect("records serialize");
-        self.kv.put(key, &text).await.map_err(kv_error)?;
-        self.forget_record(key).await;
-        Ok(())
-    }
-
-    pub(crate) async fn kv_delete(&self, key: &str) -> Result<()> {
-        self.kv.delete(key).await.map_err(kv_error)?;
-        self.forget_record(key).await;
-        Ok(())
-    }
-
-    /// Drops the cached copy of `key` and of the listing it appears in.
-    async fn forget_record(&self, key: &str) {
-        self.cache.delete(&format!("kv/{key}")).await;
-        if let Some((kind, _)) = key.split_once('/') {
-            self.cache.delete(&format!("kv-list/{kind}/")).await;
+    /// The registry's records (tokens, scope maps, settings, attributes), through the cache.
+    pub(crate) fn records(&self) -> Records<'_, P::Kv, P::Cache> {
+        Records {
+            kv: &self.kv,
+            cache: &self.cache,
+            ttl: self.config.auth.cache_seconds,
         }
     }
 
     pub(crate) async fn settings(&self) -> Result<RegistrySettings> {
-        Ok(self
-            .kv_get(records::SETTINGS_KEY)
-            .await?
-            .unwrap_or_default())
-    }
-
-    pub(crate) async fn token_record(&self, name: &str) -> Result<Option<TokenRecord>> {
-        self.kv_get(&records::token_key(name)).await
-    }
-
-    pub(crate) async fn scope_map(&self, name: &str) -> Result<Option<ScopeMapRecord>> {
-        if let Some(system) = records::system_scope_maps()
-            .into_iter()
-            .find(|m| m.name == name)
-        {
-            return Ok(Some(system));
-        }
-        self.kv_get(&records::scope_map_key(name)).await
-    }
-
-    pub(crate) async fn attributes(&self, name: &Name) -> Result<RepositoryAttributes> {
-        Ok(self
-            .kv_get(&records::repository_key(name.as_str()))
-            .await?
-            .unwrap_or_default())
+        self.records().settings().await
     }
 
     // --- principals ---
@@ -173,7 +91,7 @@ impl<P: Platform> App<P> {
         if records::validate_object_name("token", username).is_err() {
             return Ok(None);
         }
-        let Some(token) = self.token_record(username).await? else {
+        let Some(token) = self.records().token(username).await? else {
             return Ok(None);
         };
         if !token.enabled {
@@ -204,7 +122,8 @@ impl<P: Platform> App<P> {
                 settings.admin.enabled && *name == self.config.auth.admin_user
             }
             Principal::Token(name) => self
-                .token_record(name)
+                .records()
+                .token(name)
                 .await?
                 .is_some_and(|token| token.enabled && token.generation == generation),
         })
@@ -239,7 +158,8 @@ impl<P: Platform> App<P> {
                 .is_some_and(|h| secret::fingerprint(h) == fingerprint),
             Principal::Admin(_) => live(&settings.admin.passwords),
             Principal::Token(name) => self
-                .token_record(name)
+                .records()
+                .token(name)
                 .await?
                 .is_some_and(|token| live(&token.passwords)),
             Principal::Anonymous => false,
@@ -258,9 +178,9 @@ impl<P: Platform> App<P> {
             Principal::Anonymous => {}
             Principal::Admin(_) => permissions.extend(Permissions::admin()),
             Principal::Token(name) => {
-                if let Some(token) = self.token_record(name).await?
+                if let Some(token) = self.records().token(name).await?
                     && token.enabled
-                    && let Some(map) = self.scope_map(&token.scope_map).await?
+                    && let Some(map) = self.records().scope_map(&token.scope_map).await?
                 {
                     permissions.extend(Permissions {
                         admin: false,
@@ -452,7 +372,7 @@ impl<P: Platform> App<P> {
         let (Some(name), Some((lock, target))) = (operation.name(), operation.lock()) else {
             return Ok(RepositoryAttributes::default());
         };
-        let attributes = self.attributes(name).await?;
+        let attributes = self.records().attributes(name).await?;
         if attributes.is_default() {
             return Ok(attributes);
         }
@@ -461,11 +381,11 @@ impl<P: Platform> App<P> {
         }
         match target {
             LockTarget::Repository => {}
-            LockTarget::Tag(tag) if !attributes.tag(tag.as_str(), lock) => {
+            LockTarget::Tag(tag) if !attributes.tag(&tag, lock) => {
                 return Err(locked(&format!("tag {name}:{tag}"), lock));
             }
             LockTarget::Tag(_) => {}
-            LockTarget::Manifest(digest) if !attributes.manifest(&digest.to_string(), lock) => {
+            LockTarget::Manifest(digest) if !attributes.manifest(&digest, lock) => {
                 return Err(locked(&format!("manifest {name}@{digest}"), lock));
             }
             LockTarget::Manifest(_) => {}
@@ -489,9 +409,10 @@ impl<P: Platform> App<P> {
             return Ok(false);
         }
         Ok(self
+            .records()
             .attributes(source)
             .await?
-            .manifest(&digest.to_string(), Lock::Read))
+            .manifest(digest, Lock::Read))
     }
 
     /// The repositories `caller` may list in the catalog: all for the admin, else those it may
@@ -507,15 +428,14 @@ impl<P: Platform> App<P> {
         let permissions = match &caller.authority {
             Authority::Permissions(p) | Authority::Claims { current: p, .. } => p.clone(),
         };
-        let mut locked = Vec::new();
-        for key in self.kv_list("repositories/").await? {
-            let name = &key["repositories/".len()..];
-            if let Some(attrs) = self.kv_get::<RepositoryAttributes>(&key).await?
-                && !attrs.repository.enabled(Lock::List)
-            {
-                locked.push(name.to_owned());
-            }
-        }
+        let locked = self
+            .records()
+            .all_attributes()
+            .await?
+            .into_iter()
+            .filter(|(_, attrs)| !attrs.repository.enabled(Lock::List))
+            .map(|(name, _)| name.to_string())
+            .collect();
         Ok(Some((permissions, locked)))
     }
 }
@@ -532,14 +452,6 @@ fn describe(need: &Need) -> String {
 pub(crate) fn locked(what: &str, lock: Lock) -> Error {
     Error::new(ErrorCode::Denied)
         .with_message(format!("{what} is locked: {} is false", lock.attribute()))
-}
-
-fn kv_error(e: String) -> Error {
-    Error::internal(format!("registry records (KV): {e}"))
-}
-
-fn corrupt(key: &str) -> Error {
-    Error::internal(format!("registry record {key} is not valid JSON"))
 }
 
 pub(crate) fn bad_request(message: impl Into<String>) -> Error {
