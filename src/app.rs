@@ -7,10 +7,10 @@ use std::rc::Rc;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
 use crate::config::Config;
+use crate::content::{Content, LayoutContent};
 use crate::error::{Error, ErrorCode, Result};
 use crate::operation::Operation;
 use crate::platform::{ClientBody, Platform};
-use crate::storage::presign::Presigner;
 
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 pub const API_VERSION: &str = "registry/2.0";
@@ -18,7 +18,6 @@ pub const API_VERSION: &str = "registry/2.0";
 /// The registry's request handler (it holds no per-request state).
 pub struct App<P: Platform> {
     pub config: Rc<Config>,
-    pub presigner: Option<Rc<Presigner>>,
     pub store: P::Store,
     pub cache: P::Cache,
     pub clock: P::Clock,
@@ -145,23 +144,33 @@ impl<P: Platform> App<P> {
         }
     }
 
+    /// The registry's content, as the reads see it.
+    pub(crate) fn content(&self) -> LayoutContent<'_, P::Store, P::Cache> {
+        use crate::platform::Clock;
+        LayoutContent {
+            store: &self.store,
+            cache: &self.cache,
+            layout: &self.config.layout,
+            tag_cache_seconds: self.config.tag_cache_seconds,
+            blob_base_url: self.config.blob_base_url.as_ref(),
+            presign_seconds: self.config.presign_seconds,
+            now: self.clock.now(),
+        }
+    }
+
     /// The not-found answer for something in `name`: `NAME_UNKNOWN` when the repository itself does
-    /// not exist, `code` otherwise. Costs a listing, on the miss path only.
+    /// not exist, `code` otherwise.
     pub(crate) async fn not_found(
         &self,
         name: &crate::reference::Name,
         code: ErrorCode,
         detail: serde_json::Value,
     ) -> Error {
-        use crate::storage::ObjectStore;
-        let repo = self.config.layout.repository_dir(name.as_str());
-        match self.store.list_dirs(&repo).await {
-            Ok(dirs) if !dirs.iter().any(|d| d == "_manifests" || d == "_layers") => {
-                Error::new(ErrorCode::NameUnknown)
-                    .with_detail(serde_json::json!({ "name": name.as_str() }))
-            }
-            Ok(_) => Error::new(code).with_detail(detail),
-            Err(e) => e.into(),
+        match self.content().repository_exists(name).await {
+            Ok(false) => Error::new(ErrorCode::NameUnknown)
+                .with_detail(serde_json::json!({ "name": name.as_str() })),
+            Ok(true) => Error::new(code).with_detail(detail),
+            Err(e) => e,
         }
     }
 }

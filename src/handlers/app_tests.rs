@@ -113,7 +113,8 @@ impl Fixture {
     }
 
     fn with_config(config: Config) -> Fixture {
-        let store = MemoryStore::default();
+        let mut store = MemoryStore::default();
+        store.presigner = config.s3.as_ref().map(|s| Presigner::new(s).unwrap());
         let layout = Layout::new(ROOT);
         let put_blob = |bytes: &[u8]| {
             let d = Digest::sha256(bytes);
@@ -185,11 +186,6 @@ impl Fixture {
 
     fn app(&self) -> App<Test<'_>> {
         App {
-            presigner: self
-                .config
-                .s3
-                .as_ref()
-                .map(|s| Rc::new(Presigner::new(s).unwrap())),
             config: self.config.clone(),
             store: &self.store,
             cache: MemoryCache::new(&self.clock, 1 << 20),
@@ -220,6 +216,9 @@ impl crate::storage::ObjectStore for &MemoryStore {
     }
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, crate::storage::StoreError> {
         (**self).list_dirs(prefix).await
+    }
+    fn download_url(&self, key: &str, expires: Duration, now: u64) -> Option<url::Url> {
+        (**self).download_url(key, expires, now)
     }
 }
 

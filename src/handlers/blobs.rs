@@ -1,37 +1,32 @@
-//! `HEAD /v2/<name>/blobs/<digest>` is answered at the edge (size from storage, cached);
-//! `GET` answers `307` to a presigned object-storage URL (or the configured CDN base URL): blob
-//! bytes never pass through the edge. Both only for blobs the repository links. `DELETE` is
-//! forwarded to the origin.
-
-use std::time::Duration;
+//! `HEAD /v2/<name>/blobs/<digest>` is answered at the edge (size from the content source,
+//! cached); `GET` answers `307` to where the source sends downloads (a presigned object-storage
+//! URL, or the configured CDN base URL): blob bytes never pass through the edge. Both only for
+//! blobs the repository links. `DELETE` is forwarded to the origin.
 
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 
-use super::links::Link;
-use super::manifests::{IMMUTABLE_CACHE_CONTROL, header_value};
+use super::manifests::header_value;
 use crate::app::App;
 use crate::cache::EdgeCache;
-use crate::error::{Error, ErrorCode, Result};
-use crate::platform::Clock;
+use crate::content::{Content, IMMUTABLE_CACHE_CONTROL};
+use crate::error::{ErrorCode, Result};
 use crate::platform::Platform;
 use crate::reference::{Digest, Name};
-use crate::storage::presign::Method;
 
 impl<P: Platform> App<P> {
     /// The size of a blob `name` links, or `BLOB_UNKNOWN` (`NAME_UNKNOWN` for no repository).
     async fn linked_blob_size(&self, name: &Name, digest: &Digest) -> Result<u64> {
-        let unknown = || json!({ "name": name.as_str(), "digest": digest.to_string() });
-        if !self.is_linked(Link::Layer, name, digest).await? {
-            return Err(self
-                .not_found(name, ErrorCode::BlobUnknown, unknown())
-                .await);
+        match self.content().blob_size(name, digest).await? {
+            Some(size) => Ok(size),
+            None => Err(self
+                .not_found(
+                    name,
+                    ErrorCode::BlobUnknown,
+                    json!({ "name": name.as_str(), "digest": digest.to_string() }),
+                )
+                .await),
         }
-        self.blob_size(digest).await?.ok_or_else(|| {
-            Error::new(ErrorCode::BlobUnknown)
-                .with_message("blob is linked in the repository but its content is missing")
-                .with_detail(unknown())
-        })
     }
 
     pub async fn head_blob(&self, name: &Name, digest: &Digest) -> Result<Response<Vec<u8>>> {
@@ -53,30 +48,14 @@ impl<P: Platform> App<P> {
         Ok(response)
     }
 
+    /// A `307` to where the content source sends downloads (a signed storage URL, or the CDN).
     pub async fn get_blob(&self, name: &Name, digest: &Digest) -> Result<Response<Vec<u8>>> {
         self.linked_blob_size(name, digest).await?;
-        let key = self.config.layout.blob_data(digest);
-        let (location, cache_control) = match (&self.config.blob_base_url, &self.presigner) {
-            (Some(base), _) => {
-                let base = base.as_str().trim_end_matches('/');
-                (format!("{base}/{key}"), IMMUTABLE_CACHE_CONTROL)
-            }
-            (None, Some(presigner)) => {
-                let expires = Duration::from_secs(self.config.presign_seconds);
-                let url = presigner.object_url(Method::Get, &key, expires, self.clock.now());
-                // The URL expires: nobody may keep the redirect.
-                (url.to_string(), "no-store")
-            }
-            (None, None) => {
-                return Err(Error::internal(
-                    "no presigner and no BLOB_BASE_URL configured",
-                ));
-            }
-        };
+        let location = self.content().blob_location(name, digest).await?;
         let mut response = Response::new(Vec::new());
         *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
         let h = response.headers_mut();
-        h.insert(header::LOCATION, header_value(&location)?);
+        h.insert(header::LOCATION, header_value(&location.url)?);
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
@@ -84,7 +63,7 @@ impl<P: Platform> App<P> {
         h.insert("docker-content-digest", header_value(&digest.to_string())?);
         h.insert(
             header::CACHE_CONTROL,
-            HeaderValue::from_static(cache_control),
+            HeaderValue::from_static(location.cache_control),
         );
         Ok(response)
     }

@@ -7,13 +7,13 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use serde_json::json;
 
 use super::forward::Forward;
-use super::links::{Link, Manifest};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::auth::records::{Lock, RepositoryAttributes};
 use crate::auth::service::locked;
 use crate::cache::EdgeCache;
 use crate::cache::key;
+use crate::content::{Content, IMMUTABLE_CACHE_CONTROL, Manifest};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::{Action, Event, EventSink};
 use crate::media;
@@ -22,8 +22,6 @@ use crate::platform::ClientBody;
 use crate::platform::Clock;
 use crate::platform::{Platform, RequestLocation};
 use crate::reference::{Digest, Name, Reference};
-
-pub const IMMUTABLE_CACHE_CONTROL: &str = "max-age=31536000, immutable";
 
 impl<P: Platform> App<P> {
     /// A manifest's read lock is checked here, after a tag is resolved: it covers the manifest
@@ -36,9 +34,10 @@ impl<P: Platform> App<P> {
         attributes: &RepositoryAttributes,
     ) -> Result<Response<Vec<u8>>> {
         let unknown = || json!({ "name": name.as_str(), "reference": reference.to_string() });
+        let content = self.content();
         let digest = match reference {
             Reference::Digest(digest) => digest.clone(),
-            Reference::Tag(tag) => match self.resolve_tag(name, tag).await? {
+            Reference::Tag(tag) => match content.resolve_tag(name, tag).await? {
                 Some(digest) => digest,
                 None => {
                     return Err(self
@@ -50,15 +49,10 @@ impl<P: Platform> App<P> {
         if !attributes.manifest(&digest, Lock::Read) {
             return Err(locked(&format!("manifest {name}@{digest}"), Lock::Read));
         }
-        if !self.is_linked(Link::Revision, name, &digest).await? {
+        let Some(Manifest { media_type, bytes }) = content.manifest(name, &digest).await? else {
             return Err(self
                 .not_found(name, ErrorCode::ManifestUnknown, unknown())
                 .await);
-        }
-        let Some(Manifest { media_type, bytes }) = self.manifest(&digest).await? else {
-            return Err(Error::new(ErrorCode::ManifestUnknown)
-                .with_message("manifest is linked in the repository but its content is missing")
-                .with_detail(unknown()));
         };
         let accept = headers
             .get_all(header::ACCEPT)
@@ -205,7 +199,7 @@ impl<P: Platform> App<P> {
         // What the manifest refers to, if the edge holds its bytes, so its referrers list is
         // dropped too.
         let known = match reference {
-            Reference::Digest(d) => self.cached_manifest(d).await,
+            Reference::Digest(d) => self.content().cached_manifest(d).await,
             Reference::Tag(_) => None,
         };
         let subject = known

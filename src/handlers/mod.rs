@@ -5,7 +5,6 @@
 mod blobs;
 mod catalog;
 mod forward;
-mod links;
 mod manage;
 mod manifests;
 mod referrers;

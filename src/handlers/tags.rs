@@ -5,14 +5,13 @@ use http::{Response, StatusCode, header};
 use serde_json::json;
 
 use super::manifests::header_value;
-use super::{decode_lines, encode_lines, next_link, paginate, to_json};
+use super::{next_link, paginate, to_json};
 use crate::app::{App, json_response};
-use crate::cache::{EdgeCache, key};
+use crate::content::Content;
 use crate::error::{Error, ErrorCode, Result};
 use crate::platform::Platform;
-use crate::reference::{Name, Tag};
+use crate::reference::Name;
 use crate::route::Page;
-use crate::storage::ObjectStore;
 
 impl<P: Platform> App<P> {
     /// `listed` says which tags the list shows (a tag whose `listEnabled` is false is left out).
@@ -22,7 +21,7 @@ impl<P: Platform> App<P> {
         page: Page,
         listed: impl Fn(&str) -> bool,
     ) -> Result<Response<Vec<u8>>> {
-        let mut tags = self.all_tags(name).await?;
+        let mut tags = self.content().tags(name).await?;
         if tags.is_empty() {
             return Err(
                 Error::new(ErrorCode::NameUnknown).with_detail(json!({ "name": name.as_str() }))
@@ -43,31 +42,6 @@ impl<P: Platform> App<P> {
                 .insert(header::LINK, header_value(&link)?);
         }
         Ok(response)
-    }
-
-    /// Every tag of `name`, sorted; empty when the repository has none (or does not exist).
-    async fn all_tags(&self, name: &Name) -> Result<Vec<String>> {
-        let cache_key = key::tags(name);
-        if let Some(cached) = self.cache.get(&cache_key).await
-            && let Some(tags) = decode_lines(&cached)
-        {
-            return Ok(tags);
-        }
-        let mut tags = self
-            .store
-            .list_dirs(&self.config.layout.tags_dir(name))
-            .await?;
-        // Only what is a valid tag is a tag: a stray directory never reaches a client.
-        tags.retain(|t| t.parse::<Tag>().is_ok());
-        tags.sort();
-        self.cache
-            .put(
-                &cache_key,
-                &encode_lines(&tags),
-                self.config.tag_cache_seconds,
-            )
-            .await;
-        Ok(tags)
     }
 }
 

@@ -10,6 +10,8 @@ pub struct MemoryStore {
     objects: RefCell<BTreeMap<String, Vec<u8>>>,
     /// Every call, as `"<op> <key>"`, so tests can count round trips.
     pub calls: RefCell<Vec<String>>,
+    /// Signs download URLs as an S3 endpoint would, when set.
+    pub presigner: Option<super::presign::Presigner>,
 }
 
 impl MemoryStore {
@@ -35,6 +37,11 @@ impl ObjectStore for MemoryStore {
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
         self.calls.borrow_mut().push(format!("head {key}"));
         Ok(self.objects.borrow().get(key).map(|v| v.len() as u64))
+    }
+
+    fn download_url(&self, key: &str, expires: std::time::Duration, now: u64) -> Option<url::Url> {
+        let presigner = self.presigner.as_ref()?;
+        Some(presigner.object_url(super::presign::Method::Get, key, expires, now))
     }
 
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

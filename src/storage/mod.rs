@@ -60,6 +60,18 @@ pub trait ObjectStore {
     /// The names of the immediate children of `prefix` (which ends with `/`) that have children
     /// themselves ("directories"), all pages read, in no particular order.
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    /// A URL a client can download `key` from without credentials, valid for `expires` from
+    /// `now` (Unix seconds), when the backend can sign one: each backend decides its own redirect
+    /// (S3 and R2's S3 API presign it). `None`: the store has no such URL.
+    fn download_url(
+        &self,
+        _key: &str,
+        _expires: std::time::Duration,
+        _now: u64,
+    ) -> Option<url::Url> {
+        None
+    }
 }
 
 #[cfg(test)]

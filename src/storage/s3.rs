@@ -83,6 +83,10 @@ impl<H: HttpClient, K: Clock> ObjectStore for S3Store<H, K> {
         }
     }
 
+    fn download_url(&self, key: &str, expires: Duration, now: u64) -> Option<url::Url> {
+        Some(self.presigner.object_url(Method::Get, key, expires, now))
+    }
+
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut dirs = Vec::new();
         let mut continuation: Option<String> = None;

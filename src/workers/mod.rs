@@ -120,6 +120,8 @@ impl Background for WorkerBackground {
 struct Store {
     backend: StoreBackend,
     timeout: std::time::Duration,
+    /// Signs R2's download URLs (its S3 API), when S3 settings are configured.
+    presigner: Option<Rc<Presigner>>,
 }
 
 enum StoreBackend {
@@ -159,6 +161,17 @@ impl ObjectStore for Store {
         match &self.backend {
             StoreBackend::S3(s) => within(self.timeout, s.list_dirs(prefix)).await,
             StoreBackend::R2(s) => within(self.timeout, s.list_dirs(prefix)).await,
+        }
+    }
+
+    /// S3 presigns its own; the R2 binding cannot, so R2's S3 API (the S3 settings) signs them.
+    fn download_url(&self, key: &str, expires: std::time::Duration, now: u64) -> Option<url::Url> {
+        match &self.backend {
+            StoreBackend::S3(s) => s.download_url(key, expires, now),
+            StoreBackend::R2(_) => self
+                .presigner
+                .as_ref()
+                .map(|p| p.object_url(crate::storage::presign::Method::Get, key, expires, now)),
         }
     }
 }
@@ -207,10 +220,10 @@ async fn handle(
     let store = Store {
         backend,
         timeout: setup.config.storage_timeout,
+        presigner: setup.presigner.clone(),
     };
     let app: App<WorkerPlatform<'_>> = App {
         config: setup.config.clone(),
-        presigner: setup.presigner.clone(),
         store,
         cache: cache::TieredCache {
             background: background.clone(),

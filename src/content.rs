@@ -1,0 +1,471 @@
+//! The content seam: everything a read asks of the registry's content, as one trait (`Content`),
+//! so the handlers never know where content lives. `LayoutContent` is the first source: the
+//! storage layout distribution writes, read through the edge cache. A pull-through source (an
+//! upstream registry, issue "mirrors") and a replica-aware reader will be the next, each a new
+//! implementation beside this one.
+//!
+//! What every source guarantees: content is served from a repository only where that repository
+//! links it (no cross-repository reads); manifest bytes are verified against their digest before
+//! they are served or cached; a download goes to a URL the source chooses (`blob_location`), and
+//! blob bytes never pass through the edge.
+
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use crate::cache::{EdgeCache, IMMUTABLE_SECONDS, key};
+use crate::error::{Error, ErrorCode, Result};
+use crate::layout::{Layout, parse_link};
+use crate::media;
+use crate::reference::{Algorithm, Digest, Name, Tag};
+use crate::storage::ObjectStore;
+
+/// A stored manifest: its media type and its verified bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Manifest {
+    /// As a cache entry: `<media type>\n<bytes>`, so a hit parses nothing.
+    fn encode(&self) -> Vec<u8> {
+        let mut entry = Vec::with_capacity(self.media_type.len() + 1 + self.bytes.len());
+        entry.extend_from_slice(self.media_type.as_bytes());
+        entry.push(b'\n');
+        entry.extend_from_slice(&self.bytes);
+        entry
+    }
+
+    fn decode(mut entry: Vec<u8>) -> Option<Manifest> {
+        let newline = entry.iter().position(|b| *b == b'\n')?;
+        let bytes = entry.split_off(newline + 1);
+        entry.truncate(newline);
+        Some(Manifest {
+            media_type: String::from_utf8(entry).ok()?,
+            bytes,
+        })
+    }
+}
+
+/// Where a blob download goes, and how long a client or cache may keep the redirect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub url: String,
+    pub cache_control: &'static str,
+}
+
+/// `Cache-Control` of what is addressed by digest.
+pub const IMMUTABLE_CACHE_CONTROL: &str = "max-age=31536000, immutable";
+
+/// What the read side of the API asks of the registry's content.
+#[allow(async_fn_in_trait)]
+pub trait Content {
+    /// The digest a tag of `name` points at, or `None` for an unknown tag.
+    async fn resolve_tag(&self, name: &Name, tag: &Tag) -> Result<Option<Digest>>;
+
+    /// The manifest `digest` as `name` holds it (linked there), bytes verified; `None` when `name`
+    /// does not link it.
+    async fn manifest(&self, name: &Name, digest: &Digest) -> Result<Option<Manifest>>;
+
+    /// The manifest `digest` if the edge holds it already, without asking anything further.
+    async fn cached_manifest(&self, digest: &Digest) -> Option<Manifest>;
+
+    /// The size of the blob `digest` as `name` holds it; `None` when `name` does not link it.
+    async fn blob_size(&self, name: &Name, digest: &Digest) -> Result<Option<u64>>;
+
+    /// Where a download of the blob `digest` goes.
+    async fn blob_location(&self, name: &Name, digest: &Digest) -> Result<BlobLocation>;
+
+    /// Every tag of `name`, sorted; empty when the repository has none (or does not exist).
+    async fn tags(&self, name: &Name) -> Result<Vec<String>>;
+
+    /// Every repository, in distribution's catalog order.
+    async fn repositories(&self) -> Result<Vec<String>>;
+
+    /// The descriptors of `name`'s manifests whose `subject` is `subject`; `None` when `name`
+    /// holds no manifest at all.
+    async fn referrers(&self, name: &Name, subject: &Digest) -> Result<Option<Vec<Value>>>;
+
+    /// Whether `name` exists (holds any manifest or blob), for the not-found answers.
+    async fn repository_exists(&self, name: &Name) -> Result<bool>;
+}
+
+/// The storage layout distribution writes, through the edge cache. Immutable things (manifest
+/// bytes and blob sizes, by digest) are cached for a year; tags, links and lists for
+/// `TAG_CACHE_SECONDS`.
+pub struct LayoutContent<'a, S, C> {
+    pub store: &'a S,
+    pub cache: &'a C,
+    pub layout: &'a Layout,
+    pub tag_cache_seconds: u64,
+    /// Downloads go to `<base>/<blob key>` instead of the store's own URL (a CDN).
+    pub blob_base_url: Option<&'a Url>,
+    /// Lifetime of a store-signed download URL.
+    pub presign_seconds: u64,
+    /// Unix seconds, for signing.
+    pub now: u64,
+}
+
+/// What a repository links: its manifests (`_manifests/revisions`) or its blobs (`_layers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Revision,
+    Layer,
+}
+
+impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
+    /// Whether `name` links `digest`. Only linked content is served from a repository: that is
+    /// what keeps one repository's blobs out of another's reach.
+    async fn is_linked(&self, link: Link, name: &Name, digest: &Digest) -> Result<bool> {
+        let (cache_key, link_key) = match link {
+            Link::Revision => (
+                key::revision(name, digest),
+                self.layout.manifest_revision_link(name, digest),
+            ),
+            Link::Layer => (
+                key::layer(name, digest),
+                self.layout.layer_link(name, digest),
+            ),
+        };
+        if self.cache.get(&cache_key).await.is_some() {
+            return Ok(true);
+        }
+        let Some(bytes) = self.store.get(&link_key).await? else {
+            return Ok(false);
+        };
+        match parse_link(&bytes) {
+            Some(target) if target == *digest => {
+                self.cache
+                    .put(&cache_key, b"1", self.tag_cache_seconds)
+                    .await;
+                Ok(true)
+            }
+            _ => Err(Error::internal(format!(
+                "link {link_key} does not hold {digest}"
+            ))),
+        }
+    }
+
+    /// The bytes of the manifest blob `digest` (verified, media type read from them), or `None`
+    /// when storage has no such blob.
+    async fn manifest_blob(&self, digest: &Digest) -> Result<Option<Manifest>> {
+        if let Some(manifest) = self.cached_manifest(digest).await {
+            return Ok(Some(manifest));
+        }
+        let data_key = self.layout.blob_data(digest);
+        let Some(bytes) = self.store.get(&data_key).await? else {
+            return Ok(None);
+        };
+        if !digest.verifies(&bytes) {
+            // Never serve corrupt content: the client would reject it anyway, and a cache must not
+            // keep it.
+            return Err(Error::internal(format!(
+                "stored content at {data_key} does not match its digest {digest}"
+            )));
+        }
+        let media_type = media::manifest_media_type(&bytes)
+            .ok_or_else(|| Error::internal(format!("stored manifest {digest} is not JSON")))?;
+        let manifest = Manifest { media_type, bytes };
+        self.cache
+            .put(
+                &key::manifest(digest),
+                &manifest.encode(),
+                IMMUTABLE_SECONDS,
+            )
+            .await;
+        Ok(Some(manifest))
+    }
+
+    async fn find_referrers(&self, name: &Name, subject: &Digest) -> Result<Option<Vec<Value>>> {
+        let mut digests = Vec::new();
+        for algorithm in Algorithm::ALL {
+            let dir = self.layout.manifest_revisions_dir(name, algorithm);
+            let hexes = self.store.list_dirs(&dir).await?;
+            digests.extend(
+                hexes
+                    .iter()
+                    .filter_map(|hex| Digest::from_parts(algorithm, hex).ok()),
+            );
+        }
+        if digests.is_empty() {
+            return Ok(None);
+        }
+        let manifests = try_join_all(digests.iter().map(|d| self.manifest_blob(d))).await?;
+        let subject = subject.to_string();
+        let mut found = Vec::new();
+        for (digest, manifest) in digests.iter().zip(manifests) {
+            let Some(Manifest {
+                media_type: stored_type,
+                bytes,
+            }) = manifest
+            else {
+                continue;
+            };
+            let Ok(m) = serde_json::from_slice::<Referrer>(&bytes) else {
+                continue;
+            };
+            if m.subject.as_ref().and_then(|s| s.digest.as_deref()) != Some(subject.as_str()) {
+                continue;
+            }
+            let media_type = m.media_type.unwrap_or(stored_type);
+            let artifact_type = m
+                .artifact_type
+                .or_else(|| m.config.and_then(|c| c.media_type));
+            let mut descriptor = json!({
+                "mediaType": media_type,
+                "digest": digest.to_string(),
+                "size": bytes.len(),
+            });
+            if let Some(t) = artifact_type {
+                descriptor["artifactType"] = json!(t);
+            }
+            if let Some(a) = m.annotations.filter(|a| !a.is_empty()) {
+                descriptor["annotations"] = Value::Object(a);
+            }
+            found.push(descriptor);
+        }
+        Ok(Some(found))
+    }
+
+    async fn walk_repositories(&self) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        let mut level = vec![String::new()];
+        while !level.is_empty() {
+            let listings = try_join_all(level.iter().map(|path| {
+                let prefix = if path.is_empty() {
+                    self.layout.repositories()
+                } else {
+                    self.layout.repository_dir(path)
+                };
+                async move { self.store.list_dirs(&prefix).await.map(|dirs| (path, dirs)) }
+            }))
+            .await?;
+            let mut next = Vec::new();
+            for (path, dirs) in listings {
+                // distribution counts a directory with `_layers` (a repository that holds only
+                // blobs, after a mount or an upload, is one too).
+                if !path.is_empty() && dirs.iter().any(|d| d == "_layers" || d == "_manifests") {
+                    found.push(path.clone());
+                }
+                for dir in dirs.into_iter().filter(|d| !d.starts_with('_')) {
+                    let child = if path.is_empty() {
+                        dir
+                    } else {
+                        format!("{path}/{dir}")
+                    };
+                    // Directories that cannot be part of a valid name are not repositories.
+                    if child.parse::<Name>().is_ok() {
+                        next.push(child);
+                    }
+                }
+            }
+            level = next;
+        }
+        found.sort_by(|a, b| compare_names(a, b));
+        Ok(found)
+    }
+}
+
+impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
+    async fn resolve_tag(&self, name: &Name, tag: &Tag) -> Result<Option<Digest>> {
+        let cache_key = key::tag(name, tag);
+        if let Some(cached) = self.cache.get(&cache_key).await
+            && let Some(digest) = parse_link(&cached)
+        {
+            return Ok(Some(digest));
+        }
+        let link_key = self.layout.tag_current_link(name, tag);
+        let Some(bytes) = self.store.get(&link_key).await? else {
+            return Ok(None);
+        };
+        let digest = parse_link(&bytes)
+            .ok_or_else(|| Error::internal(format!("corrupt tag link {link_key}")))?;
+        self.cache
+            .put(
+                &cache_key,
+                digest.to_string().as_bytes(),
+                self.tag_cache_seconds,
+            )
+            .await;
+        Ok(Some(digest))
+    }
+
+    async fn manifest(&self, name: &Name, digest: &Digest) -> Result<Option<Manifest>> {
+        if !self.is_linked(Link::Revision, name, digest).await? {
+            return Ok(None);
+        }
+        match self.manifest_blob(digest).await? {
+            Some(manifest) => Ok(Some(manifest)),
+            None => Err(Error::new(ErrorCode::ManifestUnknown)
+                .with_message("manifest is linked in the repository but its content is missing")
+                .with_detail(json!({ "name": name.as_str(), "digest": digest.to_string() }))),
+        }
+    }
+
+    async fn cached_manifest(&self, digest: &Digest) -> Option<Manifest> {
+        Manifest::decode(self.cache.get(&key::manifest(digest)).await?)
+    }
+
+    async fn blob_size(&self, name: &Name, digest: &Digest) -> Result<Option<u64>> {
+        if !self.is_linked(Link::Layer, name, digest).await? {
+            return Ok(None);
+        }
+        let cache_key = key::blob_size(digest);
+        if let Some(size) = self.cache.get(&cache_key).await
+            && let Some(size) = std::str::from_utf8(&size).ok().and_then(|s| s.parse().ok())
+        {
+            return Ok(Some(size));
+        }
+        let Some(size) = self.store.head(&self.layout.blob_data(digest)).await? else {
+            return Err(Error::new(ErrorCode::BlobUnknown)
+                .with_message("blob is linked in the repository but its content is missing")
+                .with_detail(json!({ "name": name.as_str(), "digest": digest.to_string() })));
+        };
+        self.cache
+            .put(&cache_key, size.to_string().as_bytes(), IMMUTABLE_SECONDS)
+            .await;
+        Ok(Some(size))
+    }
+
+    /// `BLOB_BASE_URL` when set (long-lived, public); else the store's own signed URL, which
+    /// expires, so nobody may keep the redirect.
+    async fn blob_location(&self, _name: &Name, digest: &Digest) -> Result<BlobLocation> {
+        let key = self.layout.blob_data(digest);
+        if let Some(base) = self.blob_base_url {
+            let base = base.as_str().trim_end_matches('/');
+            return Ok(BlobLocation {
+                url: format!("{base}/{key}"),
+                cache_control: IMMUTABLE_CACHE_CONTROL,
+            });
+        }
+        let expires = Duration::from_secs(self.presign_seconds);
+        match self.store.download_url(&key, expires, self.now) {
+            Some(url) => Ok(BlobLocation {
+                url: url.to_string(),
+                cache_control: "no-store",
+            }),
+            None => Err(Error::internal(
+                "the store signs no download URLs and no BLOB_BASE_URL is configured",
+            )),
+        }
+    }
+
+    async fn tags(&self, name: &Name) -> Result<Vec<String>> {
+        let cache_key = key::tags(name);
+        if let Some(cached) = self.cache.get(&cache_key).await
+            && let Some(tags) = crate::handlers::decode_lines(&cached)
+        {
+            return Ok(tags);
+        }
+        let mut tags = self.store.list_dirs(&self.layout.tags_dir(name)).await?;
+        // Only what is a valid tag is a tag: a stray directory never reaches a client.
+        tags.retain(|t| t.parse::<Tag>().is_ok());
+        tags.sort();
+        self.cache
+            .put(
+                &cache_key,
+                &crate::handlers::encode_lines(&tags),
+                self.tag_cache_seconds,
+            )
+            .await;
+        Ok(tags)
+    }
+
+    async fn repositories(&self) -> Result<Vec<String>> {
+        if let Some(cached) = self.cache.get(&key::catalog()).await
+            && let Some(names) = crate::handlers::decode_lines(&cached)
+        {
+            return Ok(names);
+        }
+        let found = self.walk_repositories().await?;
+        self.cache
+            .put(
+                &key::catalog(),
+                &crate::handlers::encode_lines(&found),
+                self.tag_cache_seconds,
+            )
+            .await;
+        Ok(found)
+    }
+
+    async fn referrers(&self, name: &Name, subject: &Digest) -> Result<Option<Vec<Value>>> {
+        let cache_key = key::referrers(name, subject);
+        if let Some(cached) = self
+            .cache
+            .get(&cache_key)
+            .await
+            .and_then(|b| serde_json::from_slice::<Vec<Value>>(&b).ok())
+        {
+            return Ok(Some(cached));
+        }
+        let Some(found) = self.find_referrers(name, subject).await? else {
+            return Ok(None);
+        };
+        self.cache
+            .put(
+                &cache_key,
+                &serde_json::to_vec(&found).expect("JSON serializes"),
+                self.tag_cache_seconds,
+            )
+            .await;
+        Ok(Some(found))
+    }
+
+    /// Costs a listing, on the miss path only.
+    async fn repository_exists(&self, name: &Name) -> Result<bool> {
+        let dirs = self
+            .store
+            .list_dirs(&self.layout.repository_dir(name.as_str()))
+            .await?;
+        Ok(dirs.iter().any(|d| d == "_manifests" || d == "_layers"))
+    }
+}
+
+/// Repository order: component by component, so `a` < `a/b` < `a-b` (as distribution walks).
+pub(crate) fn compare_names(a: &str, b: &str) -> std::cmp::Ordering {
+    a.split('/').cmp(b.split('/'))
+}
+
+/// The parts of a manifest the referrers API reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Referrer {
+    media_type: Option<String>,
+    artifact_type: Option<String>,
+    config: Option<Descriptor>,
+    subject: Option<Descriptor>,
+    annotations: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    media_type: Option<String>,
+    digest: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_cache_entries_round_trip() {
+        let m = Manifest {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            bytes: b"{\n}".to_vec(),
+        };
+        assert_eq!(Manifest::decode(m.encode()), Some(m));
+        assert_eq!(Manifest::decode(b"no newline".to_vec()), None);
+    }
+
+    #[test]
+    fn component_order() {
+        let mut names = vec!["a-b", "a/b", "a", "b", "a/b/c", "a.b", "a/c"];
+        names.sort_by(|a, b| compare_names(a, b));
+        assert_eq!(names, ["a", "a/b", "a/b/c", "a/c", "a-b", "a.b", "b"]);
+    }
+}
