@@ -186,6 +186,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
             error_response(&Error::internal(message))
         }
     };
+    drain_unread_body(&req).await;
     into_web_response(response)
 }
 
@@ -244,6 +245,29 @@ async fn handle(
     };
     let request = request.map(|()| origin::Incoming(req));
     Ok(app.handle(request).await)
+}
+
+/// Reads and discards a request body the edge answered without reading (a refused chunk, a
+/// 401/403 on an upload): workerd closes a keep-alive connection whose request body was left
+/// unread, and the client's next request on it fails. The bytes run through the runtime's own
+/// pipe into a sink, never through Rust, bounded by `DRAIN_SECONDS`; past that the connection
+/// is given up, as before.
+async fn drain_unread_body(req: &web_sys::Request) {
+    const DRAIN_SECONDS: u32 = 30;
+    let Some(body) = req.body() else {
+        return;
+    };
+    if body.locked() {
+        return;
+    }
+    let Ok(sink) = web_sys::WritableStream::new() else {
+        return;
+    };
+    let options = web_sys::StreamPipeOptions::new();
+    options.set_signal(&web_sys::AbortSignal::timeout_with_u32(
+        DRAIN_SECONDS * 1000,
+    ));
+    let _ = wasm_bindgen_futures::JsFuture::from(body.pipe_to_with_options(&sink, &options)).await;
 }
 
 /// `request.cf`'s location fields (Cloudflare sets them; Miniflare from its `cf` option).

@@ -2,6 +2,7 @@
 identical digests; uploads driven at the HTTP level; the same write sequences against the origin and
 through the edge compared."""
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -111,11 +112,9 @@ def upload_in_chunks(reg, repo: str, chunks: list[bytes], out_of_order: bool) ->
     for i, chunk in enumerate(chunks):
         if out_of_order and i == 1:
             wrong = offset + len(chunk)
-            # On a connection of its own: the edge refuses the chunk without reading its body,
-            # and workerd then closes the connection rather than drain it, so a pooled
-            # keep-alive connection would be reset under the next request.
-            bad = requests.patch(location, data=chunks[2], timeout=60, auth=reg.auth,
-                                 verify=False, headers={
+            # On the session's pooled keep-alive connection: the edge drains the body of a chunk
+            # it refuses, so the next request on the connection goes through.
+            bad = reg.http.patch(location, data=chunks[2], timeout=60, headers={
                 "Content-Type": "application/octet-stream",
                 "Content-Range": f"{wrong}-{wrong + len(chunks[2]) - 1}"})
             statuses.append(bad.status_code)
@@ -267,3 +266,25 @@ def test_referrer_push_keeps_the_subject_header(edge_http):
     assert r.status_code == 201
     index = edge_http.request("GET", f"/v2/{repo}/referrers/{subject_digest}").json()
     assert [m["digest"] for m in index["manifests"]] == [sha256(body)]
+
+
+@pytest.mark.parametrize("who", ["admin", "anonymous"])
+def test_a_refused_body_leaves_the_connection_usable(edge_http, who):
+    """A request the edge refuses before reading its body (a forged session: 404; no credentials:
+    401), then a second request on the same keep-alive connection: it is answered, not reset."""
+    host, port = edge_http.addr.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    auth = {"Authorization": requests.auth._basic_auth_str(*edge_http.auth)}
+    try:
+        conn.request("PATCH", "/v2/pushed/drained/blobs/uploads/u1?_state=forged",
+                     body=os.urandom(1 << 20),
+                     headers={"Content-Type": "application/octet-stream",
+                              **(auth if who == "admin" else {})})
+        first = conn.getresponse()
+        first.read()
+        assert first.status == (404 if who == "admin" else 401)
+        conn.request("GET", "/v2/", headers=auth)
+        second = conn.getresponse()
+        assert second.status == 200 and second.read() == b"{}"
+    finally:
+        conn.close()
