@@ -38,9 +38,11 @@ pub trait EventSink {
 }
 
 /// Keeps events in memory, for tests.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct MemoryEvents(pub std::cell::RefCell<Vec<Event>>);
 
+#[cfg(test)]
 impl EventSink for MemoryEvents {
     fn emit(&self, event: Event) {
         self.0.borrow_mut().push(event);

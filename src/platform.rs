@@ -8,23 +8,12 @@ pub trait Clock {
     fn now(&self) -> u64;
 }
 
-/// The native clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-}
-
 /// A clock that says what it is told, for tests.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct FixedClock(pub std::cell::Cell<u64>);
 
+#[cfg(test)]
 impl FixedClock {
     pub fn at(now: u64) -> FixedClock {
         FixedClock(std::cell::Cell::new(now))
@@ -35,6 +24,7 @@ impl FixedClock {
     }
 }
 
+#[cfg(test)]
 impl Clock for FixedClock {
     fn now(&self) -> u64 {
         self.0.get()
@@ -128,10 +118,12 @@ pub trait KeyValue {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, String>;
 }
 
-/// An in-memory `KeyValue`.
+/// An in-memory `KeyValue`, for tests.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct MemoryKv(pub std::cell::RefCell<std::collections::BTreeMap<String, String>>);
 
+#[cfg(test)]
 impl KeyValue for MemoryKv {
     async fn get(&self, key: &str) -> Result<Option<String>, String> {
         Ok(self.0.borrow().get(key).cloned())

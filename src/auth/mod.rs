@@ -117,9 +117,6 @@ impl PermissionSet {
         self.0 == 0
     }
 
-    pub fn iter(self) -> impl Iterator<Item = Permission> {
-        Permission::ALL.into_iter().filter(move |p| self.has(*p))
-    }
 }
 
 /// Which repositories a scope-map entry covers: one repository, every repository under a prefix

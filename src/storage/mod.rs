@@ -5,6 +5,7 @@
 //! presigned URL (`presign`). `MemoryStore` serves unit tests, and `suite` is the one test suite
 //! every backend must pass.
 
+#[cfg(test)]
 pub mod memory;
 pub mod presign;
 pub mod s3;

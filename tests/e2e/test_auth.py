@@ -31,6 +31,10 @@ def reg() -> Registry:
     return Registry("edge-authz", env("EDGE_AUTHZ"), tls=True)
 
 
+# Every password the tests had the registry generate: none may ever reach a log.
+GENERATED_PASSWORDS: list[str] = []
+
+
 def cli(reg: Registry, *args: str, user=None, password=None, check=True) -> subprocess.CompletedProcess:
     user = user or admin()[0]
     password = password or admin()[1]
@@ -53,7 +57,9 @@ def new_token(reg: Registry, name: str, *actions: str, scope_map: str | None = N
         cli(reg, "scope-map", "create", scope_map, *[a for action in actions for a in ("--action", action)])
     cli(reg, "token", "delete", name, check=False)
     created = cli_json(reg, "token", "create", name, "--scope-map", scope_map)
-    return name, created["credentials"]["passwords"][0]["password"]
+    password = created["credentials"]["passwords"][0]["password"]
+    GENERATED_PASSWORDS.append(password)
+    return name, password
 
 
 def run(*args: str, check=True) -> subprocess.CompletedProcess:
@@ -847,3 +853,69 @@ def test_an_aborted_upload_leaves_no_uncaught_error(edge_http):
     r = edge_http.http.put(r.headers["Location"], params={"digest": digest}, data=data, timeout=30,
                            headers={"Content-Type": "application/octet-stream"}, allow_redirects=False)
     assert r.status_code == 201, r.text
+
+
+def test_every_management_command_runs(reg, tmp_path):
+    """Each `registry-edge` command the README lists, once, against the running edge."""
+    keygen = subprocess.run([env("REGISTRY_EDGE_CLI"), "keygen"], capture_output=True, text=True,
+                            timeout=60)
+    assert keygen.returncode == 0 and "BEGIN PRIVATE KEY" in keygen.stdout
+    shown = cli_json(reg, "admin", "show")
+    assert shown["user"] == admin()[0] and shown["enabled"] is True
+    created = cli_json(reg, "admin", "password", "password2", "--expiry", "2099-01-01T00:00:00Z")
+    generated = created["password"]
+    GENERATED_PASSWORDS.append(generated)
+    try:
+        # The generated admin password works, until it is deleted.
+        assert requests.get(f"{reg.url}/v2/", auth=(admin()[0], generated), verify=False,
+                            timeout=30).status_code == 200
+        cli(reg, "admin", "disable")
+        r = requests.get(f"{reg.url}/v2/", auth=(admin()[0], generated), verify=False, timeout=30)
+        assert r.status_code == 401
+        cli(reg, "admin", "enable")   # ADMIN_PASSWORD always reaches the management API
+        cli(reg, "admin", "delete-password", "password2")
+        assert requests.get(f"{reg.url}/v2/", auth=(admin()[0], generated), verify=False,
+                            timeout=30).status_code == 401
+    finally:
+        cli(reg, "admin", "enable", check=False)
+        cli(reg, "admin", "delete-password", "password2", check=False)
+    name, _ = new_token(reg, "cli-check", scope_map="_repositories_pull")
+    try:
+        assert name in [t["name"] for t in cli_json(reg, "token", "list")]
+        cli(reg, "token", "update", name, "--scope-map", "_repositories_pull_metadata_read")
+        assert cli_json(reg, "token", "show", name)["scopeMap"] == "_repositories_pull_metadata_read"
+        second = cli_json(reg, "token", "password", name, "password2")["password"]
+        GENERATED_PASSWORDS.append(second)
+        assert requests.get(f"{reg.url}/v2/", auth=(name, second), verify=False,
+                            timeout=30).status_code == 200
+        cli(reg, "token", "delete-password", name, "password2")
+        assert requests.get(f"{reg.url}/v2/", auth=(name, second), verify=False,
+                            timeout=30).status_code == 401
+        cli(reg, "token", "enable", name)
+        assert any(m["name"] == "_repositories_admin" for m in cli_json(reg, "scope-map", "list"))
+        assert cli_json(reg, "scope-map", "show", "_repositories_pull")["system"] is True
+        assert cli_json(reg, "anonymous-pull", "show")["enabled"] is False
+    finally:
+        cli(reg, "token", "delete", name, check=False)
+    try:
+        cli(reg, "network", "set", "--default", "allow", "--allow", "198.51.100.7")
+        assert cli_json(reg, "network", "show")["ipRules"] == ["198.51.100.7/32"]
+        cli(reg, "network", "remove", "198.51.100.7/32")
+        assert cli_json(reg, "network", "show")["ipRules"] == []
+    finally:
+        cli(reg, "network", "set", "--default", "allow")
+    repo = "pushed-authz/cli-shown"
+    with locked(reg, [repo, "--tag", "v1"], "--write-enabled", "false"):
+        assert cli_json(reg, "repository", "show", repo, "--tag", "v1")["writeEnabled"] is False
+        assert repo in cli_json(reg, "repository", "list")
+
+
+def test_no_password_is_ever_logged(reg):
+    """Last in this file: after everything above, no log of the stack holds the admin's password,
+    nor any password the registry generated."""
+    assert GENERATED_PASSWORDS, "the tests above generated passwords"
+    logs = {p.name: p.read_text(errors="replace") for p in Path(env("STACK_DIR")).glob("*.log")}
+    assert "edge-authz.log" in logs
+    for secret in [admin()[1], *GENERATED_PASSWORDS]:
+        for name, text in logs.items():
+            assert secret not in text, f"a password reached {name}"

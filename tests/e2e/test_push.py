@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import edge_registry, error_codes
+from conftest import edge_registry, env, error_codes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from registry_push import push_blob, push_manifest  # noqa: E402
@@ -251,6 +251,14 @@ def test_read_your_writes_and_delete(origin):
         assert r.status_code == 404, ref
     assert origin.request("GET", f"/v2/{repo}/manifests/{second_digest}",
                           {"Accept": OCI}).status_code == 404
+    # Each write the edge forwarded is an event line in its log, with its actor.
+    log = (Path(env("STACK_DIR")) / "edge-longcache.log").read_text()
+    events = [json.loads(line.split("event ", 1)[1]) for line in log.splitlines()
+              if line.startswith("event ") and f'"repository":"{repo}"' in line]
+    assert [(e["action"], e.get("tag"), e.get("digest")) for e in events] == [
+        ("push", "t", first_digest), ("push", "t", second_digest), ("delete", None, second_digest)]
+    assert {e["actor"] for e in events} == {f"admin:{edge.auth[0]}"}
+    assert all(e["mediaType"] == OCI for e in events if e["action"] == "push")
 
 
 def test_referrer_push_keeps_the_subject_header(edge_http):
