@@ -6,6 +6,7 @@
 //! (`ObjectStore`, `EdgeCache`, `Clock`, `HttpClient`); it builds and tests natively. `workers` is
 //! the Cloudflare Workers adapter, the only code that touches the `worker` crate.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cache;

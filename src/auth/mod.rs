@@ -116,7 +116,6 @@ impl PermissionSet {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
-
 }
 
 /// Which repositories a scope-map entry covers: one repository, every repository under a prefix

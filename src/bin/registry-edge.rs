@@ -23,7 +23,11 @@ mod cli {
 
     use base64::Engine;
     use clap::{Args, Parser, Subcommand, ValueEnum};
-    use serde_json::{Value, json};
+    use registry_edge::api::{
+        AdminUpdate, AnonymousPullUpdate, AttributesUpdate, Endpoint, NetworkRulesUpdate,
+        NewPassword, ScopeMapUpdate, TokenUpdate,
+    };
+    use serde_json::Value;
 
     #[derive(Parser)]
     #[command(
@@ -262,8 +266,27 @@ mod cli {
     }
 
     impl Client {
-        fn send(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
-            let url = format!("{}/api/v1{path}", self.base);
+        fn send(
+            &self,
+            method: &str,
+            endpoint: &Endpoint,
+            body: Option<Value>,
+        ) -> Result<Value, String> {
+            self.send_query(method, endpoint, None, body)
+        }
+
+        fn send_query(
+            &self,
+            method: &str,
+            endpoint: &Endpoint,
+            query: Option<String>,
+            body: Option<Value>,
+        ) -> Result<Value, String> {
+            let mut url = format!("{}{}", self.base, endpoint.path());
+            if let Some(query) = query {
+                url.push('?');
+                url.push_str(&query);
+            }
             let request = http::Request::builder()
                 .method(method)
                 .uri(&url)
@@ -306,14 +329,28 @@ mod cli {
             .transpose()
     }
 
-    fn target_query(t: &Target) -> String {
-        let mut path = format!("/repositories/{}", t.name);
-        if let Some(tag) = &t.tag {
-            path.push_str(&format!("?tag={tag}"));
-        } else if let Some(digest) = &t.manifest {
-            path.push_str(&format!("?manifest={digest}"));
+    /// A body of the management API, as JSON.
+    fn body(value: &impl serde::Serialize) -> Option<Value> {
+        Some(serde_json::to_value(value).expect("management bodies serialize"))
+    }
+
+    /// A repository's endpoint, and the query naming one of its tags or manifests.
+    fn target(t: &Target) -> Result<(Endpoint, Option<String>), String> {
+        let name = t
+            .name
+            .parse()
+            .map_err(|_| format!("{:?} is not a repository name", t.name))?;
+        let query = match (&t.tag, &t.manifest) {
+            (Some(tag), _) => Some(("tag", tag)),
+            (None, Some(digest)) => Some(("manifest", digest)),
+            (None, None) => None,
         }
-        path
+        .map(|(k, v)| {
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair(k, v)
+                .finish()
+        });
+        Ok((Endpoint::Repository(name), query))
     }
 
     pub fn main() -> i32 {
@@ -372,153 +409,191 @@ mod cli {
         match cli.command {
             Command::Keygen => unreachable!("handled above"),
             Command::Admin { action } => match action {
-                AdminAction::Show => c.send("GET", "/admin", None),
-                AdminAction::Enable => c.send("PATCH", "/admin", Some(json!({"enabled": true}))),
-                AdminAction::Disable => c.send("PATCH", "/admin", Some(json!({"enabled": false}))),
+                AdminAction::Show => c.send("GET", &Endpoint::Admin, None),
+                AdminAction::Enable => c.send(
+                    "PATCH",
+                    &Endpoint::Admin,
+                    body(&AdminUpdate { enabled: true }),
+                ),
+                AdminAction::Disable => c.send(
+                    "PATCH",
+                    &Endpoint::Admin,
+                    body(&AdminUpdate { enabled: false }),
+                ),
                 AdminAction::Password { name, expiry: e } => c.send(
                     "POST",
-                    "/admin/passwords",
-                    Some(json!({"name": name, "expiry": expiry(&e)?})),
+                    &Endpoint::AdminPasswords,
+                    body(&NewPassword {
+                        name,
+                        expiry: expiry(&e)?,
+                    }),
                 ),
                 AdminAction::DeletePassword { name } => {
-                    c.send("DELETE", &format!("/admin/passwords/{name}"), None)
+                    c.send("DELETE", &Endpoint::AdminPassword(name), None)
                 }
             },
             Command::Token { action } => match action {
-                TokenAction::List => c.send("GET", "/tokens", None),
-                TokenAction::Show { name } => c.send("GET", &format!("/tokens/{name}"), None),
+                TokenAction::List => c.send("GET", &Endpoint::Tokens, None),
+                TokenAction::Show { name } => c.send("GET", &Endpoint::Token(name), None),
                 TokenAction::Create {
                     name,
                     scope_map,
                     disabled,
                 } => {
-                    if c.send("GET", &format!("/tokens/{name}"), None).is_ok() {
+                    let endpoint = Endpoint::Token(name.clone());
+                    if c.send("GET", &endpoint, None).is_ok() {
                         return Err(format!(
                             "token {name} exists: use `token update` or `token password`"
                         ));
                     }
-                    c.send(
-                        "PUT",
-                        &format!("/tokens/{name}"),
-                        Some(json!({"scopeMap": scope_map, "enabled": !disabled})),
-                    )
+                    let update = TokenUpdate {
+                        scope_map: Some(scope_map),
+                        enabled: Some(!disabled),
+                    };
+                    c.send("PUT", &endpoint, body(&update))
                 }
-                TokenAction::Update { name, scope_map } => c.send(
-                    "PATCH",
-                    &format!("/tokens/{name}"),
-                    Some(json!({"scopeMap": scope_map})),
-                ),
-                TokenAction::Enable { name } => c.send(
-                    "PATCH",
-                    &format!("/tokens/{name}"),
-                    Some(json!({"enabled": true})),
-                ),
-                TokenAction::Disable { name } => c.send(
-                    "PATCH",
-                    &format!("/tokens/{name}"),
-                    Some(json!({"enabled": false})),
-                ),
-                TokenAction::Delete { name } => c.send("DELETE", &format!("/tokens/{name}"), None),
+                TokenAction::Update { name, scope_map } => {
+                    let update = TokenUpdate {
+                        scope_map: Some(scope_map),
+                        enabled: None,
+                    };
+                    c.send("PATCH", &Endpoint::Token(name), body(&update))
+                }
+                TokenAction::Enable { name } => {
+                    let update = TokenUpdate {
+                        scope_map: None,
+                        enabled: Some(true),
+                    };
+                    c.send("PATCH", &Endpoint::Token(name), body(&update))
+                }
+                TokenAction::Disable { name } => {
+                    let update = TokenUpdate {
+                        scope_map: None,
+                        enabled: Some(false),
+                    };
+                    c.send("PATCH", &Endpoint::Token(name), body(&update))
+                }
+                TokenAction::Delete { name } => c.send("DELETE", &Endpoint::Token(name), None),
                 TokenAction::Password {
                     name,
                     password,
                     expiry: e,
                 } => c.send(
                     "POST",
-                    &format!("/tokens/{name}/passwords"),
-                    Some(json!({"name": password, "expiry": expiry(&e)?})),
+                    &Endpoint::TokenPasswords(name),
+                    body(&NewPassword {
+                        name: password,
+                        expiry: expiry(&e)?,
+                    }),
                 ),
-                TokenAction::DeletePassword { name, password } => c.send(
-                    "DELETE",
-                    &format!("/tokens/{name}/passwords/{password}"),
-                    None,
-                ),
+                TokenAction::DeletePassword { name, password } => {
+                    c.send("DELETE", &Endpoint::TokenPassword(name, password), None)
+                }
             },
             Command::ScopeMap { action } => match action {
-                ScopeMapAction::List => c.send("GET", "/scope-maps", None),
-                ScopeMapAction::Show { name } => {
-                    c.send("GET", &format!("/scope-maps/{name}"), None)
-                }
+                ScopeMapAction::List => c.send("GET", &Endpoint::ScopeMaps, None),
+                ScopeMapAction::Show { name } => c.send("GET", &Endpoint::ScopeMap(name), None),
                 ScopeMapAction::Create {
                     name,
                     actions,
                     description,
-                } => c.send(
-                    "PUT",
-                    &format!("/scope-maps/{name}"),
-                    Some(json!({"actions": actions, "description": description})),
-                ),
+                } => {
+                    let actions = actions
+                        .iter()
+                        .map(|a| a.parse().map_err(|e| format!("--action {a:?}: {e}")))
+                        .collect::<Result<Vec<_>, String>>()?;
+                    c.send(
+                        "PUT",
+                        &Endpoint::ScopeMap(name),
+                        body(&ScopeMapUpdate {
+                            description,
+                            actions,
+                        }),
+                    )
+                }
                 ScopeMapAction::Delete { name } => {
-                    c.send("DELETE", &format!("/scope-maps/{name}"), None)
+                    c.send("DELETE", &Endpoint::ScopeMap(name), None)
                 }
             },
             Command::AnonymousPull { action } => {
-                let body = match action {
-                    AnonymousAction::Show => return c.send("GET", "/anonymous-pull", None),
-                    AnonymousAction::Enable => json!({"enabled": true, "repositories": []}),
-                    AnonymousAction::Disable => json!({"enabled": false, "repositories": []}),
-                    AnonymousAction::Set { repositories } => {
-                        json!({"enabled": false, "repositories": repositories})
-                    }
+                let update = match action {
+                    AnonymousAction::Show => return c.send("GET", &Endpoint::AnonymousPull, None),
+                    AnonymousAction::Enable => AnonymousPullUpdate {
+                        enabled: true,
+                        repositories: Vec::new(),
+                    },
+                    AnonymousAction::Disable => AnonymousPullUpdate::default(),
+                    AnonymousAction::Set { repositories } => AnonymousPullUpdate {
+                        enabled: false,
+                        repositories,
+                    },
                 };
-                c.send("PUT", "/anonymous-pull", Some(body))
+                c.send("PUT", &Endpoint::AnonymousPull, body(&update))
             }
             Command::Network { action } => {
-                let mut rules = c.send("GET", "/network-rules", None)?;
-                match action {
-                    NetworkAction::Show => return Ok(rules),
+                let current: NetworkRulesUpdate =
+                    serde_json::from_value(c.send("GET", &Endpoint::NetworkRules, None)?)
+                        .map_err(|e| format!("the network rules the edge answered: {e}"))?;
+                let rules = match action {
+                    NetworkAction::Show => {
+                        return serde_json::to_value(current).map_err(|e| e.to_string());
+                    }
                     NetworkAction::Set {
                         default_action,
                         allow,
-                    } => {
-                        rules = json!({
-                            "defaultAction": match default_action {
-                                DefaultAction::Allow => "Allow",
-                                DefaultAction::Deny => "Deny",
-                            },
-                            "ipRules": allow,
-                        });
-                    }
+                    } => NetworkRulesUpdate {
+                        default_action: match default_action {
+                            DefaultAction::Allow => {
+                                registry_edge::auth::network::DefaultAction::Allow
+                            }
+                            DefaultAction::Deny => {
+                                registry_edge::auth::network::DefaultAction::Deny
+                            }
+                        },
+                        ip_rules: allow,
+                    },
                     NetworkAction::Add { range } => {
-                        let list = rules["ipRules"].as_array_mut().ok_or("bad rules")?;
-                        list.push(json!(range));
+                        let mut rules = current;
+                        rules.ip_rules.push(range);
+                        rules
                     }
                     NetworkAction::Remove { range } => {
-                        let list = rules["ipRules"].as_array_mut().ok_or("bad rules")?;
-                        let before = list.len();
-                        list.retain(|r| r.as_str() != Some(range.as_str()));
-                        if list.len() == before {
+                        let mut rules = current;
+                        let before = rules.ip_rules.len();
+                        rules.ip_rules.retain(|r| *r != range);
+                        if rules.ip_rules.len() == before {
                             return Err(format!("{range} is not in the rules"));
                         }
+                        rules
                     }
-                }
-                c.send("PUT", "/network-rules", Some(rules))
+                };
+                c.send("PUT", &Endpoint::NetworkRules, body(&rules))
             }
             Command::Repository { action } => match action {
-                RepositoryAction::List => c.send("GET", "/repositories", None),
-                RepositoryAction::Show { target } => c.send("GET", &target_query(&target), None),
+                RepositoryAction::List => c.send("GET", &Endpoint::Repositories, None),
+                RepositoryAction::Show { target: t } => {
+                    let (endpoint, query) = target(&t)?;
+                    c.send_query("GET", &endpoint, query, None)
+                }
                 RepositoryAction::Update {
-                    target,
+                    target: t,
                     read_enabled,
                     list_enabled,
                     write_enabled,
                     delete_enabled,
                 } => {
-                    let mut body = json!({});
-                    for (field, value) in [
-                        ("readEnabled", read_enabled),
-                        ("listEnabled", list_enabled),
-                        ("writeEnabled", write_enabled),
-                        ("deleteEnabled", delete_enabled),
-                    ] {
-                        if let Some(v) = value {
-                            body[field] = json!(v);
-                        }
-                    }
-                    c.send("PATCH", &target_query(&target), Some(body))
+                    let (endpoint, query) = target(&t)?;
+                    let update = AttributesUpdate {
+                        read_enabled,
+                        list_enabled,
+                        write_enabled,
+                        delete_enabled,
+                    };
+                    c.send_query("PATCH", &endpoint, query, body(&update))
                 }
-                RepositoryAction::Reset { target } => {
-                    c.send("DELETE", &target_query(&target), None)
+                RepositoryAction::Reset { target: t } => {
+                    let (endpoint, query) = target(&t)?;
+                    c.send_query("DELETE", &endpoint, query, None)
                 }
             },
         }

@@ -1,44 +1,24 @@
-//! The management API, `/api/v1/...`, JSON in and out, for the admin user (Basic credentials;
-//! the deployment's `ADMIN_PASSWORD` always works, so a disabled admin user can be re-enabled).
-//! A token holding `metadata/write` on a repository may read and change that repository's
-//! attributes. Generated passwords appear in a response once and are never stored in clear.
-//!
-//! ```text
-//! GET    /api/v1/admin                         the admin user (no password hashes)
-//! PATCH  /api/v1/admin                         {"enabled": bool}
-//! POST   /api/v1/admin/passwords               {"name": "password1"|"password2", "expiry"?}
-//! DELETE /api/v1/admin/passwords/<name>
-//! GET    /api/v1/anonymous-pull                PUT {"enabled": bool, "repositories": [pattern]}
-//! GET    /api/v1/network-rules                 PUT {"defaultAction", "ipRules": [cidr]}
-//! GET    /api/v1/scope-maps                    system and stored scope maps
-//! GET    /api/v1/scope-maps/<name>             PUT {"description"?, "actions": [...]}, DELETE
-//! GET    /api/v1/tokens                        tokens (no password hashes)
-//! PUT    /api/v1/tokens/<name>                 {"scopeMap", "enabled"?}: creates (with password1)
-//!                                              or updates
-//! PATCH  /api/v1/tokens/<name>                 {"scopeMap"?, "enabled"?}
-//! DELETE /api/v1/tokens/<name>
-//! POST   /api/v1/tokens/<name>/passwords       {"name", "expiry"?}: (re)generates a password
-//! DELETE /api/v1/tokens/<name>/passwords/<password name>
-//! GET    /api/v1/repositories                  repositories that have attributes
-//! GET    /api/v1/repositories/<name>[?tag=|?manifest=]
-//! PATCH  /api/v1/repositories/<name>[?tag=|?manifest=]  {"readEnabled"?, "listEnabled"?,
-//!                                              "writeEnabled"?, "deleteEnabled"?}
-//! DELETE /api/v1/repositories/<name>[?tag=|?manifest=]  back to the defaults
-//! ```
+//! The management API's server: `/api/v1/...`, JSON in and out, for the admin user (Basic
+//! credentials; the deployment's `ADMIN_PASSWORD` always works, so a disabled admin user can be
+//! re-enabled). A token holding `metadata/write` on a repository may read and change that
+//! repository's attributes. Generated passwords appear in a response once and are never stored in
+//! clear. The endpoints, bodies and views are `crate::api`'s, shared with the command line.
 
 use http::{Method, Request, Response, StatusCode, header};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::api::{
+    AdminUpdate, AdminView, AnonymousPullUpdate, AttributesUpdate, CreatedPassword, Credentials,
+    Endpoint, ManagementBody, NetworkRulesUpdate, NewPassword, PasswordView, ScopeMapUpdate,
+    Secret, TokenUpdate, TokenView,
+};
 use crate::app::{App, json_response};
-use crate::auth::ScopeEntry;
-use crate::auth::network::{DefaultAction, NetworkRules};
+use crate::auth::network::NetworkRules;
 use crate::auth::records::{
     self, AnonymousPull, Attributes, PasswordRecord, RegistrySettings, RepositoryAttributes,
     ScopeMapRecord, TokenRecord,
 };
-use crate::auth::secret::{self, Credentials};
+use crate::auth::secret::{self, Credentials as Authorization};
 use crate::auth::service::{SignedIn, bad_request};
 use crate::auth::{Permission, Principal};
 use crate::error::{Error, ErrorCode, Result};
@@ -55,15 +35,6 @@ enum Manager {
     Token(String),
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PasswordView {
-    name: String,
-    created: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expiry: Option<u64>,
-}
-
 fn password_views(passwords: &[PasswordRecord]) -> Vec<PasswordView> {
     passwords
         .iter()
@@ -75,120 +46,31 @@ fn password_views(passwords: &[PasswordRecord]) -> Vec<PasswordView> {
         .collect()
 }
 
-fn token_view(token: &TokenRecord) -> Value {
-    json!({
-        "name": token.name,
-        "enabled": token.enabled,
-        "scopeMap": token.scope_map,
-        "created": token.created,
-        "passwords": password_views(&token.passwords),
-    })
+fn token_view(token: &TokenRecord) -> TokenView {
+    TokenView {
+        name: token.name.clone(),
+        enabled: token.enabled,
+        scope_map: token.scope_map.clone(),
+        created: token.created,
+        passwords: password_views(&token.passwords),
+        credentials: None,
+    }
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewPassword {
-    name: String,
-    #[serde(default)]
-    expiry: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TokenUpdate {
-    #[serde(default)]
-    scope_map: Option<String>,
-    #[serde(default)]
-    enabled: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScopeMapUpdate {
-    #[serde(default)]
-    description: String,
-    actions: Vec<ScopeEntry>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AdminUpdate {
-    enabled: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AnonymousPullUpdate {
-    #[serde(default)]
-    enabled: bool,
-    #[serde(default)]
-    repositories: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NetworkRulesUpdate {
-    #[serde(default)]
-    default_action: DefaultAction,
-    #[serde(default)]
-    ip_rules: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AttributesUpdate {
-    #[serde(default)]
-    read_enabled: Option<bool>,
-    #[serde(default)]
-    list_enabled: Option<bool>,
-    #[serde(default)]
-    write_enabled: Option<bool>,
-    #[serde(default)]
-    delete_enabled: Option<bool>,
-}
-
-/// The bodies the management API reads. Only these types can be read (`read_json` takes a
-/// `ManagementBody`), and each refuses an unknown field: a misspelt setting is a 400 naming it,
-/// never a 200 that changes nothing (a snake_case `default_action` once left a registry open).
-trait ManagementBody: DeserializeOwned {}
-
-macro_rules! management_bodies {
-    ($($t:ty),* $(,)?) => {
-        $(impl ManagementBody for $t {})*
-
-        /// Every management body, for the test that each refuses unknown fields.
-        #[cfg(test)]
-        fn unknown_field_errors() -> Vec<(&'static str, Option<String>)> {
-            vec![$((
-                stringify!($t),
-                serde_json::from_str::<$t>(r#"{"zzUnknownField": 1}"#).err().map(|e| e.to_string()),
-            )),*]
-        }
-    };
-}
-
-management_bodies!(
-    NewPassword,
-    TokenUpdate,
-    ScopeMapUpdate,
-    AdminUpdate,
-    AnonymousPullUpdate,
-    NetworkRulesUpdate,
-    AttributesUpdate,
-);
 
 impl<P: Platform> App<P> {
     pub async fn manage<B: ClientBody>(&self, request: &Request<B>) -> Result<Response<Vec<u8>>> {
         let settings = self.settings().await?;
         let manager = self.manager(request, &settings).await?;
-        let path = request.uri().path().trim_end_matches('/');
-        let rest = path.strip_prefix("/api/v1").unwrap_or_default();
-        let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        let path = request.uri().path();
+        let Some(endpoint) = Endpoint::parse(path) else {
+            // An invalid repository name is named as such, not a missing endpoint.
+            if let Some(name) = path.strip_prefix("/api/v1/repositories/") {
+                name.trim_end_matches('/').parse::<Name>()?;
+            }
+            return Err(Error::new(ErrorCode::NotFound).with_message("no such management endpoint"));
+        };
         let method = request.method().clone();
-        if let ["repositories", name @ ..] = segments.as_slice()
-            && !name.is_empty()
-        {
-            let name: Name = name.join("/").parse()?;
+        if let Endpoint::Repository(name) = &endpoint {
             if let Manager::Token(token) = &manager {
                 let principal = Principal::Token(token.clone());
                 let permissions = self.permissions(&settings, &principal).await?;
@@ -199,23 +81,23 @@ impl<P: Platform> App<P> {
                     )));
                 }
             }
-            return self.repository_attributes(request, &method, &name).await;
+            return self.repository_attributes(request, &method, name).await;
         }
         if let Manager::Token(token) = &manager {
             return Err(denied(&format!(
                 "token {token} may only manage repository attributes; this needs the admin user"
             )));
         }
-        match (method, segments.as_slice()) {
-            (Method::GET, ["admin"]) => Ok(ok(self.admin_view(&settings))),
-            (Method::PATCH, ["admin"]) => {
+        match (method, &endpoint) {
+            (Method::GET, Endpoint::Admin) => Ok(ok(self.admin_view(&settings))),
+            (Method::PATCH, Endpoint::Admin) => {
                 let update: AdminUpdate = read_json(request).await?;
                 let mut settings = settings;
                 settings.admin.enabled = update.enabled;
                 self.records().put_settings(&settings).await?;
                 Ok(ok(self.admin_view(&settings)))
             }
-            (Method::POST, ["admin", "passwords"]) => {
+            (Method::POST, Endpoint::AdminPasswords) => {
                 let new: NewPassword = read_json(request).await?;
                 let mut settings = settings;
                 let password = records::regenerate_password(
@@ -226,14 +108,15 @@ impl<P: Platform> App<P> {
                 )
                 .map_err(bad_request)?;
                 self.records().put_settings(&settings).await?;
-                Ok(created(json!({
-                    "user": self.config.auth.admin_user,
-                    "name": new.name,
-                    "password": password,
-                    "expiry": new.expiry,
-                })))
+                Ok(created(CreatedPassword {
+                    user: Some(self.config.auth.admin_user.clone()),
+                    token: None,
+                    name: new.name,
+                    password,
+                    expiry: new.expiry,
+                }))
             }
-            (Method::DELETE, ["admin", "passwords", name]) => {
+            (Method::DELETE, Endpoint::AdminPassword(name)) => {
                 let mut settings = settings;
                 let before = settings.admin.passwords.len();
                 settings.admin.passwords.retain(|p| p.name != *name);
@@ -243,8 +126,8 @@ impl<P: Platform> App<P> {
                 self.records().put_settings(&settings).await?;
                 Ok(ok(self.admin_view(&settings)))
             }
-            (Method::GET, ["anonymous-pull"]) => Ok(ok(json!(settings.anonymous_pull))),
-            (Method::PUT, ["anonymous-pull"]) => {
+            (Method::GET, Endpoint::AnonymousPull) => Ok(ok(json!(settings.anonymous_pull))),
+            (Method::PUT, Endpoint::AnonymousPull) => {
                 let update: AnonymousPullUpdate = read_json(request).await?;
                 let anonymous = AnonymousPull {
                     enabled: update.enabled,
@@ -256,8 +139,8 @@ impl<P: Platform> App<P> {
                 self.records().put_settings(&settings).await?;
                 Ok(ok(json!(settings.anonymous_pull)))
             }
-            (Method::GET, ["network-rules"]) => Ok(ok(json!(settings.network_rules))),
-            (Method::PUT, ["network-rules"]) => {
+            (Method::GET, Endpoint::NetworkRules) => Ok(ok(json!(settings.network_rules))),
+            (Method::PUT, Endpoint::NetworkRules) => {
                 let update: NetworkRulesUpdate = read_json(request).await?;
                 let rules = NetworkRules::parse(update.default_action, &update.ip_rules)
                     .map_err(bad_request)?;
@@ -266,12 +149,14 @@ impl<P: Platform> App<P> {
                 self.records().put_settings(&settings).await?;
                 Ok(ok(json!(settings.network_rules)))
             }
-            (Method::GET, ["scope-maps"]) => Ok(ok(json!(self.records().scope_maps().await?))),
-            (Method::GET, ["scope-maps", name]) => match self.records().scope_map(name).await? {
-                Some(map) => Ok(ok(json!(map))),
-                None => Err(not_found(&format!("scope map {name}"))),
-            },
-            (Method::PUT, ["scope-maps", name]) => {
+            (Method::GET, Endpoint::ScopeMaps) => Ok(ok(json!(self.records().scope_maps().await?))),
+            (Method::GET, Endpoint::ScopeMap(name)) => {
+                match self.records().scope_map(name).await? {
+                    Some(map) => Ok(ok(json!(map))),
+                    None => Err(not_found(&format!("scope map {name}"))),
+                }
+            }
+            (Method::PUT, Endpoint::ScopeMap(name)) => {
                 records::validate_object_name("scope map", name).map_err(bad_request)?;
                 let update: ScopeMapUpdate = read_json(request).await?;
                 if update.actions.is_empty() {
@@ -291,7 +176,7 @@ impl<P: Platform> App<P> {
                     created(json!(map))
                 })
             }
-            (Method::DELETE, ["scope-maps", name]) => {
+            (Method::DELETE, Endpoint::ScopeMap(name)) => {
                 if name.starts_with('_') {
                     return Err(bad_request(format!("{name} is a system scope map")));
                 }
@@ -315,7 +200,7 @@ impl<P: Platform> App<P> {
                 self.records().delete_scope_map(name).await?;
                 Ok(no_content())
             }
-            (Method::GET, ["tokens"]) => Ok(ok(json!(
+            (Method::GET, Endpoint::Tokens) => Ok(ok(json!(
                 self.records()
                     .tokens()
                     .await?
@@ -323,14 +208,14 @@ impl<P: Platform> App<P> {
                     .map(token_view)
                     .collect::<Vec<_>>()
             ))),
-            (Method::GET, ["tokens", name]) => {
+            (Method::GET, Endpoint::Token(name)) => {
                 Ok(ok(token_view(&self.existing_token(name).await?)))
             }
-            (Method::PUT, ["tokens", name]) => {
+            (Method::PUT, Endpoint::Token(name)) => {
                 let update: TokenUpdate = read_json(request).await?;
                 self.put_token(name, update).await
             }
-            (Method::PATCH, ["tokens", name]) => {
+            (Method::PATCH, Endpoint::Token(name)) => {
                 let update: TokenUpdate = read_json(request).await?;
                 let mut token = self.existing_token(name).await?;
                 if let Some(map) = update.scope_map {
@@ -343,12 +228,12 @@ impl<P: Platform> App<P> {
                 self.records().put_token(&token).await?;
                 Ok(ok(token_view(&token)))
             }
-            (Method::DELETE, ["tokens", name]) => {
+            (Method::DELETE, Endpoint::Token(name)) => {
                 self.existing_token(name).await?;
                 self.records().delete_token(name).await?;
                 Ok(no_content())
             }
-            (Method::POST, ["tokens", name, "passwords"]) => {
+            (Method::POST, Endpoint::TokenPasswords(name)) => {
                 let new: NewPassword = read_json(request).await?;
                 let mut token = self.existing_token(name).await?;
                 let password = records::regenerate_password(
@@ -359,14 +244,15 @@ impl<P: Platform> App<P> {
                 )
                 .map_err(bad_request)?;
                 self.records().put_token(&token).await?;
-                Ok(created(json!({
-                    "token": token.name,
-                    "name": new.name,
-                    "password": password,
-                    "expiry": new.expiry,
-                })))
+                Ok(created(CreatedPassword {
+                    user: None,
+                    token: Some(token.name),
+                    name: new.name,
+                    password,
+                    expiry: new.expiry,
+                }))
             }
-            (Method::DELETE, ["tokens", name, "passwords", password]) => {
+            (Method::DELETE, Endpoint::TokenPassword(name, password)) => {
                 let mut token = self.existing_token(name).await?;
                 let before = token.passwords.len();
                 token.passwords.retain(|p| p.name != *password);
@@ -376,7 +262,7 @@ impl<P: Platform> App<P> {
                 self.records().put_token(&token).await?;
                 Ok(ok(token_view(&token)))
             }
-            (Method::GET, ["repositories"]) => {
+            (Method::GET, Endpoint::Repositories) => {
                 let all: serde_json::Map<String, Value> = self
                     .records()
                     .all_attributes()
@@ -386,11 +272,9 @@ impl<P: Platform> App<P> {
                     .collect();
                 Ok(ok(Value::Object(all)))
             }
-            (_, []) => Ok(ok(json!({
-                "endpoints": ["admin", "anonymous-pull", "network-rules", "scope-maps", "tokens",
-                              "repositories"],
-            }))),
-            _ => Err(Error::new(ErrorCode::NotFound).with_message("no such management endpoint")),
+            (_, Endpoint::Index) => Ok(ok(json!({ "endpoints": Endpoint::INDEX }))),
+            (method, endpoint) => Err(Error::new(ErrorCode::Unsupported)
+                .with_message(format!("{method} is not a method of {}", endpoint.path()))),
         }
     }
 
@@ -409,7 +293,7 @@ impl<P: Platform> App<P> {
             .headers()
             .get(header::AUTHORIZATION)
             .ok_or_else(challenge)?;
-        let Ok(Credentials::Basic { username, password }) =
+        let Ok(Authorization::Basic { username, password }) =
             secret::parse_authorization(value.as_bytes())
         else {
             return Err(challenge().with_message("the management API takes Basic credentials"));
@@ -434,13 +318,13 @@ impl<P: Platform> App<P> {
         }
     }
 
-    fn admin_view(&self, settings: &RegistrySettings) -> Value {
-        json!({
-            "user": self.config.auth.admin_user,
-            "enabled": settings.admin.enabled,
-            "deploymentPassword": self.config.auth.admin_password_hash.is_some(),
-            "passwords": password_views(&settings.admin.passwords),
-        })
+    fn admin_view(&self, settings: &RegistrySettings) -> AdminView {
+        AdminView {
+            user: self.config.auth.admin_user.clone(),
+            enabled: settings.admin.enabled,
+            deployment_password: self.config.auth.admin_password_hash.is_some(),
+            passwords: password_views(&settings.admin.passwords),
+        }
     }
 
     async fn existing_token(&self, name: &str) -> Result<TokenRecord> {
@@ -493,9 +377,12 @@ impl<P: Platform> App<P> {
             .map_err(Error::internal)?;
         self.records().put_token(&token).await?;
         let mut view = token_view(&token);
-        view["credentials"] = json!({
-            "username": token.name,
-            "passwords": [{ "name": "password1", "password": password }],
+        view.credentials = Some(Credentials {
+            username: token.name.clone(),
+            passwords: vec![Secret {
+                name: "password1".into(),
+                password,
+            }],
         });
         Ok(created(view))
     }
@@ -624,11 +511,11 @@ fn spelling_hint(message: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn ok(value: Value) -> Response<Vec<u8>> {
+fn ok(value: impl serde::Serialize) -> Response<Vec<u8>> {
     json_response(StatusCode::OK, serde_json::to_vec(&value).unwrap())
 }
 
-fn created(value: Value) -> Response<Vec<u8>> {
+fn created(value: impl serde::Serialize) -> Response<Vec<u8>> {
     let mut response = json_response(StatusCode::CREATED, serde_json::to_vec(&value).unwrap());
     response.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -658,17 +545,6 @@ fn denied(message: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_management_body_refuses_unknown_fields() {
-        for (name, error) in unknown_field_errors() {
-            let error = error.unwrap_or_default();
-            assert!(
-                error.starts_with("unknown field `zzUnknownField`"),
-                "{name} accepts unknown fields: {error:?}"
-            );
-        }
-    }
 
     #[test]
     fn misspelt_fields_get_a_hint() {
