@@ -383,7 +383,7 @@ mod tests {
 
     fn access() -> Vec<AccessEntry> {
         vec![AccessEntry {
-            kind: "repository".into(),
+            kind: crate::auth::ResourceType::Repository,
             name: "team-a/app".into(),
             actions: vec!["pull".into()],
         }]

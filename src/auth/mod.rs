@@ -299,11 +299,19 @@ impl Principal {
     }
 }
 
+/// The resource types of Docker's token scopes that this registry grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceType {
+    Repository,
+    Registry,
+}
+
 /// One entry of a token's `access` claim (Docker's format).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessEntry {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ResourceType,
     pub name: String,
     pub actions: Vec<String>,
 }
@@ -373,7 +381,7 @@ pub fn grant(
         let entry = match scope {
             Scope::Catalog if permissions.admin || *principal != Principal::Anonymous => {
                 AccessEntry {
-                    kind: "registry".into(),
+                    kind: ResourceType::Registry,
                     name: "catalog".into(),
                     actions: vec!["*".into()],
                 }
@@ -394,7 +402,7 @@ pub fn grant(
                     continue;
                 }
                 AccessEntry {
-                    kind: "repository".into(),
+                    kind: ResourceType::Repository,
                     name: name.as_str().to_owned(),
                     actions: granted,
                 }
@@ -487,11 +495,11 @@ impl Authority {
             }
             (Authority::Claims { access, .. }, Need::Catalog) => access
                 .iter()
-                .any(|e| e.kind == "registry" && e.name == "catalog"),
+                .any(|e| e.kind == ResourceType::Registry && e.name == "catalog"),
             (Authority::Claims { access, current }, Need::Repository { name, permission }) => {
                 current.on(name.as_str()).has(*permission)
                     && access.iter().any(|e| {
-                        e.kind == "repository"
+                        e.kind == ResourceType::Repository
                             && e.name == name.as_str()
                             && e.actions.iter().any(|a| a == permission.token_action())
                     })
@@ -624,12 +632,12 @@ mod tests {
             access,
             vec![
                 AccessEntry {
-                    kind: "repository".into(),
+                    kind: ResourceType::Repository,
                     name: "team-a/app".into(),
                     actions: vec!["pull".into(), "metadata_read".into()],
                 },
                 AccessEntry {
-                    kind: "registry".into(),
+                    kind: ResourceType::Registry,
                     name: "catalog".into(),
                     actions: vec!["*".into()],
                 },

@@ -328,7 +328,7 @@ fn wrong_audience_and_foreign_keys_are_refused() {
     let f = Fixture::new();
     let app = f.app();
     let access = vec![crate::auth::AccessEntry {
-        kind: "repository".into(),
+        kind: crate::auth::ResourceType::Repository,
         name: "library/busybox".into(),
         actions: vec!["pull".into()],
     }];
