@@ -74,8 +74,12 @@ impl<P: Platform> App<P> {
             }
             _ => {}
         }
-        let operation = Operation::parse(request.method(), path, request.uri().query())?;
+        // The network rules come first: a client they refuse learns nothing, not even whether its
+        // request parses. Then the operation (a malformed one is refused before credentials are
+        // looked at), then the caller and the locks.
         let settings = self.settings().await?;
+        self.check_network(request, &settings)?;
+        let operation = Operation::parse(request.method(), path, request.uri().query())?;
         let (caller, attributes, operation) = self.authorize(request, operation, &settings).await?;
         if operation.is_write() && self.origin.is_none() {
             return Err(crate::handlers::writes_disabled());

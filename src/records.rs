@@ -22,6 +22,7 @@ use crate::auth::records::{
 };
 use crate::cache::{EdgeCache, key};
 use crate::error::{Error, Result};
+use crate::handlers::decode_lines;
 use crate::platform::KeyValue;
 use crate::reference::Name;
 
@@ -258,15 +259,6 @@ impl<K: KeyValue, C: EdgeCache> Records<'_, K, C> {
             self.put(RecordKey::Repository(name), attributes).await
         }
     }
-}
-
-fn decode_lines(entry: &[u8]) -> Option<Vec<String>> {
-    let text = std::str::from_utf8(entry).ok()?;
-    Some(if text.is_empty() {
-        Vec::new()
-    } else {
-        text.split('\n').map(str::to_owned).collect()
-    })
 }
 
 fn kv_error(e: String) -> Error {

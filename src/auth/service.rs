@@ -302,8 +302,24 @@ impl<P: Platform> App<P> {
             .with_challenge(challenge)
     }
 
-    /// The network rules, the caller, what the operation needs, and the locks, for one `/v2/`
-    /// request. Returns the caller, the repository's attributes (so handlers can filter lists to
+    /// The network rules: a client address they do not allow is refused (403).
+    pub(crate) fn check_network<B>(
+        &self,
+        request: &Request<B>,
+        settings: &RegistrySettings,
+    ) -> Result<()> {
+        let address = request.extensions().get::<ClientAddress>().map(|a| a.0);
+        if settings.network_rules.allows(address) {
+            return Ok(());
+        }
+        Err(Error::new(ErrorCode::Denied).with_message(format!(
+            "client address {} is not allowed by the registry's network rules",
+            address.map_or_else(|| "(unknown)".to_owned(), |a| a.to_string())
+        )))
+    }
+
+    /// The caller, what the operation needs, and the locks, for one `/v2/` request (after the
+    /// network rules, `check_network`). Returns the caller, the repository's attributes (so handlers can filter lists to
     /// what it may see), and the operation as authorized: a mount whose source the caller may not
     /// read is a plain upload from here on.
     pub(crate) async fn authorize<B>(
@@ -312,13 +328,6 @@ impl<P: Platform> App<P> {
         operation: Operation,
         settings: &RegistrySettings,
     ) -> Result<(Caller, RepositoryAttributes, Operation)> {
-        let address = request.extensions().get::<ClientAddress>().map(|a| a.0);
-        if !settings.network_rules.allows(address) {
-            return Err(Error::new(ErrorCode::Denied).with_message(format!(
-                "client address {} is not allowed by the registry's network rules",
-                address.map_or_else(|| "(unknown)".to_owned(), |a| a.to_string())
-            )));
-        }
         let need = operation.need();
         let base = self.public_base(request);
         let caller = self

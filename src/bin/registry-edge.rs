@@ -27,6 +27,7 @@ mod cli {
         AdminUpdate, AnonymousPullUpdate, AttributesUpdate, Endpoint, NetworkRulesUpdate,
         NewPassword, ScopeMapUpdate, TokenUpdate,
     };
+    use registry_edge::auth::network::{NetworkRules, parse_range};
     use serde_json::Value;
 
     #[derive(Parser)]
@@ -531,13 +532,16 @@ mod cli {
                 c.send("PUT", &Endpoint::AnonymousPull, body(&update))
             }
             Command::Network { action } => {
-                let current: NetworkRulesUpdate =
-                    serde_json::from_value(c.send("GET", &Endpoint::NetworkRules, None)?)
-                        .map_err(|e| format!("the network rules the edge answered: {e}"))?;
+                let shown = c.send("GET", &Endpoint::NetworkRules, None)?;
+                // Read leniently (a newer edge may answer more fields), written as the update.
+                let parsed: NetworkRules = serde_json::from_value(shown.clone())
+                    .map_err(|e| format!("the network rules the edge answered: {e}"))?;
+                let current = NetworkRulesUpdate {
+                    default_action: parsed.default_action,
+                    ip_rules: parsed.ip_rules.iter().map(ToString::to_string).collect(),
+                };
                 let rules = match action {
-                    NetworkAction::Show => {
-                        return serde_json::to_value(current).map_err(|e| e.to_string());
-                    }
+                    NetworkAction::Show => return Ok(shown),
                     NetworkAction::Set {
                         default_action,
                         allow,
@@ -559,8 +563,12 @@ mod cli {
                     }
                     NetworkAction::Remove { range } => {
                         let mut rules = current;
+                        // `192.0.2.7` names the stored `192.0.2.7/32`.
+                        let target = parse_range(&range)?;
                         let before = rules.ip_rules.len();
-                        rules.ip_rules.retain(|r| *r != range);
+                        rules
+                            .ip_rules
+                            .retain(|r| parse_range(r).ok() != Some(target));
                         if rules.ip_rules.len() == before {
                             return Err(format!("{range} is not in the rules"));
                         }

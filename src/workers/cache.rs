@@ -31,8 +31,8 @@ fn cache_url(key: &str) -> String {
     format!("https://registry-edge.cache/{encoded}")
 }
 
-/// Writes to the Cache API go to the background (`waitUntil`): a miss is answered without
-/// waiting for them, and the isolate's memory has the entry at once.
+/// Writes of immutable entries to the Cache API go to the background (`waitUntil`): a miss is
+/// answered without waiting for them, and the isolate's memory has the entry at once.
 pub(crate) struct TieredCache {
     pub background: super::WorkerBackground,
 }
@@ -69,10 +69,17 @@ impl EdgeCache for TieredCache {
         if let Ok(response) = Response::from_bytes(value.to_vec()) {
             let url = cache_url(key);
             let response = response.with_headers(headers);
-            // A failed write only costs a later miss.
-            self.background.spawn(Box::pin(async move {
+            // A failed write only costs a later miss. What is addressed by digest never changes,
+            // so its write may finish after the response; anything a later delete must clear
+            // (tags, links, lists, records) is written before the response, so that a delete
+            // always comes after it.
+            if ttl_seconds >= crate::cache::IMMUTABLE_SECONDS {
+                self.background.spawn(Box::pin(async move {
+                    let _ = Cache::default().put(url, response).await;
+                }));
+            } else {
                 let _ = Cache::default().put(url, response).await;
-            }));
+            }
         }
     }
 

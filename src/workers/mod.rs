@@ -250,14 +250,28 @@ async fn handle(
 /// Reads and discards a request body the edge answered without reading (a refused chunk, a
 /// 401/403 on an upload): workerd closes a keep-alive connection whose request body was left
 /// unread, and the client's next request on it fails. The bytes run through the runtime's own
-/// pipe into a sink, never through Rust, bounded by `DRAIN_SECONDS`; past that the connection
-/// is given up, as before.
+/// pipe into a sink, never through Rust, bounded by `DRAIN_SECONDS`. Only a declared body of at
+/// most `DRAIN_MAX_BYTES` is drained (the response waits for it); past that the connection is
+/// given up, as before.
 async fn drain_unread_body(req: &web_sys::Request) {
     const DRAIN_SECONDS: u32 = 30;
+    /// Larger bodies are not waited for: the answer matters more than the connection.
+    const DRAIN_MAX_BYTES: u64 = 4 << 20;
     let Some(body) = req.body() else {
         return;
     };
     if body.locked() {
+        return;
+    }
+    let headers = req.headers();
+    let declared = headers
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    // A client waiting for `100 Continue` has not sent the body; reading would ask for it.
+    let expects = headers.get("expect").ok().flatten().is_some();
+    if expects || declared.is_none_or(|n| n > DRAIN_MAX_BYTES) {
         return;
     }
     let Ok(sink) = web_sys::WritableStream::new() else {

@@ -900,7 +900,7 @@ def test_every_management_command_runs(reg, tmp_path):
     try:
         cli(reg, "network", "set", "--default", "allow", "--allow", "198.51.100.7")
         assert cli_json(reg, "network", "show")["ipRules"] == ["198.51.100.7/32"]
-        cli(reg, "network", "remove", "198.51.100.7/32")
+        cli(reg, "network", "remove", "198.51.100.7")   # names the stored 198.51.100.7/32
         assert cli_json(reg, "network", "show")["ipRules"] == []
     finally:
         cli(reg, "network", "set", "--default", "allow")
