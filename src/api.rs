@@ -170,7 +170,9 @@ pub struct NetworkRulesUpdate {
     pub ip_rules: Vec<String>,
 }
 
-/// The four locks of a repository, tag or manifest; an absent field is left as it is.
+/// The four locks of a repository, tag or manifest; an absent field is left as it is. The stored
+/// `auth::records::Attributes` has the same fields but is flattened into its record, where serde
+/// cannot refuse unknown fields: so the body the API reads is its own type.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttributesUpdate {

@@ -389,6 +389,12 @@ mod tests {
         }]
     }
 
+    fn refresh_token(keys: &TokenKeys, lifetime: u64) -> String {
+        let ci = Principal::Token("ci".into());
+        keys.issue_refresh(&ci, "g1", ("password1", "ab"), AUD, NOW, lifetime)
+            .unwrap()
+    }
+
     fn token(keys: &TokenKeys) -> String {
         keys.issue_access(
             &Principal::Token("ci".into()),
@@ -444,16 +450,7 @@ mod tests {
             assert!(keys.verify_access(&t, AUD, NOW).is_ok());
             twins += 1;
             // A refresh token issued high-s (as before the edge normalized) still works.
-            let refresh = keys
-                .issue_refresh(
-                    &Principal::Token("ci".into()),
-                    "g1",
-                    ("password1", "ab"),
-                    AUD,
-                    NOW,
-                    60,
-                )
-                .unwrap();
+            let refresh = refresh_token(&keys, 60);
             let (signed, encoded) = refresh.rsplit_once('.').unwrap();
             let sig = decode_signature(encoded).unwrap();
             let (r, s) = sig.split_scalars();
@@ -519,16 +516,7 @@ mod tests {
                 .is_err()
         );
         // A refresh token is not an access token, nor the other way round.
-        let refresh = keys
-            .issue_refresh(
-                &Principal::Token("ci".into()),
-                "g1",
-                ("password1", "ab"),
-                AUD,
-                NOW,
-                600,
-            )
-            .unwrap();
+        let refresh = refresh_token(&keys, 600);
         assert!(keys.verify_access(&refresh, AUD, NOW).is_err());
         assert!(keys.verify_refresh(&good, AUD, NOW).is_err());
         let r = keys.verify_refresh(&refresh, AUD, NOW).unwrap();
