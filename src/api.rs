@@ -186,6 +186,17 @@ pub struct AttributesUpdate {
     pub delete_enabled: Option<bool>,
 }
 
+impl From<AttributesUpdate> for crate::auth::records::Attributes {
+    fn from(u: AttributesUpdate) -> Self {
+        crate::auth::records::Attributes {
+            read_enabled: u.read_enabled,
+            list_enabled: u.list_enabled,
+            write_enabled: u.write_enabled,
+            delete_enabled: u.delete_enabled,
+        }
+    }
+}
+
 macro_rules! management_bodies {
     ($($t:ty),* $(,)?) => {
         $(impl ManagementBody for $t {})*

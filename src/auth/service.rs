@@ -108,25 +108,42 @@ impl<P: Platform> App<P> {
         )
     }
 
-    /// Whether the principal a token was issued for may still act: the admin user enabled; the
-    /// token present, enabled, and the same generation (not deleted and created again since).
-    async fn still_enabled(
+    /// What the principal a token was issued for holds now, or `None` when it may no longer act:
+    /// the admin user disabled; the token gone, disabled, or another generation (deleted and
+    /// created again since). One read of the token's record, on every bearer request.
+    async fn current_permissions(
         &self,
         settings: &RegistrySettings,
         principal: &Principal,
         generation: &str,
-    ) -> Result<bool> {
-        Ok(match principal {
-            Principal::Anonymous => true,
+    ) -> Result<Option<Permissions>> {
+        let mut permissions = settings.anonymous_pull.permissions();
+        match principal {
+            Principal::Anonymous => {}
             Principal::Admin(name) => {
-                settings.admin.enabled && *name == self.config.auth.admin_user
+                if !settings.admin.enabled || *name != self.config.auth.admin_user {
+                    return Ok(None);
+                }
+                permissions.extend(Permissions::admin());
             }
-            Principal::Token(name) => self
-                .records()
-                .token(name)
-                .await?
-                .is_some_and(|token| token.enabled && token.generation == generation),
-        })
+            Principal::Token(name) => {
+                let Some(token) = self
+                    .records()
+                    .token(name)
+                    .await?
+                    .filter(|token| token.enabled && token.generation == generation)
+                else {
+                    return Ok(None);
+                };
+                if let Some(map) = self.records().scope_map(&token.scope_map).await? {
+                    permissions.extend(Permissions {
+                        admin: false,
+                        entries: map.actions,
+                    });
+                }
+            }
+        }
+        Ok(Some(permissions))
     }
 
     /// Whether a refresh token's principal and password are still good.
@@ -145,7 +162,10 @@ impl<P: Platform> App<P> {
             })
         };
         if *principal == Principal::Anonymous
-            || !self.still_enabled(settings, principal, generation).await?
+            || self
+                .current_permissions(settings, principal, generation)
+                .await?
+                .is_none()
         {
             return Ok(false);
         }
@@ -226,15 +246,14 @@ impl<P: Platform> App<P> {
                 // A principal disabled, deleted or created again since the token was issued is
                 // refused now, not when the token expires (within AUTH_CACHE_SECONDS of the
                 // change here).
-                if !self
-                    .still_enabled(settings, &verified.principal, &verified.generation)
-                    .await?
-                {
-                    return Err(invalid("the token's user is disabled or deleted"));
-                }
                 // The claims grant no more than the principal holds now: a narrowed scope map
                 // ends what its tokens granted beyond it.
-                let current = self.permissions(settings, &verified.principal).await?;
+                let Some(current) = self
+                    .current_permissions(settings, &verified.principal, &verified.generation)
+                    .await?
+                else {
+                    return Err(invalid("the token's user is disabled or deleted"));
+                };
                 Ok(Caller {
                     principal: verified.principal,
                     authority: Authority::Claims {

@@ -425,13 +425,7 @@ impl<P: Platform> App<P> {
         match *method {
             Method::GET => {}
             Method::PATCH => {
-                let update: AttributesUpdate = read_json(request).await?;
-                let update = Attributes {
-                    read_enabled: update.read_enabled,
-                    list_enabled: update.list_enabled,
-                    write_enabled: update.write_enabled,
-                    delete_enabled: update.delete_enabled,
-                };
+                let update: Attributes = read_json::<AttributesUpdate, _>(request).await?.into();
                 let mut current = slot(&attrs);
                 current.merge(&update);
                 store(&mut attrs, current);
