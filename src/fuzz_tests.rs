@@ -2,7 +2,7 @@
 //! route and name parsing, references and digests, `Content-Range`, scopes, the `Authorization`
 //! header, JWT decoding, query strings. None may panic, and every refusal is an OCI error with a
 //! client-error status. The whole-request properties (token service queries, management bodies,
-//! what reaches the origin) are in `handlers::app_tests::properties`.
+//! what reaches the origin) are in `handlers::tests::properties`.
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;

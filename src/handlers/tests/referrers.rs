@@ -1,0 +1,45 @@
+//! Referrers: the manifests whose subject is a digest, filtered by artifact type, per repository.
+
+use serde_json::json;
+
+use super::*;
+
+#[test]
+fn referrers() {
+    let f = Fixture::new();
+    let (sbom, sbom_digest) = f.put_referrer();
+    let app = f.app();
+    let r = get(
+        &app,
+        &format!("/v2/library/busybox/referrers/{}", f.manifest_digest),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        header(&r, "content-type"),
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        json_body(&r)["manifests"],
+        json!([{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": sbom_digest.to_string(),
+            "size": sbom.len(),
+            "artifactType": "application/vnd.example.sbom.v1+json",
+            "annotations": {"org.example": "yes"},
+        }])
+    );
+    let r = get(
+        &app,
+        &format!(
+            "/v2/library/busybox/referrers/{}?artifactType=other",
+            f.manifest_digest
+        ),
+    );
+    assert_eq!(json_body(&r)["manifests"], json!([]));
+    assert_eq!(header(&r, "oci-filters-applied"), "artifactType");
+    let r = get(
+        &app,
+        &format!("/v2/team/app/service/referrers/{}", f.manifest_digest),
+    );
+    assert_eq!(json_body(&r)["manifests"], json!([]));
+}
