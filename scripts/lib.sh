@@ -304,6 +304,16 @@ start_origin() {
     realm: registry-edge-origin
     path: $ORIGIN_HTPASSWD"
     ready=_stack_http_answers
+  elif [ -n "${ORIGIN_TOKEN_REALM:-}" ]; then
+    # Docker token authentication: tokens from ORIGIN_TOKEN_REALM, signed by a key whose
+    # certificate is in ORIGIN_TOKEN_CERTS, for ORIGIN_TOKEN_SERVICE from ORIGIN_TOKEN_ISSUER.
+    auth="auth:
+  token:
+    realm: $ORIGIN_TOKEN_REALM
+    service: $ORIGIN_TOKEN_SERVICE
+    issuer: $ORIGIN_TOKEN_ISSUER
+    rootcertbundle: $ORIGIN_TOKEN_CERTS"
+    ready=_stack_http_answers
   fi
   local config="$STACK_DIR/$name-config.yml"
   cat >"$config" <<EOF

@@ -29,10 +29,17 @@ const REFRESH_USE: &str = "refresh";
 
 /// The signing key and everything verification needs: its public key, and the public keys of
 /// earlier signing keys still accepted while their tokens live (key rotation).
+///
+/// Keys are named (`kid`) as Docker's token authentication names them, by their libtrust key id
+/// (`libtrust_key_id`), so a registry such as distribution finds the key in its trusted
+/// certificates. Tokens issued before the edge named keys so carry the key's JWK thumbprint
+/// (RFC 7638) instead; they are still accepted while they live (`by_thumbprint`).
 pub struct TokenKeys {
     pair: ES256KeyPair,
     public: ES256PublicKey,
     previous: Vec<ES256PublicKey>,
+    /// Every accepted key again, named by its JWK thumbprint.
+    by_thumbprint: Vec<ES256PublicKey>,
     pub key_id: String,
     pub issuer: String,
 }
@@ -70,6 +77,24 @@ struct RefreshClaims {
     fingerprint: String,
 }
 
+/// The key id Docker's token authentication (and distribution's token verifier, through
+/// libtrust) names a public key by: the SHA-256 of its DER SubjectPublicKeyInfo, the first 240
+/// bits in base32 without padding, in groups of four joined by `:`.
+pub fn libtrust_key_id(public: &ES256PublicKey) -> Result<String, String> {
+    use sha2::Digest as _;
+    let der = public
+        .to_der()
+        .map_err(|e| format!("public key encoding: {e}"))?;
+    let digest = sha2::Sha256::digest(&der);
+    let encoded = data_encoding::BASE32_NOPAD.encode(&digest[..30]);
+    Ok(encoded
+        .as_bytes()
+        .chunks(4)
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
 /// A verified access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifiedAccess {
@@ -90,7 +115,7 @@ pub struct VerifiedRefresh {
 }
 
 impl TokenKeys {
-    /// From a PKCS#8 PEM private key (P-256). The key id is the key's JWK thumbprint.
+    /// From a PKCS#8 PEM private key (P-256). The key id is the key's libtrust key id.
     pub fn from_pem(pem: &str, issuer: &str) -> Result<TokenKeys, String> {
         // A PEM kept on one line (`\n` escapes), as variables and `.dev.vars` often hold it.
         let pem = pem.trim().replace("\\n", "\n");
@@ -98,13 +123,15 @@ impl TokenKeys {
             .map_err(|_| {
                 "TOKEN_SIGNING_KEY is not a P-256 (ES256) private key in PKCS#8 PEM (BEGIN PRIVATE KEY)"
             })?;
-        let key_id = pair.jwk_thumbprint();
+        let key_id = libtrust_key_id(&pair.public_key())?;
+        let thumbprint = pair.public_key().with_key_id(&pair.jwk_thumbprint());
         let pair = pair.with_key_id(&key_id);
         let public = pair.public_key().with_key_id(&key_id);
         Ok(TokenKeys {
             pair,
             public,
             previous: Vec::new(),
+            by_thumbprint: vec![thumbprint],
             key_id,
             issuer: issuer.to_owned(),
         })
@@ -125,13 +152,16 @@ impl TokenKeys {
             let public = ES256PublicKey::from_pem(pem)
                 .or_else(|_| ES256KeyPair::from_pem(pem).map(|pair| pair.public_key()))
                 .map_err(|_| "TOKEN_PREVIOUS_KEYS holds a PEM block that is not a P-256 key")?;
-            let key_id = public.jwk_thumbprint();
+            let key_id = libtrust_key_id(&public)?;
             if key_id != self.key_id
                 && !self
                     .previous
                     .iter()
                     .any(|k| k.key_id().as_deref() == Some(&key_id))
             {
+                let thumbprint = public.jwk_thumbprint();
+                self.by_thumbprint
+                    .push(public.clone().with_key_id(&thumbprint));
                 self.previous.push(public.with_key_id(&key_id));
             }
             rest = &block[end..];
@@ -146,6 +176,7 @@ impl TokenKeys {
         let kid = metadata.key_id().ok_or("token names no key")?;
         std::iter::once(&self.public)
             .chain(&self.previous)
+            .chain(&self.by_thumbprint)
             .find(|k| k.key_id().as_deref() == Some(kid))
             .ok_or_else(|| "token is signed by an unknown key".to_owned())
     }
@@ -527,6 +558,31 @@ mod tests {
     /// A throwaway key as `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` writes
     /// it (PKCS#8), kept on one line with `\\n` escapes as `scripts/lib.sh` passes it.
     const OPENSSL_KEY: &str = "-----BEGIN PRIVATE KEY-----\\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgj4usVMuD0bk4Ojt/\\nZ83dvGhTwfqAiN/KfDUAZJf261ihRANCAATNSwBoTzXfc4w8HE1eNEHcGOdDipcy\\nNDzRmh7Pvfu4BHL+R4Ere8ZU2ywhiRKVYF0haG9spd+pCJWhRaGMScOx\\n-----END PRIVATE KEY-----\\n";
+
+    #[test]
+    fn keys_are_named_by_their_libtrust_id() {
+        // The id `openssl pkey -pubout -outform DER | sha256sum`, cut to 30 bytes and base32
+        // encoded in groups of four, gives for OPENSSL_KEY.
+        let keys = TokenKeys::from_pem(OPENSSL_KEY, AUD).unwrap();
+        assert_eq!(
+            keys.key_id,
+            "S22J:VSFT:QHVZ:3UO2:GXWX:COWC:J3CG:RGAH:XXL3:3TNH:PCNJ:HOFS"
+        );
+        // A token issued while keys were named by their JWK thumbprint still verifies.
+        let pair = ES256KeyPair::from_pem(&OPENSSL_KEY.replace("\\n", "\n")).unwrap();
+        let thumbprint = pair.jwk_thumbprint();
+        let legacy = TokenKeys {
+            key_id: thumbprint.clone(),
+            pair: pair.with_key_id(&thumbprint),
+            ..TokenKeys::from_pem(OPENSSL_KEY, AUD).unwrap()
+        };
+        let token = legacy
+            .issue_access(&Principal::Anonymous, "", vec![], AUD, NOW, 60)
+            .unwrap();
+        let header = jwt_simple::token::Token::decode_metadata(&token).unwrap();
+        assert_eq!(header.key_id(), Some(thumbprint.as_str()));
+        assert!(keys.verify_access(&token, AUD, NOW).is_ok());
+    }
 
     #[test]
     fn openssl_keys_on_one_line_load() {
