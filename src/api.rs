@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::ScopeEntry;
 use crate::auth::network::DefaultAction;
+use crate::auth::records::PasswordSlot;
 use crate::reference::Name;
 
 /// The path every endpoint lives under.
@@ -39,7 +40,7 @@ pub enum Endpoint {
     Index,
     Admin,
     AdminPasswords,
-    AdminPassword(String),
+    AdminPassword(PasswordSlot),
     AnonymousPull,
     NetworkRules,
     ScopeMaps,
@@ -47,7 +48,7 @@ pub enum Endpoint {
     Tokens,
     Token(String),
     TokenPasswords(String),
-    TokenPassword(String, String),
+    TokenPassword(String, PasswordSlot),
     Repositories,
     Repository(Name),
 }
@@ -63,7 +64,7 @@ impl Endpoint {
             [] => Endpoint::Index,
             ["admin"] => Endpoint::Admin,
             ["admin", "passwords"] => Endpoint::AdminPasswords,
-            ["admin", "passwords", name] => Endpoint::AdminPassword(own(name)),
+            ["admin", "passwords", slot] => Endpoint::AdminPassword(slot.parse().ok()?),
             ["anonymous-pull"] => Endpoint::AnonymousPull,
             ["network-rules"] => Endpoint::NetworkRules,
             ["scope-maps"] => Endpoint::ScopeMaps,
@@ -72,7 +73,7 @@ impl Endpoint {
             ["tokens", name] => Endpoint::Token(own(name)),
             ["tokens", name, "passwords"] => Endpoint::TokenPasswords(own(name)),
             ["tokens", name, "passwords", password] => {
-                Endpoint::TokenPassword(own(name), own(password))
+                Endpoint::TokenPassword(own(name), password.parse().ok()?)
             }
             ["repositories"] => Endpoint::Repositories,
             ["repositories", name @ ..] => Endpoint::Repository(name.join("/").parse().ok()?),
@@ -123,7 +124,7 @@ pub trait ManagementBody: DeserializeOwned + Serialize {}
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
-    pub name: String,
+    pub name: PasswordSlot,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<u64>,
 }
@@ -228,7 +229,7 @@ management_bodies!(
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordView {
-    pub name: String,
+    pub name: PasswordSlot,
     pub created: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<u64>,
@@ -256,7 +257,7 @@ pub struct Credentials {
 /// A generated password, shown once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Secret {
-    pub name: String,
+    pub name: PasswordSlot,
     pub password: String,
 }
 
@@ -278,7 +279,7 @@ pub struct CreatedPassword {
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-    pub name: String,
+    pub name: PasswordSlot,
     pub password: String,
     pub expiry: Option<u64>,
 }
@@ -304,7 +305,7 @@ mod tests {
             Endpoint::Index,
             Endpoint::Admin,
             Endpoint::AdminPasswords,
-            Endpoint::AdminPassword("password1".into()),
+            Endpoint::AdminPassword(PasswordSlot::Password1),
             Endpoint::AnonymousPull,
             Endpoint::NetworkRules,
             Endpoint::ScopeMaps,
@@ -312,7 +313,7 @@ mod tests {
             Endpoint::Tokens,
             Endpoint::Token("ci-pull".into()),
             Endpoint::TokenPasswords("ci-pull".into()),
-            Endpoint::TokenPassword("ci-pull".into(), "password2".into()),
+            Endpoint::TokenPassword("ci-pull".into(), PasswordSlot::Password2),
             Endpoint::Repositories,
             Endpoint::Repository("team/app/service".parse().unwrap()),
         ];

@@ -104,8 +104,12 @@ impl<P: Platform> App<P> {
                 self.get_manifest(&name, &reference, request.headers(), &attributes)
                     .await
             }
-            Operation::PutManifest { name, reference } => {
-                self.put_manifest(&name, &reference, request, scopes, actor)
+            Operation::PutManifest {
+                name,
+                reference,
+                tags,
+            } => {
+                self.put_manifest(&name, &reference, &tags, request, scopes, actor)
                     .await
             }
             Operation::DeleteManifest { name, reference } => {

@@ -86,9 +86,9 @@ pub trait Content {
     /// Every repository, in distribution's catalog order.
     async fn repositories(&self) -> Result<Vec<String>>;
 
-    /// The descriptors of `name`'s manifests whose `subject` is `subject`; `None` when `name`
-    /// holds no manifest at all.
-    async fn referrers(&self, name: &Name, subject: &Digest) -> Result<Option<Vec<Value>>>;
+    /// The descriptors of `name`'s manifests whose `subject` is `subject` (none for a
+    /// repository that holds no manifest).
+    async fn referrers(&self, name: &Name, subject: &Digest) -> Result<Vec<Value>>;
 
     /// Whether `name` exists (holds any manifest or blob), for the not-found answers.
     async fn repository_exists(&self, name: &Name) -> Result<bool>;
@@ -118,9 +118,37 @@ enum Link {
 }
 
 impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
-    /// Whether `name` links `digest`. Only linked content is served from a repository: that is
-    /// what keeps one repository's blobs out of another's reach.
-    async fn is_linked(&self, link: Link, name: &Name, digest: &Digest) -> Result<bool> {
+    /// The digest `name` stores `digest` under, when `name` links it; `None` when it does not.
+    /// Only linked content is served from a repository: that is what keeps one repository's
+    /// blobs out of another's reach.
+    ///
+    /// distribution stores content once, under its canonical (sha256) digest, and links a digest
+    /// of another algorithm it was pushed by (`_layers/sha512/<hex>/link`) to the canonical one.
+    /// Such a link is followed as the origin follows it, one step: the canonical digest must be
+    /// linked in the repository in its own right, and it is where the content lives.
+    async fn linked(&self, link: Link, name: &Name, digest: &Digest) -> Result<Option<Digest>> {
+        let Some(target) = self.read_link(link, name, digest).await? else {
+            return Ok(None);
+        };
+        if target == *digest {
+            return Ok(Some(target));
+        }
+        if target.algorithm() == digest.algorithm() {
+            // Not an alias: a link naming another digest of its own kind is corrupt storage.
+            return Err(Error::internal(format!(
+                "the {link:?} link of {name} for {digest} names {target}"
+            )));
+        }
+        match self.read_link(link, name, &target).await? {
+            Some(canonical) if canonical == target => Ok(Some(target)),
+            // The canonical link is gone (the blob was deleted by that digest), or is itself an
+            // alias: the repository no longer links the content.
+            _ => Ok(None),
+        }
+    }
+
+    /// The digest the link of `digest` in `name` holds (cached for `TAG_CACHE_SECONDS`).
+    async fn read_link(&self, link: Link, name: &Name, digest: &Digest) -> Result<Option<Digest>> {
         let (cache_key, link_key) = match link {
             Link::Revision => (
                 key::revision(name, digest),
@@ -131,23 +159,23 @@ impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
                 self.layout.layer_link(name, digest),
             ),
         };
-        if self.cache.get(&cache_key).await.is_some() {
-            return Ok(true);
+        if let Some(cached) = self.cache.get(&cache_key).await {
+            // "1" is how earlier versions cached a link that holds its own digest.
+            return Ok(Some(parse_link(&cached).unwrap_or_else(|| digest.clone())));
         }
         let Some(bytes) = self.store.get(&link_key).await? else {
-            return Ok(false);
+            return Ok(None);
         };
-        match parse_link(&bytes) {
-            Some(target) if target == *digest => {
-                self.cache
-                    .put(&cache_key, b"1", self.tag_cache_seconds)
-                    .await;
-                Ok(true)
-            }
-            _ => Err(Error::internal(format!(
-                "link {link_key} does not hold {digest}"
-            ))),
-        }
+        let target = parse_link(&bytes)
+            .ok_or_else(|| Error::internal(format!("link {link_key} does not hold a digest")))?;
+        self.cache
+            .put(
+                &cache_key,
+                target.to_string().as_bytes(),
+                self.tag_cache_seconds,
+            )
+            .await;
+        Ok(Some(target))
     }
 
     /// The bytes of the manifest blob `digest` (verified, media type read from them), or `None`
@@ -180,7 +208,7 @@ impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
         Ok(Some(manifest))
     }
 
-    async fn find_referrers(&self, name: &Name, subject: &Digest) -> Result<Option<Vec<Value>>> {
+    async fn find_referrers(&self, name: &Name, subject: &Digest) -> Result<Vec<Value>> {
         let mut digests = Vec::new();
         for algorithm in Algorithm::ALL {
             let dir = self.layout.manifest_revisions_dir(name, algorithm);
@@ -190,9 +218,6 @@ impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
                     .iter()
                     .filter_map(|hex| Digest::from_parts(algorithm, hex).ok()),
             );
-        }
-        if digests.is_empty() {
-            return Ok(None);
         }
         let manifests = try_join_all(digests.iter().map(|d| self.manifest_blob(d))).await?;
         let subject = subject.to_string();
@@ -228,7 +253,7 @@ impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
             }
             found.push(descriptor);
         }
-        Ok(Some(found))
+        Ok(found)
     }
 
     async fn walk_repositories(&self) -> Result<Vec<String>> {
@@ -295,15 +320,30 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
     }
 
     async fn manifest(&self, name: &Name, digest: &Digest) -> Result<Option<Manifest>> {
-        if !self.is_linked(Link::Revision, name, digest).await? {
+        let Some(stored) = self.linked(Link::Revision, name, digest).await? else {
             return Ok(None);
-        }
-        match self.manifest_blob(digest).await? {
-            Some(manifest) => Ok(Some(manifest)),
-            None => Err(Error::new(ErrorCode::ManifestUnknown)
+        };
+        let Some(manifest) = self.manifest_blob(&stored).await? else {
+            return Err(Error::new(ErrorCode::ManifestUnknown)
                 .with_message("manifest is linked in the repository but its content is missing")
-                .with_detail(json!({ "name": name.as_str(), "digest": digest.to_string() }))),
+                .with_detail(json!({ "name": name.as_str(), "digest": digest.to_string() })));
+        };
+        if stored != *digest {
+            // Served by the digest the client asked for: the bytes must hash to it too.
+            if !digest.verifies(&manifest.bytes) {
+                return Err(Error::internal(format!(
+                    "manifest {stored} does not match {digest}, which {name} links to it"
+                )));
+            }
+            self.cache
+                .put(
+                    &key::manifest(digest),
+                    &manifest.encode(),
+                    IMMUTABLE_SECONDS,
+                )
+                .await;
         }
+        Ok(Some(manifest))
     }
 
     async fn cached_manifest(&self, digest: &Digest) -> Option<Manifest> {
@@ -311,16 +351,16 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
     }
 
     async fn blob_size(&self, name: &Name, digest: &Digest) -> Result<Option<u64>> {
-        if !self.is_linked(Link::Layer, name, digest).await? {
+        let Some(stored) = self.linked(Link::Layer, name, digest).await? else {
             return Ok(None);
-        }
-        let cache_key = key::blob_size(digest);
+        };
+        let cache_key = key::blob_size(&stored);
         if let Some(size) = self.cache.get(&cache_key).await
             && let Some(size) = std::str::from_utf8(&size).ok().and_then(|s| s.parse().ok())
         {
             return Ok(Some(size));
         }
-        let Some(size) = self.store.head(&self.layout.blob_data(digest)).await? else {
+        let Some(size) = self.store.head(&self.layout.blob_data(&stored)).await? else {
             return Err(Error::new(ErrorCode::BlobUnknown)
                 .with_message("blob is linked in the repository but its content is missing")
                 .with_detail(json!({ "name": name.as_str(), "digest": digest.to_string() })));
@@ -332,9 +372,14 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
     }
 
     /// `BLOB_BASE_URL` when set (long-lived, public); else the store's own signed URL, which
-    /// expires, so nobody may keep the redirect.
-    async fn blob_location(&self, _name: &Name, digest: &Digest) -> Result<BlobLocation> {
-        let key = self.layout.blob_data(digest);
+    /// expires, so nobody may keep the redirect. The content is where the repository's link
+    /// leads (the canonical digest, for an alias).
+    async fn blob_location(&self, name: &Name, digest: &Digest) -> Result<BlobLocation> {
+        let Some(stored) = self.linked(Link::Layer, name, digest).await? else {
+            return Err(Error::new(ErrorCode::BlobUnknown)
+                .with_detail(json!({ "name": name.as_str(), "digest": digest.to_string() })));
+        };
+        let key = self.layout.blob_data(&stored);
         if let Some(base) = self.blob_base_url {
             let base = base.as_str().trim_end_matches('/');
             return Ok(BlobLocation {
@@ -392,7 +437,7 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
         Ok(found)
     }
 
-    async fn referrers(&self, name: &Name, subject: &Digest) -> Result<Option<Vec<Value>>> {
+    async fn referrers(&self, name: &Name, subject: &Digest) -> Result<Vec<Value>> {
         let cache_key = key::referrers(name, subject);
         if let Some(cached) = self
             .cache
@@ -400,11 +445,9 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
             .await
             .and_then(|b| serde_json::from_slice::<Vec<Value>>(&b).ok())
         {
-            return Ok(Some(cached));
+            return Ok(cached);
         }
-        let Some(found) = self.find_referrers(name, subject).await? else {
-            return Ok(None);
-        };
+        let found = self.find_referrers(name, subject).await?;
         self.cache
             .put(
                 &cache_key,
@@ -412,7 +455,7 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
                 self.tag_cache_seconds,
             )
             .await;
-        Ok(Some(found))
+        Ok(found)
     }
 
     /// Costs a listing, on the miss path only.

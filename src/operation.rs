@@ -11,7 +11,7 @@ use crate::auth::records::Lock;
 use crate::auth::{Need, Permission};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::Query;
-use crate::reference::{Digest, Name, Reference};
+use crate::reference::{Digest, Name, Reference, Tag};
 use crate::route::{Page, Route};
 
 /// One request of the registry API.
@@ -31,9 +31,12 @@ pub enum Operation {
         name: Name,
         reference: Reference,
     },
+    /// `tags`: the `?tag=` parameters of a push by digest (OCI distribution spec 1.1+), each
+    /// applied as a tag of the manifest; empty otherwise.
     PutManifest {
         name: Name,
         reference: Reference,
+        tags: Vec<Tag>,
     },
     DeleteManifest {
         name: Name,
@@ -147,7 +150,14 @@ impl Operation {
             },
             (Route::Manifest { name, reference }, m) => match m {
                 Method::GET | Method::HEAD => Operation::GetManifest { name, reference },
-                Method::PUT => Operation::PutManifest { name, reference },
+                Method::PUT => {
+                    let tags = push_tags(&query, &reference)?;
+                    Operation::PutManifest {
+                        name,
+                        reference,
+                        tags,
+                    }
+                }
                 Method::DELETE => Operation::DeleteManifest { name, reference },
                 m => return Err(not_allowed(&m)),
             },
@@ -225,9 +235,19 @@ impl Operation {
     }
 
     /// The lock the operation is subject to, and what it is checked on (besides the repository,
-    /// whose lock always applies). A tag's target manifest is checked again once the tag is
-    /// resolved (`get_manifest`).
-    pub fn lock(&self) -> Option<(Lock, LockTarget)> {
+    /// whose lock always applies): one target, or for a push by digest with tags the manifest
+    /// and each tag. A tag's target manifest is checked again once the tag is resolved
+    /// (`get_manifest`).
+    pub fn lock(&self) -> Option<(Lock, Vec<LockTarget>)> {
+        let (lock, target) = self.lock_target()?;
+        let mut targets = vec![target];
+        if let Operation::PutManifest { tags, .. } = self {
+            targets.extend(tags.iter().cloned().map(LockTarget::Tag));
+        }
+        Some((lock, targets))
+    }
+
+    fn lock_target(&self) -> Option<(Lock, LockTarget)> {
         use Operation::*;
         let manifest = |reference: &Reference| match reference {
             Reference::Tag(tag) => LockTarget::Tag(tag.clone()),
@@ -282,6 +302,37 @@ impl Operation {
             _ => Vec::new(),
         }
     }
+}
+
+/// Most tags one push by digest may name: each is a request to the origin.
+pub const MAX_PUSH_TAGS: usize = 16;
+
+/// The `?tag=` parameters of a manifest push: valid tags, each once, only on a push by digest.
+fn push_tags(query: &Query, reference: &Reference) -> Result<Vec<Tag>> {
+    let mut tags: Vec<Tag> = Vec::new();
+    for value in query.all("tag") {
+        let tag: Tag = value.parse()?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    if tags.is_empty() {
+        return Ok(tags);
+    }
+    if let Reference::Tag(tag) = reference {
+        return Err(Error::new(ErrorCode::BadRequest)
+            .with_message("?tag= applies to a push by digest, not to a push by tag")
+            .with_detail(serde_json::json!({ "reference": tag.as_str() })));
+    }
+    if tags.len() > MAX_PUSH_TAGS {
+        return Err(Error::new(ErrorCode::BadRequest)
+            .with_message(format!(
+                "a push names at most {MAX_PUSH_TAGS} tags, this one {}",
+                tags.len()
+            ))
+            .with_detail(serde_json::json!({ "tags": tags.len() })));
+    }
+    Ok(tags)
 }
 
 fn not_allowed(method: &Method) -> Error {
@@ -408,12 +459,12 @@ mod tests {
         assert_eq!(get.need(), pull("a/b"));
         assert_eq!(
             get.lock(),
-            Some((Lock::Read, LockTarget::Tag("v1".parse().unwrap())))
+            Some((Lock::Read, vec![LockTarget::Tag("v1".parse().unwrap())]))
         );
         let blob = op(Method::GET, &format!("/v2/a/blobs/{D}"), None);
         assert_eq!(
             blob.lock(),
-            Some((Lock::Read, LockTarget::Manifest(D.parse().unwrap())))
+            Some((Lock::Read, vec![LockTarget::Manifest(D.parse().unwrap())]))
         );
         let delete = op(Method::DELETE, &format!("/v2/a/manifests/{D}"), None);
         assert_eq!(delete.origin_scopes(), ["repository:a:delete"]);

@@ -207,8 +207,9 @@ pub fn parse_content_range(value: &str) -> Result<(u64, u64)> {
     Ok((start, end))
 }
 
-/// Headers of the origin's answer that reach the client (`Location` is rewritten first).
-pub const RESPONSE_HEADERS: [&str; 7] = [
+/// Headers of the origin's answer that reach the client (`Location` is rewritten first; of
+/// `Warning`, only the registry warnings, code 299).
+pub const RESPONSE_HEADERS: [&str; 8] = [
     "content-type",
     "location",
     "docker-upload-uuid",
@@ -216,6 +217,7 @@ pub const RESPONSE_HEADERS: [&str; 7] = [
     "docker-content-digest",
     "oci-subject",
     "oci-chunk-min-length",
+    "warning",
 ];
 
 /// Rewrites an origin `Location` (absolute or relative) so the client's next request comes back to
@@ -270,6 +272,12 @@ pub fn client_response(
                         Err(_) => continue,
                     },
                     None => continue,
+                }
+            } else if name == "warning" {
+                // The spec's registry warnings (`299 - "text"`); no other kind is the client's.
+                match value.to_str() {
+                    Ok(v) if v.starts_with("299 ") => value.clone(),
+                    _ => continue,
                 }
             } else {
                 value.clone()
@@ -532,10 +540,22 @@ mod tests {
             .header("set-cookie", "secret")
             .header("www-authenticate", "Basic realm=origin")
             .header("server", "origin")
+            .header("warning", r#"299 - "this repository is deprecated""#)
+            .header("warning", r#"299 - "so is this tag""#)
+            .header("warning", r#"199 proxy "a proxy's note""#)
             .body(Vec::new())
             .unwrap();
         let (response, _) = client_response(answer, &origin(), "https://edge.example");
         assert_eq!(response.status(), 202);
+        // The registry's warnings (code 299) reach the client unchanged; no other kind does.
+        let warnings: Vec<_> = response.headers().get_all("warning").iter().collect();
+        assert_eq!(
+            warnings,
+            [
+                r#"299 - "this repository is deprecated""#,
+                r#"299 - "so is this tag""#
+            ]
+        );
         assert_eq!(
             response.headers()["location"],
             "https://edge.example/v2/a/blobs/uploads/u?_state=s"

@@ -16,13 +16,47 @@ use super::network::NetworkRules;
 use super::{Pattern, Permission, ScopeEntry, secret};
 use crate::reference::{Digest, Tag};
 
-/// The two password slots a principal has, as ACR names them.
-pub const PASSWORD_NAMES: [&str; 2] = ["password1", "password2"];
+/// The two password slots a principal has, as ACR names them (`password1`, `password2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PasswordSlot {
+    #[serde(rename = "password1")]
+    Password1,
+    #[serde(rename = "password2")]
+    Password2,
+}
+
+impl PasswordSlot {
+    pub const ALL: [PasswordSlot; 2] = [PasswordSlot::Password1, PasswordSlot::Password2];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PasswordSlot::Password1 => "password1",
+            PasswordSlot::Password2 => "password2",
+        }
+    }
+}
+
+impl std::fmt::Display for PasswordSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PasswordSlot {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PasswordSlot, String> {
+        PasswordSlot::ALL
+            .into_iter()
+            .find(|slot| slot.as_str() == s)
+            .ok_or_else(|| format!("a password is password1 or password2, not {s:?}"))
+    }
+}
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordRecord {
-    pub name: String,
+    pub name: PasswordSlot,
     /// `sha256:<hex>` of the password.
     pub hash: String,
     pub created: u64,
@@ -66,24 +100,19 @@ pub fn matching_password<'a>(
 /// it is ever seen.
 pub fn regenerate_password(
     passwords: &mut Vec<PasswordRecord>,
-    name: &str,
+    name: PasswordSlot,
     now: u64,
     expiry: Option<u64>,
 ) -> Result<String, String> {
-    if !PASSWORD_NAMES.contains(&name) {
-        return Err(format!(
-            "password name must be password1 or password2, not {name:?}"
-        ));
-    }
     let password = secret::generate_password()?;
     passwords.retain(|p| p.name != name);
     passwords.push(PasswordRecord {
-        name: name.to_owned(),
+        name,
         hash: secret::hash_password(&password),
         created: now,
         expiry,
     });
-    passwords.sort_by(|a, b| a.name.cmp(&b.name));
+    passwords.sort_by_key(|p| p.name);
     Ok(password)
 }
 
@@ -354,26 +383,28 @@ mod tests {
     #[test]
     fn passwords_regenerate_and_expire() {
         let mut passwords = Vec::new();
-        let p1 = regenerate_password(&mut passwords, "password1", 100, None).unwrap();
-        let p2 = regenerate_password(&mut passwords, "password2", 100, Some(200)).unwrap();
+        let p1 = regenerate_password(&mut passwords, PasswordSlot::Password1, 100, None).unwrap();
+        let p2 =
+            regenerate_password(&mut passwords, PasswordSlot::Password2, 100, Some(200)).unwrap();
         assert_eq!(
             matching_password(&passwords, &p1, 150).unwrap().name,
-            "password1"
+            PasswordSlot::Password1
         );
         assert_eq!(
             matching_password(&passwords, &p2, 150).unwrap().name,
-            "password2"
+            PasswordSlot::Password2
         );
         assert!(matching_password(&passwords, &p2, 200).is_none(), "expired");
-        let p1b = regenerate_password(&mut passwords, "password1", 300, None).unwrap();
+        let p1b = regenerate_password(&mut passwords, PasswordSlot::Password1, 300, None).unwrap();
         assert!(
             matching_password(&passwords, &p1, 300).is_none(),
             "replaced"
         );
         assert!(matching_password(&passwords, &p1b, 300).is_some());
         assert_eq!(passwords.len(), 2);
-        assert!(regenerate_password(&mut passwords, "password3", 0, None).is_err());
+        assert!("password3".parse::<PasswordSlot>().is_err());
         let json = serde_json::to_string(&passwords).unwrap();
+        assert!(json.contains(r#""name":"password1""#), "{json}");
         assert!(!json.contains(&p1b), "only hashes are stored");
         assert!(!format!("{passwords:?}").contains("sha256"));
     }

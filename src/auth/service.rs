@@ -20,6 +20,14 @@ use crate::records::Records;
 use crate::reference::{Digest, Name};
 use sha2::{Digest as _, Sha256};
 
+/// What a mount's caller may do with its source.
+enum MountSource {
+    Readable,
+    /// The principal may read it, the token it sent does not say so.
+    NotInToken,
+    Unreadable,
+}
+
 /// A password that matched: the principal, which password slot, and its fingerprint (for refresh
 /// tokens).
 pub(crate) struct SignedIn {
@@ -81,7 +89,7 @@ impl<P: Platform> App<P> {
                     SignedIn {
                         principal: Principal::Admin(username.to_owned()),
                         generation: String::new(),
-                        password: p.name.clone(),
+                        password: p.name.to_string(),
                         fingerprint: secret::fingerprint(&p.hash),
                         expiry: p.expiry,
                     }
@@ -101,17 +109,19 @@ impl<P: Platform> App<P> {
             records::matching_password(&token.passwords, password, now).map(|p| SignedIn {
                 principal: Principal::Token(token.name.clone()),
                 generation: token.generation.clone(),
-                password: p.name.clone(),
+                password: p.name.to_string(),
                 fingerprint: secret::fingerprint(&p.hash),
                 expiry: p.expiry,
             }),
         )
     }
 
-    /// What the principal a token was issued for holds now, or `None` when it may no longer act:
-    /// the admin user disabled; the token gone, disabled, or another generation (deleted and
-    /// created again since). One read of the token's record, on every bearer request.
-    async fn current_permissions(
+    /// What `principal` (of record generation `generation`) holds now: its scope map
+    /// (everything, for the admin), plus what anonymous callers may; a token whose scope map is
+    /// gone holds only the latter. `None` when it may no longer act: the admin user disabled; the
+    /// token gone, disabled, or another generation (deleted and created again since). One read
+    /// of the token's record, for every signed-in request, bearer or Basic.
+    pub(crate) async fn permissions(
         &self,
         settings: &RegistrySettings,
         principal: &Principal,
@@ -158,12 +168,14 @@ impl<P: Platform> App<P> {
         let now = self.clock.now();
         let live = |passwords: &[records::PasswordRecord]| {
             passwords.iter().any(|p| {
-                p.name == password && secret::fingerprint(&p.hash) == fingerprint && p.is_live(now)
+                p.name.as_str() == password
+                    && secret::fingerprint(&p.hash) == fingerprint
+                    && p.is_live(now)
             })
         };
         if *principal == Principal::Anonymous
             || self
-                .current_permissions(settings, principal, generation)
+                .permissions(settings, principal, generation)
                 .await?
                 .is_none()
         {
@@ -186,32 +198,6 @@ impl<P: Platform> App<P> {
         })
     }
 
-    /// What `principal` may do: its scope map (everything, for the admin), plus what anonymous
-    /// callers may. A token whose scope map is gone may do only the latter.
-    pub(crate) async fn permissions(
-        &self,
-        settings: &RegistrySettings,
-        principal: &Principal,
-    ) -> Result<Permissions> {
-        let mut permissions = settings.anonymous_pull.permissions();
-        match principal {
-            Principal::Anonymous => {}
-            Principal::Admin(_) => permissions.extend(Permissions::admin()),
-            Principal::Token(name) => {
-                if let Some(token) = self.records().token(name).await?
-                    && token.enabled
-                    && let Some(map) = self.records().scope_map(&token.scope_map).await?
-                {
-                    permissions.extend(Permissions {
-                        admin: false,
-                        entries: map.actions,
-                    });
-                }
-            }
-        }
-        Ok(permissions)
-    }
-
     /// Who sent `headers`: a verified bearer token, checked Basic credentials, or anonymous when
     /// there is no `Authorization`. Bad credentials of any kind are a 401, never anonymous.
     pub(crate) async fn caller(
@@ -225,7 +211,9 @@ impl<P: Platform> App<P> {
             return Ok(Caller {
                 principal: Principal::Anonymous,
                 authority: Authority::Permissions(
-                    self.permissions(settings, &Principal::Anonymous).await?,
+                    self.permissions(settings, &Principal::Anonymous, "")
+                        .await?
+                        .unwrap_or_default(),
                 ),
             });
         };
@@ -249,7 +237,7 @@ impl<P: Platform> App<P> {
                 // The claims grant no more than the principal holds now: a narrowed scope map
                 // ends what its tokens granted beyond it.
                 let Some(current) = self
-                    .current_permissions(settings, &verified.principal, &verified.generation)
+                    .permissions(settings, &verified.principal, &verified.generation)
                     .await?
                 else {
                     return Err(invalid("the token's user is disabled or deleted"));
@@ -268,7 +256,14 @@ impl<P: Platform> App<P> {
                         .challenge(base, need, None)
                         .with_message("authentication failed: invalid username or password"));
                 };
-                let permissions = self.permissions(settings, &signed_in.principal).await?;
+                let Some(permissions) = self
+                    .permissions(settings, &signed_in.principal, &signed_in.generation)
+                    .await?
+                else {
+                    return Err(self
+                        .challenge(base, need, None)
+                        .with_message("authentication failed: the principal may no longer act"));
+                };
                 Ok(Caller {
                     principal: signed_in.principal,
                     authority: Authority::Permissions(permissions),
@@ -303,12 +298,19 @@ impl<P: Platform> App<P> {
 
     /// A 401 whose challenge sends the client to the token service for what `need` names.
     pub(crate) fn challenge(&self, base: &str, need: &Need, error: Option<(&str, &str)>) -> Error {
+        self.challenge_for(base, std::slice::from_ref(need), error)
+    }
+
+    /// A challenge naming every scope of `needs` (space-separated, as distribution names a
+    /// mount's target and source).
+    fn challenge_for(&self, base: &str, needs: &[Need], error: Option<(&str, &str)>) -> Error {
         let mut challenge = format!(
             "Bearer realm=\"{base}/oauth2/token\",service=\"{}\"",
             self.config.auth.service
         );
-        if let Some(scope) = need.scope() {
-            challenge.push_str(&format!(",scope=\"{scope}\""));
+        let scopes: Vec<String> = needs.iter().filter_map(Need::scope).collect();
+        if !scopes.is_empty() {
+            challenge.push_str(&format!(",scope=\"{}\"", scopes.join(" ")));
         }
         if let Some((code, description)) = error {
             challenge.push_str(&format!(
@@ -316,8 +318,20 @@ impl<P: Platform> App<P> {
                 description.replace(['"', '\\'], "'")
             ));
         }
+        let detail: Vec<serde_json::Value> = needs
+            .iter()
+            .flat_map(|need| match need.detail() {
+                serde_json::Value::Array(items) => items,
+                _ => Vec::new(),
+            })
+            .collect();
+        let detail = if detail.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::Value::Array(detail)
+        };
         Error::new(ErrorCode::Unauthorized)
-            .with_detail(need.detail())
+            .with_detail(detail)
             .with_challenge(challenge)
     }
 
@@ -386,9 +400,36 @@ impl<P: Platform> App<P> {
             Operation::StartUpload {
                 name,
                 start: StartUpload::Mount { digest, from },
-            } if !self.may_mount_from(&caller, &from, &digest).await? => Operation::StartUpload {
-                name,
-                start: StartUpload::Plain,
+            } => match self.mount_source(&caller, &from, &digest).await? {
+                MountSource::Readable => Operation::StartUpload {
+                    name,
+                    start: StartUpload::Mount { digest, from },
+                },
+                // As distribution answers: the challenge names the source's scope too, so the
+                // client comes back with a token that holds both.
+                MountSource::NotInToken => {
+                    let source = Need::Repository {
+                        name: from,
+                        permission: Permission::ContentRead,
+                    };
+                    return Err(self
+                        .challenge_for(
+                            &base,
+                            &[need, source],
+                            Some((
+                                "insufficient_scope",
+                                "the token does not grant pull on the mount's source",
+                            )),
+                        )
+                        .with_message(
+                            "a mount needs pull on its source: ask for a token with both scopes",
+                        ));
+                }
+                // The spec's answer to a mount that cannot be made: a plain upload.
+                MountSource::Unreadable => Operation::StartUpload {
+                    name,
+                    start: StartUpload::Plain,
+                },
             },
             other => other,
         };
@@ -397,7 +438,7 @@ impl<P: Platform> App<P> {
 
     /// Refuses what the repository's, tag's or manifest's locks forbid; returns the attributes.
     async fn check_locks(&self, operation: &Operation) -> Result<RepositoryAttributes> {
-        let (Some(name), Some((lock, target))) = (operation.name(), operation.lock()) else {
+        let (Some(name), Some((lock, targets))) = (operation.name(), operation.lock()) else {
             return Ok(RepositoryAttributes::default());
         };
         let attributes = self.records().attributes(name).await?;
@@ -407,40 +448,54 @@ impl<P: Platform> App<P> {
         if !attributes.repository.enabled(lock) {
             return Err(locked(&format!("repository {name}"), lock));
         }
-        match target {
-            LockTarget::Repository => {}
-            LockTarget::Tag(tag) if !attributes.tag(&tag, lock) => {
-                return Err(locked(&format!("tag {name}:{tag}"), lock));
+        for target in targets {
+            match target {
+                LockTarget::Repository => {}
+                LockTarget::Tag(tag) if !attributes.tag(&tag, lock) => {
+                    return Err(locked(&format!("tag {name}:{tag}"), lock));
+                }
+                LockTarget::Tag(_) => {}
+                LockTarget::Manifest(digest) if !attributes.manifest(&digest, lock) => {
+                    return Err(locked(&format!("manifest {name}@{digest}"), lock));
+                }
+                LockTarget::Manifest(_) => {}
             }
-            LockTarget::Tag(_) => {}
-            LockTarget::Manifest(digest) if !attributes.manifest(&digest, lock) => {
-                return Err(locked(&format!("manifest {name}@{digest}"), lock));
-            }
-            LockTarget::Manifest(_) => {}
         }
         Ok(attributes)
     }
 
     /// Whether `caller` may mount `digest` from `source`: pull there, and neither the source nor
-    /// the digest there read-locked (a manifest's lock covers its bytes as a blob).
-    pub(crate) async fn may_mount_from(
+    /// the digest there read-locked (a manifest's lock covers its bytes as a blob). A token that
+    /// lacks pull on the source while its principal holds it is `NotInToken`.
+    async fn mount_source(
         &self,
         caller: &Caller,
         source: &Name,
         digest: &Digest,
-    ) -> Result<bool> {
+    ) -> Result<MountSource> {
+        let unlocked = self
+            .records()
+            .attributes(source)
+            .await?
+            .manifest(digest, Lock::Read);
+        if !unlocked {
+            return Ok(MountSource::Unreadable);
+        }
         let need = Need::Repository {
             name: source.clone(),
             permission: Permission::ContentRead,
         };
-        if !caller.authority.allows(&need) {
-            return Ok(false);
+        if caller.authority.allows(&need) {
+            return Ok(MountSource::Readable);
         }
-        Ok(self
-            .records()
-            .attributes(source)
-            .await?
-            .manifest(digest, Lock::Read))
+        Ok(match &caller.authority {
+            Authority::Claims { current, .. }
+                if current.on(source.as_str()).has(Permission::ContentRead) =>
+            {
+                MountSource::NotInToken
+            }
+            _ => MountSource::Unreadable,
+        })
     }
 
     /// The repositories `caller` may list in the catalog: all for the admin, else those it may

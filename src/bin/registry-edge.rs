@@ -28,6 +28,7 @@ mod cli {
         NewPassword, ScopeMapUpdate, TokenUpdate,
     };
     use registry_edge::auth::network::{NetworkRules, parse_range};
+    use registry_edge::auth::records::PasswordSlot;
     use serde_json::Value;
 
     #[derive(Parser)]
@@ -100,14 +101,13 @@ mod cli {
         Disable,
         /// Generate (or regenerate) password1 or password2; prints it once.
         Password {
-            #[arg(value_parser = ["password1", "password2"])]
-            name: String,
+            name: PasswordSlot,
             #[command(flatten)]
             expiry: Expiry,
         },
         /// Delete password1 or password2.
         DeletePassword {
-            name: String,
+            name: PasswordSlot,
         },
     }
 
@@ -143,14 +143,13 @@ mod cli {
         /// Generate (or regenerate) password1 or password2; prints it once.
         Password {
             name: String,
-            #[arg(value_parser = ["password1", "password2"])]
-            password: String,
+            password: PasswordSlot,
             #[command(flatten)]
             expiry: Expiry,
         },
         DeletePassword {
             name: String,
-            password: String,
+            password: PasswordSlot,
         },
     }
 

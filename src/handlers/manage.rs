@@ -31,15 +31,19 @@ const BODY_LIMIT: usize = 256 * 1024;
 /// Who may use a management endpoint.
 enum Manager {
     Admin,
-    /// A token: only the attributes of repositories it may `metadata/write`.
-    Token(String),
+    /// A token (of record generation `generation`): only the attributes of repositories it may
+    /// `metadata/write`.
+    Token {
+        name: String,
+        generation: String,
+    },
 }
 
 fn password_views(passwords: &[PasswordRecord]) -> Vec<PasswordView> {
     passwords
         .iter()
         .map(|p| PasswordView {
-            name: p.name.clone(),
+            name: p.name,
             created: p.created,
             expiry: p.expiry,
         })
@@ -71,9 +75,16 @@ impl<P: Platform> App<P> {
         };
         let method = request.method().clone();
         if let Endpoint::Repository(name) = &endpoint {
-            if let Manager::Token(token) = &manager {
+            if let Manager::Token {
+                name: token,
+                generation,
+            } = &manager
+            {
                 let principal = Principal::Token(token.clone());
-                let permissions = self.permissions(&settings, &principal).await?;
+                let permissions = self
+                    .permissions(&settings, &principal, generation)
+                    .await?
+                    .unwrap_or_default();
                 if !permissions.on(name.as_str()).has(Permission::MetadataWrite) {
                     return Err(denied(&format!(
                         "token {token} may not change the attributes of {name} (it needs \
@@ -83,7 +94,7 @@ impl<P: Platform> App<P> {
             }
             return self.repository_attributes(request, &method, name).await;
         }
-        if let Manager::Token(token) = &manager {
+        if let Manager::Token { name: token, .. } = &manager {
             return Err(denied(&format!(
                 "token {token} may only manage repository attributes; this needs the admin user"
             )));
@@ -102,7 +113,7 @@ impl<P: Platform> App<P> {
                 let mut settings = settings;
                 let password = records::regenerate_password(
                     &mut settings.admin.passwords,
-                    &new.name,
+                    new.name,
                     self.clock.now(),
                     new.expiry,
                 )
@@ -238,7 +249,7 @@ impl<P: Platform> App<P> {
                 let mut token = self.existing_token(name).await?;
                 let password = records::regenerate_password(
                     &mut token.passwords,
-                    &new.name,
+                    new.name,
                     self.clock.now(),
                     new.expiry,
                 )
@@ -312,8 +323,9 @@ impl<P: Platform> App<P> {
             }) => Ok(Manager::Admin),
             Some(SignedIn {
                 principal: Principal::Token(name),
+                generation,
                 ..
-            }) => Ok(Manager::Token(name)),
+            }) => Ok(Manager::Token { name, generation }),
             _ => Err(challenge().with_message("invalid username or password")),
         }
     }
@@ -373,14 +385,15 @@ impl<P: Platform> App<P> {
             passwords: Vec::new(),
             created: now,
         };
-        let password = records::regenerate_password(&mut token.passwords, "password1", now, None)
+        let slot = records::PasswordSlot::Password1;
+        let password = records::regenerate_password(&mut token.passwords, slot, now, None)
             .map_err(Error::internal)?;
         self.records().put_token(&token).await?;
         let mut view = token_view(&token);
         view.credentials = Some(Credentials {
             username: token.name.clone(),
             passwords: vec![Secret {
-                name: "password1".into(),
+                name: slot,
                 password,
             }],
         });

@@ -21,7 +21,7 @@ use crate::origin::{OriginBody, OriginPath, RequestHeaders};
 use crate::platform::ClientBody;
 use crate::platform::Clock;
 use crate::platform::{Platform, RequestLocation};
-use crate::reference::{Digest, Name, Reference};
+use crate::reference::{Digest, Name, Reference, Tag};
 
 impl<P: Platform> App<P> {
     /// A manifest's read lock is checked here, after a tag is resolved: it covers the manifest
@@ -117,10 +117,20 @@ impl<P: Platform> App<P> {
     /// `PUT /v2/<name>/manifests/<reference>`: read (bounded), checked against a digest
     /// reference, forwarded; on success the edge forgets what it cached about the tag and emits a
     /// push event.
+    ///
+    /// A push by digest with `?tag=` parameters (spec 1.1+; distribution 2.8 ignores them) is
+    /// given to the origin as one push per tag, through this same path, and answered with one
+    /// `OCI-Tag` per tag. When a tag fails after others were applied, the answer is the failure,
+    /// naming the applied tags (in `OCI-Tag` and in the error's detail): the origin cannot take a
+    /// tag back.
+    ///
+    /// `OCI-Subject` is answered for a manifest with a `subject` when the origin does not: the
+    /// edge serves the referrers API itself.
     pub async fn put_manifest<B: ClientBody>(
         &self,
         name: &Name,
         reference: &Reference,
+        tags: &[Tag],
         request: &Request<B>,
         scopes: Vec<String>,
         actor: &Principal,
@@ -149,6 +159,9 @@ impl<P: Platform> App<P> {
             Error::new(ErrorCode::ManifestInvalid)
                 .with_message(format!("manifest is not valid JSON: {e}"))
         })?;
+        let subject = parsed
+            .subject
+            .and_then(|s| s.digest?.parse::<Digest>().ok());
         let client = RequestHeaders::from_client(request.headers())?;
         let headers = RequestHeaders {
             content_type: client.content_type,
@@ -157,31 +170,57 @@ impl<P: Platform> App<P> {
         };
         let media_type = headers.content_type.clone().or(parsed.media_type);
         let size = body.len() as u64;
-        let response = self
-            .forward(Forward {
-                method: Method::PUT,
-                path: OriginPath::manifest(name, reference),
-                query: Vec::new(),
-                headers,
-                body: OriginBody::Bytes(body),
-                scopes,
-                public_base: self.public_base(request),
-            })
-            .await?;
-        if response.status() == StatusCode::CREATED {
-            let subject = parsed
-                .subject
-                .and_then(|s| s.digest?.parse::<Digest>().ok());
-            self.forget_manifest(name, reference, &digest, subject.as_ref())
+        let targets: Vec<Reference> = if tags.is_empty() {
+            vec![reference.clone()]
+        } else {
+            tags.iter().cloned().map(Reference::Tag).collect()
+        };
+        let mut applied: Vec<&Tag> = Vec::new();
+        let mut last = None;
+        for target in &targets {
+            let forwarded = self
+                .forward(Forward {
+                    method: Method::PUT,
+                    path: OriginPath::manifest(name, target),
+                    query: Vec::new(),
+                    headers: headers.clone(),
+                    body: OriginBody::Bytes(body.clone()),
+                    scopes: scopes.clone(),
+                    public_base: self.public_base(request),
+                })
+                .await;
+            let response = match forwarded {
+                Ok(response) if response.status() == StatusCode::CREATED => response,
+                // Nothing applied yet: the failure as it is.
+                failed if applied.is_empty() => return failed,
+                failed => return partial_push(name, &applied, target, failed),
+            };
+            self.forget_manifest(name, target, &digest, subject.as_ref())
                 .await;
             self.emit(
                 Action::Push,
                 (actor, request.extensions().get::<RequestLocation>()),
                 name,
-                reference,
+                target,
                 &digest,
-                Some((media_type, size)),
+                Some((media_type.clone(), size)),
             );
+            if let Reference::Tag(tag) = target
+                && !tags.is_empty()
+            {
+                applied.push(tag);
+            }
+            last = Some(response);
+        }
+        let mut response = last.expect("a push has at least one target");
+        let h = response.headers_mut();
+        for tag in &applied {
+            h.append("oci-tag", header_value(tag.as_str())?);
+        }
+        if let Some(subject) = &subject
+            && !h.contains_key("oci-subject")
+        {
+            h.insert("oci-subject", header_value(&subject.to_string())?);
         }
         Ok(response)
     }
@@ -306,4 +345,62 @@ struct ManifestHead {
 #[derive(serde::Deserialize)]
 struct SubjectHead {
     digest: Option<String>,
+}
+
+/// The answer to a push by digest whose tag `failed` failed after the tags `applied` were: the
+/// failure (the origin's answer, or the edge's error), its errors' details naming both, and one
+/// `OCI-Tag` per applied tag.
+fn partial_push(
+    name: &Name,
+    applied: &[&Tag],
+    failed: &Reference,
+    outcome: Result<Response<Vec<u8>>>,
+) -> Result<Response<Vec<u8>>> {
+    let applied_names: Vec<&str> = applied.iter().map(|t| t.as_str()).collect();
+    let mut response = match outcome {
+        Ok(mut response) => {
+            let body: Option<serde_json::Value> = serde_json::from_slice(response.body()).ok();
+            if let Some(mut body) = body
+                && let Some(errors) = body.get_mut("errors").and_then(|e| e.as_array_mut())
+            {
+                for error in errors {
+                    let cause = error.get("detail").cloned().unwrap_or(json!(null));
+                    error["detail"] = json!({
+                        "name": name.as_str(),
+                        "applied": applied_names,
+                        "failed": failed.to_string(),
+                        "cause": cause,
+                    });
+                }
+                let bytes = serde_json::to_vec(&body).expect("JSON serializes");
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                *response.body_mut() = bytes;
+            }
+            response
+        }
+        Err(error) => {
+            let cause = error.detail.clone();
+            let message = error.message.clone();
+            let mut error = error.with_detail(json!({
+                "name": name.as_str(),
+                "applied": applied_names,
+                "failed": failed.to_string(),
+                "cause": cause,
+            }));
+            error.message = Some(format!(
+                "{} (tags {} were applied before {failed} failed)",
+                message.unwrap_or_else(|| error.code.message().to_owned()),
+                applied_names.join(", ")
+            ));
+            crate::app::error_response(&error)
+        }
+    };
+    for tag in applied {
+        response
+            .headers_mut()
+            .append("oci-tag", header_value(tag.as_str())?);
+    }
+    Ok(response)
 }

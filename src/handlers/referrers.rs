@@ -9,7 +9,7 @@ use super::to_json;
 use crate::app::{App, json_response};
 use crate::auth::records::{Lock, RepositoryAttributes};
 use crate::content::Content;
-use crate::error::{ErrorCode, Result};
+use crate::error::Result;
 use crate::media;
 use crate::platform::Platform;
 use crate::reference::{Digest, Name};
@@ -22,15 +22,9 @@ impl<P: Platform> App<P> {
         artifact_type: Option<&str>,
         attributes: &RepositoryAttributes,
     ) -> Result<Response<Vec<u8>>> {
-        let Some(all) = self.content().referrers(name, subject).await? else {
-            return Err(self
-                .not_found(
-                    name,
-                    ErrorCode::NameUnknown,
-                    json!({ "name": name.as_str() }),
-                )
-                .await);
-        };
+        // Never a 404 (the spec: a registry that serves the referrers API must not answer one):
+        // an unknown subject, or a repository with no manifests, has an empty list.
+        let all = self.content().referrers(name, subject).await?;
         // A read-locked manifest is not listed: its descriptor would tell what it is.
         let manifests: Vec<&Value> = all
             .iter()

@@ -200,7 +200,10 @@ impl<P: Platform> App<P> {
             }
         };
 
-        let permissions = self.permissions(&settings, &principal).await?;
+        let permissions = self
+            .permissions(&settings, &principal, &generation)
+            .await?
+            .ok_or_else(|| unauthorized("the principal may no longer act"))?;
         let access = grant(&scopes, &permissions, &principal);
         let token = auth
             .keys

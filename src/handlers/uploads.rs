@@ -177,6 +177,19 @@ impl<P: Platform> App<P> {
             ))
             .await?;
         self.seal_answer(&mut response, name, session.offset, Some(0), request)?;
+        if response.status() == StatusCode::CREATED {
+            // distribution answers with the canonical (sha256) digest it stored the blob under,
+            // also for an upload finished as sha512: the blob is the client's digest, which the
+            // repository now links (and the edge serves, following the link).
+            let location = format!(
+                "{}{}",
+                self.public_base(request),
+                OriginPath::blob(name, &digest).as_str()
+            );
+            let h = response.headers_mut();
+            h.insert("docker-content-digest", header_value(&digest.to_string())?);
+            h.insert(header::LOCATION, header_value(&location)?);
+        }
         Ok(response)
     }
 

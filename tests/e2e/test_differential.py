@@ -78,6 +78,8 @@ def cases(origin):
         ("GET invalid blob digest", "GET", "/v2/library/busybox/blobs/sha256:xyz", {}),
         ("GET unknown repo manifest", "GET", "/v2/no/such/manifests/1", {"Accept": ALL}),
         ("GET unknown repo blob", "GET", f"/v2/no/such/blobs/{layer}", {}),
+        ("GET referrers unknown digest", "GET", f"/v2/library/busybox/referrers/{ZERO}", {}),
+        ("GET referrers unknown repo", "GET", f"/v2/no/such/referrers/{ZERO}", {}),
     ]
     return out
 
@@ -104,6 +106,10 @@ DIFFERENCES = {
                     "OCI spec says (with a Link header)",
     "GET tags n=2 last=a": "as above",
     "GET tags last=c": "as above",
+    "GET referrers unknown digest": "distribution 2.8 has no referrers API (404); the edge serves "
+                                    "it and, as the spec requires of a registry that does, never "
+                                    "answers 404: an unknown subject has an empty index",
+    "GET referrers unknown repo": "as above, for a repository with no manifests",
 }
 
 

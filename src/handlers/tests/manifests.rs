@@ -249,3 +249,183 @@ fn manifest_delete_is_visible_at_once() {
     );
     assert_eq!(f.events.0.borrow()[0].action, crate::events::Action::Delete);
 }
+
+/// A manifest revision linked by a sha512 digest (an alias of the canonical sha256 one) is
+/// served by the digest asked for, and only if its bytes hash to it.
+#[test]
+fn sha512_revision_links_are_followed() {
+    let f = Fixture::new();
+    let layout = Layout::new(ROOT);
+    let busybox: crate::reference::Name = "library/busybox".parse().unwrap();
+    let alias = sha512(&f.manifest);
+    f.store.put(
+        layout.manifest_revision_link(&busybox, &alias),
+        f.manifest_digest.to_string(),
+    );
+    let r = get(&f.app(), &format!("/v2/library/busybox/manifests/{alias}"));
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    assert_eq!(r.body(), &f.manifest);
+    assert_eq!(header(&r, "docker-content-digest"), alias.to_string());
+    // An alias whose canonical content is other bytes: never served under the alias.
+    let wrong = sha512(b"other bytes");
+    f.store.put(
+        layout.manifest_revision_link(&busybox, &wrong),
+        f.manifest_digest.to_string(),
+    );
+    let r = get(&f.app(), &format!("/v2/library/busybox/manifests/{wrong}"));
+    assert_eq!(r.status(), 500);
+    // Not linked in a repository that does not link the canonical revision.
+    let nobody: crate::reference::Name = "docker/v2s2".parse().unwrap();
+    f.store.put(
+        layout.manifest_revision_link(&nobody, &alias),
+        f.manifest_digest.to_string(),
+    );
+    let r = get(&f.app(), &format!("/v2/docker/v2s2/manifests/{alias}"));
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(&r), "MANIFEST_UNKNOWN");
+}
+
+/// A manifest with a `subject` for pushing, and its digest.
+fn referrer_manifest(f: &Fixture) -> (Vec<u8>, Digest) {
+    let body = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": Digest::sha256(b"{}").to_string(), "size": 2},
+        "layers": [],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": f.manifest_digest.to_string(), "size": f.manifest.len()},
+    }))
+    .unwrap();
+    let digest = Digest::sha256(&body);
+    (body, digest)
+}
+
+/// distribution 2.8 does not answer `OCI-Subject`; the edge does, since it serves referrers.
+#[test]
+fn a_push_with_a_subject_is_answered_with_oci_subject() {
+    let f = Fixture::new().with_origin();
+    let (body, digest) = referrer_manifest(&f);
+    let location = format!("http://127.0.0.1:5000/v2/library/busybox/manifests/{digest}");
+    f.origin_answers(move |_| answer(201, &[("location", &location)], b""));
+    let app = f.app();
+    let push = |uri: &str, body: &[u8]| {
+        send_body(
+            &app,
+            Method::PUT,
+            uri,
+            &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+            body,
+        )
+    };
+    let r = push(&format!("/v2/library/busybox/manifests/{digest}"), &body);
+    assert_eq!(r.status(), 201);
+    assert_eq!(header(&r, "oci-subject"), f.manifest_digest.to_string());
+    let r = push("/v2/library/busybox/manifests/plain", &f.manifest);
+    assert_eq!(r.status(), 201);
+    assert!(r.headers().get("oci-subject").is_none());
+}
+
+/// `PUT /manifests/<digest>?tag=a&tag=b`: one origin push per tag, one `OCI-Tag` per tag; a
+/// failure after some tags names those that were applied.
+#[test]
+fn several_tags_in_one_push() {
+    let f = Fixture::new().with_origin();
+    let digest = f.manifest_digest.clone();
+    let location = format!("http://127.0.0.1:5000/v2/library/busybox/manifests/{digest}");
+    let d = digest.to_string();
+    f.origin_answers(move |request| {
+        if request.uri().path().ends_with("/manifests/broken") {
+            return answer(
+                400,
+                JSON,
+                br#"{"errors":[{"code":"TAG_INVALID","message":"no","detail":"x"}]}"#,
+            );
+        }
+        answer(
+            201,
+            &[("location", &location), ("docker-content-digest", &d)],
+            b"",
+        )
+    });
+    let app = f.app();
+    let push = |query: &str| {
+        send_body(
+            &app,
+            Method::PUT,
+            &format!("/v2/library/busybox/manifests/{digest}?{query}"),
+            &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+            &f.manifest,
+        )
+    };
+    let sent = || {
+        f.origin
+            .sent
+            .borrow()
+            .iter()
+            .map(|(m, u, _, _)| format!("{m} {u}"))
+            .collect::<Vec<_>>()
+    };
+    let tags_of = |r: &Response<Vec<u8>>| {
+        r.headers()
+            .get_all("oci-tag")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let r = push("tag=a&tag=b&tag=a");
+    assert_eq!(r.status(), 201);
+    assert_eq!(tags_of(&r), ["a", "b"]);
+    assert_eq!(header(&r, "docker-content-digest"), digest.to_string());
+    let base = "PUT http://127.0.0.1:5000/v2/library/busybox/manifests";
+    assert_eq!(sent(), [format!("{base}/a"), format!("{base}/b")]);
+    let events = f.events.0.borrow().len();
+    assert_eq!(events, 2, "one push event per tag");
+
+    // The second tag fails at the origin: its error, naming the tag applied before it.
+    let r = push("tag=c&tag=broken&tag=d");
+    assert_eq!(r.status(), 400);
+    assert_eq!(tags_of(&r), ["c"]);
+    let detail = &json_body(&r)["errors"][0]["detail"];
+    assert_eq!(detail["applied"], json!(["c"]));
+    assert_eq!(detail["failed"], "broken");
+    assert_eq!(detail["cause"], "x");
+    assert_eq!(sent().len(), 4, "nothing after the failed tag");
+    // The first tag fails: the origin's answer as it is.
+    let r = push("tag=broken&tag=e");
+    assert_eq!(r.status(), 400);
+    assert!(tags_of(&r).is_empty());
+    assert_eq!(json_body(&r)["errors"][0]["detail"], "x");
+
+    // Refused before anything is sent: a bad tag, tags on a push by tag, too many tags.
+    let before = sent().len();
+    let too_many: Vec<String> = (0..17).map(|i| format!("tag=t{i}")).collect();
+    for (query, code) in [
+        ("tag=ok&tag=-bad".to_owned(), "TAG_INVALID"),
+        (too_many.join("&"), "BAD_REQUEST"),
+    ] {
+        let r = push(&query);
+        assert_eq!(r.status(), 400, "{query}");
+        assert_eq!(error_code(&r), code, "{query}");
+    }
+    let r = send_body(
+        &app,
+        Method::PUT,
+        "/v2/library/busybox/manifests/latest?tag=other",
+        &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+        &f.manifest,
+    );
+    assert_eq!(
+        (r.status().as_u16(), error_code(&r).as_str()),
+        (400, "BAD_REQUEST")
+    );
+    // A write-locked tag among them refuses the whole push.
+    manage(
+        &app,
+        Method::PATCH,
+        "/api/v1/repositories/library/busybox?tag=frozen",
+        json!({"writeEnabled": false}),
+    );
+    let r = push("tag=fine&tag=frozen");
+    assert_eq!(r.status(), 403);
+    assert!(error_message(&r).contains("tag library/busybox:frozen is locked"));
+    assert_eq!(sent().len(), before, "no refused push reached the origin");
+}

@@ -501,6 +501,16 @@ fn error_code(r: &Response<Vec<u8>>) -> String {
         .to_owned()
 }
 
+/// The sha512 digest of `bytes`.
+fn sha512(bytes: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    Digest::from_parts(
+        crate::reference::Algorithm::Sha512,
+        &hex::encode(sha2::Sha512::digest(bytes)),
+    )
+    .unwrap()
+}
+
 fn error_message(r: &Response<Vec<u8>>) -> String {
     json_body(r)["errors"][0]["message"]
         .as_str()

@@ -246,3 +246,84 @@ fn mounts_need_pull_on_the_source() {
         forwarded[1]
     );
 }
+
+/// A bearer token without pull on a mount's source, whose principal may pull there: a 401 whose
+/// challenge names both scopes (as distribution answers), so the client fetches a token with
+/// both and the mount is made. A principal that cannot read the source gets a plain upload.
+#[test]
+fn a_mount_challenge_names_the_source_when_the_principal_could_read_it() {
+    let f = Fixture::new().with_origin();
+    f.origin_answers(|r| {
+        let location = if r.uri().query().unwrap_or("").contains("mount=") {
+            "/v2/team/app/service/blobs/sha256:00"
+        } else {
+            "/v2/team/app/service/blobs/uploads/u1"
+        };
+        let status = if location.contains("uploads") {
+            202
+        } else {
+            201
+        };
+        answer(status, &[("location", location)], b"")
+    });
+    let app = f.app();
+    let password = token_with(
+        &app,
+        "team-pusher",
+        &[TEAM_PULL, "repositories/team/*/content/write"],
+    );
+    let creds = basic("team-pusher", &password);
+    let target = "repository:team/app/service:pull,push";
+    let mount = |from: &str| {
+        format!(
+            "/v2/team/app/service/blobs/uploads/?mount={}&from={from}",
+            f.layer_digest
+        )
+    };
+    let token_for = |scopes: &[&str]| {
+        fetch_token(&app, Some(&creds), scopes)["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let narrow = token_for(&[target]);
+    let r = as_bearer(&app, Method::POST, &mount("team/other"), &narrow);
+    assert_eq!(r.status(), 401);
+    let challenge = header(&r, "www-authenticate");
+    assert!(
+        challenge.contains(
+            r#"scope="repository:team/app/service:pull,push repository:team/other:pull""#
+        ),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert_eq!(
+        json_body(&r)["errors"][0]["detail"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let both = token_for(&[target, "repository:team/other:pull"]);
+    let r = as_bearer(&app, Method::POST, &mount("team/other"), &both);
+    assert_eq!(r.status(), 201);
+    // `private` is out of the principal's reach whatever token it holds: a plain upload.
+    let r = as_bearer(&app, Method::POST, &mount("private"), &narrow);
+    assert_eq!(r.status(), 202);
+    let sent = f.origin.sent.borrow();
+    let forwarded: Vec<&str> = sent.iter().map(|(_, u, _, _)| u.as_str()).collect();
+    assert_eq!(
+        forwarded.len(),
+        2,
+        "the refused mount reached nothing: {forwarded:?}"
+    );
+    assert!(
+        forwarded[0].contains("from=team%2Fother"),
+        "{}",
+        forwarded[0]
+    );
+    assert!(!forwarded[1].contains("mount"), "{}", forwarded[1]);
+}

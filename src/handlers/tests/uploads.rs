@@ -190,3 +190,47 @@ fn uploads_are_forwarded_and_come_back_to_the_edge() {
         assert!(!String::from_utf8_lossy(r.body()).contains("uploads.example"));
     }
 }
+
+/// distribution answers the final PUT of a sha512 upload with the canonical sha256 digest; the
+/// client gets the digest it named, which the repository now links.
+#[test]
+fn a_finished_upload_names_the_clients_digest() {
+    let f = Fixture::new().with_origin();
+    let canonical = Digest::sha256(b"sha512 content");
+    let location = format!("http://127.0.0.1:5000/v2/library/busybox/blobs/{canonical}");
+    let c = canonical.to_string();
+    f.origin_answers(move |_| {
+        answer(
+            201,
+            &[("location", &location), ("docker-content-digest", &c)],
+            b"",
+        )
+    });
+    let app = f.app();
+    let alias = sha512(b"sha512 content");
+    let session = sealed(&app, "library/busybox", "u1");
+    let r = send_body(
+        &app,
+        Method::PUT,
+        &format!("{session}&digest={alias}"),
+        &[("content-type", "application/octet-stream")],
+        b"sha512 content",
+    );
+    assert_eq!(r.status(), 201, "{}", String::from_utf8_lossy(r.body()));
+    assert_headers(
+        &r,
+        &[
+            ("docker-content-digest", &alias.to_string()),
+            ("location", &format!("/v2/library/busybox/blobs/{alias}")),
+        ],
+    );
+    // The origin was asked for the digest the client named.
+    let sent = f.origin.sent.borrow();
+    assert!(
+        sent[0]
+            .1
+            .contains(&format!("digest={}", alias.to_string().replace(':', "%3A"))),
+        "{}",
+        sent[0].1
+    );
+}
