@@ -380,6 +380,43 @@ start_blackhole() {
   echo "stack: $name (never answers) on 127.0.0.1:$port"
 }
 
+# trust_dev_certificate PORT: makes the local clients trust the stack's CA (which signed the
+# edge's certificate) for 127.0.0.1:PORT and localhost:PORT: the system store (curl, and skopeo, podman, oras and the
+# docker CLI, which read it), and containers' and docker's per-registry directories. Needs root
+# (or sudo without a password); otherwise prints the commands. Returns 1 when nothing was done.
+trust_dev_certificate() {
+  local port="$1" cert="$STACK_TLS_DIR/ca.pem" sudo_="" host dir
+  local system=/usr/local/share/ca-certificates/registry-edge-dev.crt
+  if [ ! -s "$cert" ]; then
+    echo "dev: no local CA at $cert: run scripts/install" >&2
+    return 1
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    if sudo -n true 2>/dev/null; then
+      sudo_=sudo
+    else
+      echo "dev: without root the local certificate is not trusted; as root, run:" >&2
+      echo "  cp $cert $system && update-ca-certificates" >&2
+      echo "  for d in /etc/docker/certs.d /etc/containers/certs.d; do mkdir -p \$d/127.0.0.1:$port; cp $cert \$d/127.0.0.1:$port/ca.crt; done" >&2
+      return 1
+    fi
+  fi
+  if ! cmp -s "$cert" "$system" 2>/dev/null; then
+    $sudo_ mkdir -p "$(dirname "$system")"
+    $sudo_ cp "$cert" "$system"
+    if command -v update-ca-certificates >/dev/null; then
+      $sudo_ update-ca-certificates >/dev/null 2>&1
+    fi
+  fi
+  for host in "127.0.0.1:$port" "localhost:$port"; do
+    for dir in /etc/docker/certs.d /etc/containers/certs.d; do
+      cmp -s "$cert" "$dir/$host/ca.crt" 2>/dev/null && continue
+      $sudo_ mkdir -p "$dir/$host"
+      $sudo_ cp "$cert" "$dir/$host/ca.crt"
+    done
+  done
+}
+
 # start_edge_wrangler [NAME] [PORT]: `wrangler dev --local` (its [build] runs
 # scripts/build). Local state persists in $STACK_DIR/NAME-state.
 start_edge_wrangler() {

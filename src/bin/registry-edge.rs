@@ -31,6 +31,23 @@ mod cli {
     use registry_edge::auth::records::PasswordSlot;
     use serde_json::Value;
 
+    /// A transport error, with the fix when there is a likely one.
+    fn explain(url: &str, error: &ureq::Error) -> String {
+        let hint = match error {
+            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                " (is the edge running? `scripts/dev` starts the local stack; --url or \
+                 REGISTRY_EDGE_URL names another edge)"
+            }
+            // rustls's refusals arrive as I/O errors naming the certificate.
+            _ if error.to_string().contains("certificate") => {
+                " (for a local edge, pass its CA with --ca-cert or REGISTRY_EDGE_CA_CERT, as \
+                 `scripts/dev` prints it)"
+            }
+            _ => "",
+        };
+        format!("{url}: {error}{hint}")
+    }
+
     #[derive(Parser)]
     #[command(
         name = "registry-edge",
@@ -54,6 +71,10 @@ mod cli {
         /// Accept any TLS certificate (a local edge with a self-signed one).
         #[arg(long)]
         insecure: bool,
+        /// Trust this PEM certificate (the local stack's, which `scripts/dev` prints) instead of
+        /// the public roots.
+        #[arg(long, env = "REGISTRY_EDGE_CA_CERT")]
+        ca_cert: Option<std::path::PathBuf>,
         #[command(subcommand)]
         command: Command,
     }
@@ -295,7 +316,7 @@ mod cli {
             let request = request
                 .body(body.map(|b| b.to_string()).unwrap_or_default())
                 .map_err(|e| format!("{url}: {e}"))?;
-            let mut response = self.agent.run(request).map_err(|e| format!("{url}: {e}"))?;
+            let mut response = self.agent.run(request).map_err(|e| explain(&url, &e))?;
             let status = response.status();
             let text = response
                 .body_mut()
@@ -387,9 +408,15 @@ mod cli {
                 "no password: set REGISTRY_EDGE_PASSWORD or use --password-stdin".to_owned()
             })?
         };
-        let tls = ureq::tls::TlsConfig::builder()
-            .disable_verification(cli.insecure)
-            .build();
+        let mut tls = ureq::tls::TlsConfig::builder().disable_verification(cli.insecure);
+        if let Some(path) = &cli.ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("reading the CA certificate {}: {e}", path.display()))?;
+            let cert = ureq::tls::Certificate::from_pem(&pem)
+                .map_err(|e| format!("{} is not a PEM certificate: {e}", path.display()))?;
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]));
+        }
+        let tls = tls.build();
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .tls_config(tls)

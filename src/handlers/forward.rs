@@ -37,7 +37,8 @@ const CHALLENGE_SECONDS: u64 = 3600;
 
 pub(crate) fn writes_disabled() -> Error {
     Error::new(ErrorCode::Unsupported).with_message(
-        "this registry edge serves reads only: no origin registry is configured (ORIGIN_URL)",
+        "this registry edge serves reads only: no origin registry is configured; set ORIGIN_URL \
+         for it to take pushes",
     )
 }
 
