@@ -380,9 +380,20 @@ start_blackhole() {
   echo "stack: $name (never answers) on 127.0.0.1:$port"
 }
 
+# start_warning_proxy NAME PORT UPSTREAM: an origin that adds registry warnings to every answer
+# of UPSTREAM (HOST:PORT) (tests/support/warning-proxy.py).
+start_warning_proxy() {
+  local name="$1" port="$2" upstream="$3"
+  _stack_port_free "$port" "$name" || return 1
+  _stack_spawn "$name" python3 "$REGISTRY_EDGE_ROOT/tests/support/warning-proxy.py" "$port" "$upstream"
+  _stack_wait "$name" "listening on $port" "$STACK_WAIT_SECONDS" _stack_log_has "$name" '^listening' || return 1
+  echo "stack: $name (warns, in front of $upstream) on 127.0.0.1:$port"
+}
+
 # trust_dev_certificate PORT: makes the local clients trust the stack's CA (which signed the
-# edge's certificate) for 127.0.0.1:PORT and localhost:PORT: the system store (curl, and skopeo, podman, oras and the
-# docker CLI, which read it), and containers' and docker's per-registry directories. Needs root
+# edge's certificate) for 127.0.0.1:PORT and localhost:PORT: the system store (curl, and
+# skopeo, podman, oras and the docker CLI, which read it), and containers' and docker's
+# per-registry directories. Needs root
 # (or sudo without a password); otherwise prints the commands. Returns 1 when nothing was done.
 trust_dev_certificate() {
   local port="$1" cert="$STACK_TLS_DIR/ca.pem" sudo_="" host dir

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import admin, error_codes
+from conftest import admin, edge_registry, error_codes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from registry_push import push_blob, push_manifest  # noqa: E402
@@ -201,3 +201,15 @@ def test_several_tags_in_one_push(edge_http, origin):
     r = edge_http.http.put(f"{edge_http.url}/v2/{repo}/manifests/e?tag=f", data=other,
                            headers={"Content-Type": OCI}, timeout=30)
     assert r.status_code == 400 and error_codes(r) == ["BAD_REQUEST"]
+
+
+def test_origin_warnings_reach_the_client():
+    """Registry warnings (code 299) the origin sends on a write reach the client unchanged; a
+    warning of another kind does not (tests/support/warning-proxy.py adds both)."""
+    edge = edge_registry("edge-warning", "EDGE_WARNING", tls=False)
+    r = edge.request("POST", "/v2/spec/warned/blobs/uploads/")
+    assert r.status_code == 202, r.text
+    assert r.raw.headers.getlist("Warning") == [
+        '299 - "this repository is deprecated"', '299 - "pushes here end in 2027"']
+    digest = push_blob(edge.url, "spec/warned", b"warned", auth=edge.auth)
+    assert edge.request("HEAD", f"/v2/spec/warned/blobs/{digest}").status_code == 200
