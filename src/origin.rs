@@ -275,10 +275,15 @@ pub fn client_response(
                 }
             } else if name == "warning" {
                 // The spec's registry warnings (`299 - "text"`); no other kind is the client's.
-                match value.to_str() {
-                    Ok(v) if v.starts_with("299 ") => value.clone(),
-                    _ => continue,
+                // A runtime may join several into one comma-separated value.
+                for warning in value.to_str().map(split_warnings).unwrap_or_default() {
+                    if warning.starts_with("299 ")
+                        && let Ok(v) = HeaderValue::from_str(warning)
+                    {
+                        response.headers_mut().append(name, v);
+                    }
                 }
+                continue;
             } else {
                 value.clone()
             };
@@ -296,6 +301,28 @@ pub fn client_response(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     (response, original)
+}
+
+/// The warnings of a `Warning` value: split at the commas outside quoted text (a warning's text
+/// may hold commas of its own).
+fn split_warnings(value: &str) -> Vec<&str> {
+    let mut warnings = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                warnings.push(value[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    warnings.push(value[start..].trim());
+    warnings.retain(|w| !w.is_empty());
+    warnings
 }
 
 /// An origin's error body rebuilt as OCI error JSON: each error's code (when it is one), its
@@ -543,6 +570,10 @@ mod tests {
             .header("warning", r#"299 - "this repository is deprecated""#)
             .header("warning", r#"299 - "so is this tag""#)
             .header("warning", r#"199 proxy "a proxy's note""#)
+            .header(
+                "warning",
+                r#"299 - "joined, by a runtime", 199 x "no", 299 - "say \"hi\", twice""#,
+            )
             .body(Vec::new())
             .unwrap();
         let (response, _) = client_response(answer, &origin(), "https://edge.example");
@@ -553,7 +584,9 @@ mod tests {
             warnings,
             [
                 r#"299 - "this repository is deprecated""#,
-                r#"299 - "so is this tag""#
+                r#"299 - "so is this tag""#,
+                r#"299 - "joined, by a runtime""#,
+                r#"299 - "say \"hi\", twice""#,
             ]
         );
         assert_eq!(

@@ -9,7 +9,7 @@
 pub mod memory;
 pub mod presign;
 pub mod s3;
-#[cfg(test)]
+#[cfg(any(test, feature = "storage-suite"))]
 pub mod suite;
 
 use std::fmt;

@@ -233,7 +233,7 @@ mod tests {
         crate::storage::suite::load(&fake.objects);
         let clock = FixedClock::at(1_700_000_000);
         let store = S3Store::new(Rc::new(Presigner::new(&config()).unwrap()), &fake, &clock);
-        futures::executor::block_on(crate::storage::suite::run(&store));
+        futures::executor::block_on(crate::storage::suite::run(&store)).unwrap();
         assert!(
             fake.requests
                 .borrow()

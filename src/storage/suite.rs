@@ -1,40 +1,104 @@
 //! The one test suite every `ObjectStore` backend passes (as distribution's driver test suites):
-//! `load` writes a fixture into a `MemoryStore` (or a fake server backed by one), `run` checks a
-//! store that serves it.
+//! `fixture` is what a store is loaded with, `run` checks a store that serves it. The memory
+//! store and the S3 client (over a fake server) run it as unit tests; the R2 binding runs it
+//! inside workerd, in a build with the `storage-suite` feature (`scripts/test`).
 
 use super::ObjectStore;
-use super::memory::MemoryStore;
 
-pub fn load(objects: &MemoryStore) {
-    objects.put("r/small", b"hello".to_vec());
-    objects.put("r/empty", Vec::new());
-    objects.put("r/with space+plus", b"odd key".to_vec());
+/// More directories under one prefix than one list page holds (R2 and S3 answer 1,000).
+const MANY: usize = 1_100;
+
+/// The objects a store under test holds: `(key, bytes)`.
+pub fn fixture() -> Vec<(String, Vec<u8>)> {
+    let mut objects = vec![
+        ("r/small".to_owned(), b"hello".to_vec()),
+        ("r/empty".to_owned(), Vec::new()),
+        ("r/with space+plus".to_owned(), b"odd key".to_vec()),
+        ("r/dirs/file".to_owned(), b"not a dir".to_vec()),
+    ];
     for d in ["a", "a-b", "b", "c", "d", "e"] {
-        objects.put(format!("r/dirs/{d}/x/link"), b"1".to_vec());
+        objects.push((format!("r/dirs/{d}/x/link"), b"1".to_vec()));
     }
-    objects.put("r/dirs/file", b"not a dir".to_vec());
+    for i in 0..MANY {
+        objects.push((format!("r/many/{i:04}/link"), b"1".to_vec()));
+    }
+    objects
 }
 
-pub async fn run(store: &impl ObjectStore) {
-    assert_eq!(store.get("r/small").await.unwrap(), Some(b"hello".to_vec()));
-    assert_eq!(store.get("r/empty").await.unwrap(), Some(Vec::new()));
-    assert_eq!(
-        store.get("r/with space+plus").await.unwrap(),
-        Some(b"odd key".to_vec())
+#[cfg(test)]
+pub fn load(objects: &super::memory::MemoryStore) {
+    for (key, bytes) in fixture() {
+        objects.put(key, bytes);
+    }
+}
+
+macro_rules! check {
+    ($got:expr, $want:expr, $what:literal) => {{
+        let got = $got;
+        let want = $want;
+        if got != want {
+            return Err(format!("{}: got {:?}, want {:?}", $what, got, want));
+        }
+    }};
+}
+
+/// Checks `store`, loaded with `fixture`; the first difference, named.
+pub async fn run(store: &impl ObjectStore) -> Result<(), String> {
+    let err = |e: super::StoreError| e.0;
+    check!(
+        store.get("r/small").await.map_err(err)?,
+        Some(b"hello".to_vec()),
+        "get r/small"
     );
-    assert_eq!(store.get("r/missing").await.unwrap(), None);
-    assert_eq!(store.head("r/small").await.unwrap(), Some(5));
-    assert_eq!(store.head("r/empty").await.unwrap(), Some(0));
-    assert_eq!(store.head("r/missing").await.unwrap(), None);
-    let mut dirs = store.list_dirs("r/dirs/").await.unwrap();
+    check!(
+        store.get("r/empty").await.map_err(err)?,
+        Some(Vec::new()),
+        "get r/empty"
+    );
+    check!(
+        store.get("r/with space+plus").await.map_err(err)?,
+        Some(b"odd key".to_vec()),
+        "get of a key with a space and a plus"
+    );
+    check!(
+        store.get("r/missing").await.map_err(err)?,
+        None,
+        "get r/missing"
+    );
+    check!(
+        store.head("r/small").await.map_err(err)?,
+        Some(5),
+        "head r/small"
+    );
+    check!(
+        store.head("r/empty").await.map_err(err)?,
+        Some(0),
+        "head r/empty"
+    );
+    check!(
+        store.head("r/missing").await.map_err(err)?,
+        None,
+        "head r/missing"
+    );
+    let mut dirs = store.list_dirs("r/dirs/").await.map_err(err)?;
     dirs.sort();
-    assert_eq!(dirs, ["a", "a-b", "b", "c", "d", "e"]);
-    assert!(store.list_dirs("r/nothing/").await.unwrap().is_empty());
+    check!(dirs, ["a", "a-b", "b", "c", "d", "e"], "list_dirs r/dirs/");
+    check!(
+        store.list_dirs("r/nothing/").await.map_err(err)?,
+        Vec::<String>::new(),
+        "list_dirs of an empty prefix"
+    );
+    let mut many = store.list_dirs("r/many/").await.map_err(err)?;
+    many.sort();
+    let want: Vec<String> = (0..MANY).map(|i| format!("{i:04}")).collect();
+    check!(many.len(), MANY, "list_dirs across pages: how many");
+    check!(many, want, "list_dirs across pages");
+    Ok(())
 }
 
 #[test]
 fn memory_store_passes() {
-    let store = MemoryStore::default();
+    let store = super::memory::MemoryStore::default();
     load(&store);
-    futures::executor::block_on(run(&store));
+    futures::executor::block_on(run(&store)).unwrap();
 }

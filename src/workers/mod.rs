@@ -178,6 +178,10 @@ impl ObjectStore for Store {
 
 #[event(fetch)]
 async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
+    #[cfg(feature = "storage-suite")]
+    if req.url().ends_with("/_suite/storage") {
+        return into_web_response(storage_suite(&env).await);
+    }
     let background = WorkerBackground(Rc::new(ctx));
     let response = match handle(&req, &env, background).await {
         Ok(response) => response,
@@ -188,6 +192,43 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     };
     drain_unread_body(&req).await;
     into_web_response(response)
+}
+
+/// The shared ObjectStore suite against the R2 binding: the fixture is written through the
+/// binding, then `R2Store` must read it back as every backend does. 200, or 500 naming the first
+/// difference. Only in a `storage-suite` build.
+#[cfg(feature = "storage-suite")]
+async fn storage_suite(env: &Env) -> http::Response<Vec<u8>> {
+    let answer = |status: u16, text: String| {
+        let mut response = http::Response::new(text.into_bytes());
+        *response.status_mut() = http::StatusCode::from_u16(status).expect("a status");
+        response
+    };
+    let bucket = match env.bucket(R2_BINDING) {
+        Ok(bucket) => bucket,
+        Err(e) => return answer(500, format!("R2 binding {R2_BINDING}: {e}")),
+    };
+    let objects = crate::storage::suite::fixture();
+    let puts = objects.into_iter().map(|(key, bytes)| {
+        let bucket = &bucket;
+        async move {
+            bucket
+                .put(key.clone(), bytes)
+                .execute()
+                .await
+                .map_err(|e| format!("put {key}: {e}"))
+        }
+    });
+    if let Err(e) = futures::future::try_join_all(puts).await {
+        return answer(500, e);
+    }
+    match crate::storage::suite::run(&r2::R2Store::new(bucket)).await {
+        Ok(()) => answer(200, "the storage suite passed on the R2 binding".into()),
+        Err(e) => answer(
+            500,
+            format!("the storage suite failed on the R2 binding: {e}"),
+        ),
+    }
 }
 
 async fn handle(
