@@ -233,3 +233,12 @@ def test_origin_warnings_reach_the_client():
         '299 - "this repository is deprecated"', '299 - "pushes here end in 2027"']
     digest = push_blob(edge.url, "spec/warned", b"warned", auth=edge.auth)
     assert edge.request("HEAD", f"/v2/spec/warned/blobs/{digest}").status_code == 200
+
+
+def test_a_zero_byte_blob_fails_as_on_the_origin(edge_http, origin):
+    """A known limitation (README): distribution 2.8's S3 driver cannot commit an empty upload.
+    The edge passes the origin's answer on; if the origin ever takes it, the README must change."""
+    empty = sha256(b"")
+    for reg in (origin, edge_http):
+        r = upload(reg, f"spec/zero-{reg.name}", b"", empty)
+        assert r.status_code == 500 and error_codes(r) == ["UNKNOWN"], (reg.name, r.status_code, r.text)
