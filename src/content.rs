@@ -92,6 +92,11 @@ pub trait Content {
 
     /// Whether `name` exists (holds any manifest or blob), for the not-found answers.
     async fn repository_exists(&self, name: &Name) -> Result<bool>;
+
+    /// The digest `name` keeps `digest`'s content under, as a manifest or as a blob, when it is
+    /// another digest (an alias: distribution's sha512 link to the canonical sha256 digest).
+    /// Locks are looked up under both, so no alias reaches what a lock closes.
+    async fn canonical(&self, name: &Name, digest: &Digest) -> Result<Option<Digest>>;
 }
 
 /// The storage layout distribution writes, through the edge cache. Immutable things (manifest
@@ -456,6 +461,17 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
             )
             .await;
         Ok(found)
+    }
+
+    async fn canonical(&self, name: &Name, digest: &Digest) -> Result<Option<Digest>> {
+        for link in [Link::Revision, Link::Layer] {
+            if let Some(stored) = self.linked(link, name, digest).await?
+                && stored != *digest
+            {
+                return Ok(Some(stored));
+            }
+        }
+        Ok(None)
     }
 
     /// Costs a listing, on the miss path only.

@@ -319,10 +319,20 @@ fn push_tags(query: &Query, reference: &Reference) -> Result<Vec<Tag>> {
     if tags.is_empty() {
         return Ok(tags);
     }
-    if let Reference::Tag(tag) = reference {
-        return Err(Error::new(ErrorCode::BadRequest)
-            .with_message("?tag= applies to a push by digest, not to a push by tag")
-            .with_detail(serde_json::json!({ "reference": tag.as_str() })));
+    match reference {
+        Reference::Tag(tag) => {
+            return Err(Error::new(ErrorCode::BadRequest)
+                .with_message("?tag= applies to a push by digest, not to a push by tag")
+                .with_detail(serde_json::json!({ "reference": tag.as_str() })));
+        }
+        // Each tag is pushed as such, and the origin keeps the manifest under its sha256
+        // digest: a manifest pushed by another digest would not be found by it afterwards.
+        Reference::Digest(digest) if digest.algorithm() != crate::reference::Algorithm::Sha256 => {
+            return Err(Error::new(ErrorCode::BadRequest)
+                .with_message("a push with ?tag= names the manifest by its sha256 digest")
+                .with_detail(serde_json::json!({ "reference": digest.to_string() })));
+        }
+        Reference::Digest(_) => {}
     }
     if tags.len() > MAX_PUSH_TAGS {
         return Err(Error::new(ErrorCode::BadRequest)

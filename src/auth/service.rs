@@ -13,6 +13,7 @@ use crate::auth::records::{self, Lock, RegistrySettings, RepositoryAttributes};
 use crate::auth::secret::{self, Credentials};
 use crate::auth::{Authority, Caller, Need, Permission, Permissions, Principal};
 use crate::cache::EdgeCache;
+use crate::content::Content;
 use crate::error::{Error, ErrorCode, Result};
 use crate::operation::{LockTarget, Operation, StartUpload};
 use crate::platform::{ClientAddress, Clock, Platform};
@@ -455,13 +456,30 @@ impl<P: Platform> App<P> {
                     return Err(locked(&format!("tag {name}:{tag}"), lock));
                 }
                 LockTarget::Tag(_) => {}
-                LockTarget::Manifest(digest) if !attributes.manifest(&digest, lock) => {
-                    return Err(locked(&format!("manifest {name}@{digest}"), lock));
+                LockTarget::Manifest(digest) => {
+                    for digest in self.lock_digests(name, &digest).await? {
+                        if !attributes.manifest(&digest, lock) {
+                            return Err(locked(&format!("manifest {name}@{digest}"), lock));
+                        }
+                    }
                 }
-                LockTarget::Manifest(_) => {}
             }
         }
         Ok(attributes)
+    }
+
+    /// The digests a manifest lock on `digest` in `name` is looked up under: `digest`, and for
+    /// a digest that is not sha256 (distribution's canonical algorithm) the canonical digest the
+    /// repository's link names, so that an alias never reaches what a lock closes. A lock set on
+    /// an alias is stored under its canonical digest (the management API), so it covers both.
+    pub(crate) async fn lock_digests(&self, name: &Name, digest: &Digest) -> Result<Vec<Digest>> {
+        let mut digests = vec![digest.clone()];
+        if digest.algorithm() != crate::reference::Algorithm::Sha256
+            && let Some(canonical) = self.content().canonical(name, digest).await?
+        {
+            digests.push(canonical);
+        }
+        Ok(digests)
     }
 
     /// Whether `caller` may mount `digest` from `source`: pull there, and neither the source nor
@@ -473,11 +491,13 @@ impl<P: Platform> App<P> {
         source: &Name,
         digest: &Digest,
     ) -> Result<MountSource> {
-        let unlocked = self
-            .records()
-            .attributes(source)
-            .await?
-            .manifest(digest, Lock::Read);
+        let attributes = self.records().attributes(source).await?;
+        let mut unlocked = true;
+        if !attributes.is_default() {
+            for digest in self.lock_digests(source, digest).await? {
+                unlocked &= attributes.manifest(&digest, Lock::Read);
+            }
+        }
         if !unlocked {
             return Ok(MountSource::Unreadable);
         }

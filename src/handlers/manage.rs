@@ -21,6 +21,7 @@ use crate::auth::records::{
 use crate::auth::secret::{self, Credentials as Authorization};
 use crate::auth::service::{SignedIn, bad_request};
 use crate::auth::{Permission, Principal};
+use crate::content::Content;
 use crate::error::{Error, ErrorCode, Result};
 use crate::operation::LockTarget;
 use crate::platform::{ClientBody, Clock, Platform};
@@ -411,7 +412,16 @@ impl<P: Platform> App<P> {
         let target = match (query.single("tag")?, query.single("manifest")?) {
             (None, None) => LockTarget::Repository,
             (Some(tag), None) => LockTarget::Tag(tag.parse()?),
-            (None, Some(digest)) => LockTarget::Manifest(digest.parse()?),
+            (None, Some(digest)) => {
+                // An alias's attributes are its canonical digest's: one lock covers both ways to
+                // the content (`lock_digests`).
+                let digest: crate::reference::Digest = digest.parse()?;
+                let canonical = match digest.algorithm() {
+                    crate::reference::Algorithm::Sha256 => None,
+                    _ => self.content().canonical(name, &digest).await?,
+                };
+                LockTarget::Manifest(canonical.unwrap_or(digest))
+            }
             (Some(_), Some(_)) => {
                 return Err(bad_request("name a tag or a manifest, not both"));
             }

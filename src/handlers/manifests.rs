@@ -46,8 +46,12 @@ impl<P: Platform> App<P> {
                 }
             },
         };
-        if !attributes.manifest(&digest, Lock::Read) {
-            return Err(locked(&format!("manifest {name}@{digest}"), Lock::Read));
+        if !attributes.is_default() {
+            for digest in self.lock_digests(name, &digest).await? {
+                if !attributes.manifest(&digest, Lock::Read) {
+                    return Err(locked(&format!("manifest {name}@{digest}"), Lock::Read));
+                }
+            }
         }
         let Some(Manifest { media_type, bytes }) = content.manifest(name, &digest).await? else {
             return Err(self

@@ -90,6 +90,9 @@ impl<P: Platform> App<P> {
             })
             .await?;
         self.seal_answer(&mut response, name, Some(0), Some(0), request)?;
+        if let StartUpload::Monolithic(digest) | StartUpload::Mount { digest, .. } = start {
+            self.answer_clients_digest(&mut response, name, digest, request)?;
+        }
         if response.status() == StatusCode::ACCEPTED
             && let Some(config) = &self.config.origin
         {
@@ -177,20 +180,33 @@ impl<P: Platform> App<P> {
             ))
             .await?;
         self.seal_answer(&mut response, name, session.offset, Some(0), request)?;
-        if response.status() == StatusCode::CREATED {
-            // distribution answers with the canonical (sha256) digest it stored the blob under,
-            // also for an upload finished as sha512: the blob is the client's digest, which the
-            // repository now links (and the edge serves, following the link).
-            let location = format!(
-                "{}{}",
-                self.public_base(request),
-                OriginPath::blob(name, &digest).as_str()
-            );
-            let h = response.headers_mut();
-            h.insert("docker-content-digest", header_value(&digest.to_string())?);
-            h.insert(header::LOCATION, header_value(&location)?);
-        }
+        self.answer_clients_digest(&mut response, name, &digest, request)?;
         Ok(response)
+    }
+
+    /// On a blob created (201: a finished upload, a monolithic upload or a mount), the digest the
+    /// client named. distribution answers with the canonical (sha256) digest it stored the blob
+    /// under, also for a blob pushed as sha512; the repository links the client's digest too
+    /// (and the edge serves it, following the link).
+    fn answer_clients_digest<B>(
+        &self,
+        response: &mut Response<Vec<u8>>,
+        name: &Name,
+        digest: &Digest,
+        request: &Request<B>,
+    ) -> Result<()> {
+        if response.status() != StatusCode::CREATED {
+            return Ok(());
+        }
+        let location = format!(
+            "{}{}",
+            self.public_base(request),
+            OriginPath::blob(name, digest).as_str()
+        );
+        let h = response.headers_mut();
+        h.insert("docker-content-digest", header_value(&digest.to_string())?);
+        h.insert(header::LOCATION, header_value(&location)?);
+        Ok(())
     }
 
     async fn upload_status<B>(

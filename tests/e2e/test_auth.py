@@ -635,6 +635,37 @@ def test_a_manifest_read_lock_covers_every_way_to_it(reg, tmp_path):
     assert get("manifests/1").status_code == 200
 
 
+def test_a_sha512_alias_does_not_reach_a_locked_manifest(reg):
+    """The attack: a manifest is read-locked; someone who may push uploads the same bytes as a
+    sha512 blob, which distribution links to the canonical sha256 digest. The alias is refused as
+    the digest is; and a lock set on the alias closes the canonical digest too."""
+    repo = f"pushed-authz/alias-{os.urandom(3).hex()}"
+    digest = push_busybox(reg, repo)
+    body = requests.get(f"{reg.url}/v2/{repo}/manifests/{digest}", auth=admin(), verify=False,
+                        headers={"Accept": ACCEPT}, timeout=30).content
+    alias = "sha512:" + hashlib.sha512(body).hexdigest()
+    r = requests.post(f"{reg.url}/v2/{repo}/blobs/uploads/", auth=admin(), verify=False,
+                      allow_redirects=False, timeout=30)
+    r = requests.put(r.headers["Location"], params={"digest": alias}, data=body, auth=admin(),
+                     verify=False, allow_redirects=False, timeout=30,
+                     headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 201, r.text
+
+    def get(path: str) -> int:
+        return requests.get(f"{reg.url}/v2/{repo}/{path}", auth=admin(), verify=False,
+                            allow_redirects=False, timeout=30).status_code
+
+    assert get(f"blobs/{alias}") == 307
+    with locked(reg, [repo, "--manifest", digest], "--read-enabled", "false"):
+        assert get(f"blobs/{alias}") == 403
+        assert get(f"blobs/{digest}") == 403
+    with locked(reg, [repo, "--manifest", alias], "--read-enabled", "false"):
+        assert get(f"blobs/{digest}") == 403
+        assert get(f"manifests/{digest}") == 403
+        assert get(f"blobs/{alias}") == 403
+    assert get(f"blobs/{alias}") == 307
+
+
 def test_a_locked_child_of_an_index_is_locked_when_pulled_through_the_index(reg, tmp_path):
     index = requests.get(f"{reg.url}/v2/multi/arch/manifests/latest", auth=admin(), verify=False,
                          headers={"Accept": ACCEPT}, timeout=30).json()

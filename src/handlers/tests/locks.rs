@@ -167,3 +167,91 @@ fn a_manifest_lock_covers_every_way_to_the_manifest() {
     assert_eq!(json_body(&get(&app, &referrers))["manifests"], json!([]));
     assert!(f.origin.sent.borrow().is_empty());
 }
+
+/// A sha512 alias (distribution's link to the canonical sha256 digest) never reaches what a lock
+/// on the manifest closes, and a lock set on an alias is kept under the canonical digest, so it
+/// covers both ways to the content.
+#[test]
+fn locks_cover_sha512_aliases() {
+    let f = Fixture::new().with_origin();
+    let layout = Layout::new(ROOT);
+    let busybox: crate::reference::Name = "library/busybox".parse().unwrap();
+    let alias = sha512(&f.manifest);
+    for key in [
+        layout.manifest_revision_link(&busybox, &alias),
+        layout.layer_link(&busybox, &alias),
+    ] {
+        f.store.put(key, f.manifest_digest.to_string());
+    }
+    let app = f.app();
+    let paths = [
+        format!("/v2/library/busybox/manifests/{alias}"),
+        format!("/v2/library/busybox/blobs/{alias}"),
+        format!("/v2/library/busybox/manifests/{}", f.manifest_digest),
+        format!("/v2/library/busybox/blobs/{}", f.manifest_digest),
+    ];
+    for path in &paths {
+        let status = get(&app, path).status();
+        assert!(
+            status == 200 || status == 307,
+            "{path} before the lock: {status}"
+        );
+    }
+    // Locked by its canonical digest: closed through the alias too.
+    let lock = |digest: &Digest, read: bool| {
+        manage(
+            &app,
+            Method::PATCH,
+            &format!("/api/v1/repositories/library/busybox?manifest={digest}"),
+            json!({ "readEnabled": read }),
+        )
+    };
+    lock(&f.manifest_digest, false);
+    for path in &paths {
+        let r = get(&app, path);
+        assert_eq!(
+            r.status(),
+            403,
+            "{path} under a lock on the canonical digest"
+        );
+        assert_eq!(error_code(&r), "DENIED", "{path}");
+    }
+    // A mount of the alias from the locked repository is a plain upload.
+    f.origin_answers(|_| {
+        answer(
+            202,
+            &[("location", "/v2/team/app/service/blobs/uploads/u1")],
+            b"",
+        )
+    });
+    let r = send(
+        &app,
+        Method::POST,
+        &format!("/v2/team/app/service/blobs/uploads/?mount={alias}&from=library/busybox"),
+        &[],
+    );
+    assert_eq!(r.status(), 202);
+    assert!(!f.origin.sent.borrow()[0].1.contains("mount"));
+    // Unlocked, then locked by the alias: stored under the canonical digest, closing both.
+    lock(&f.manifest_digest, true);
+    let view = lock(&alias, false);
+    assert_eq!(view["readEnabled"], false);
+    for path in &paths {
+        assert_eq!(
+            get(&app, path).status(),
+            403,
+            "{path} under a lock set on the alias"
+        );
+    }
+    let all = manage(
+        &app,
+        Method::GET,
+        "/api/v1/repositories/library/busybox",
+        json!(null),
+    );
+    assert!(
+        all.to_string().contains(&f.manifest_digest.to_string())
+            && !all.to_string().contains(&alias.to_string()),
+        "{all}"
+    );
+}

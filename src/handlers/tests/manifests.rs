@@ -417,6 +417,21 @@ fn several_tags_in_one_push() {
         (r.status().as_u16(), error_code(&r).as_str()),
         (400, "BAD_REQUEST")
     );
+    // With tags, the manifest is named by its sha256 digest (the origin keeps it under that).
+    let r = send_body(
+        &app,
+        Method::PUT,
+        &format!(
+            "/v2/library/busybox/manifests/{}?tag=x",
+            sha512(&f.manifest)
+        ),
+        &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+        &f.manifest,
+    );
+    assert_eq!(
+        (r.status().as_u16(), error_code(&r).as_str()),
+        (400, "BAD_REQUEST")
+    );
     // A write-locked tag among them refuses the whole push.
     manage(
         &app,

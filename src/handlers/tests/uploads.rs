@@ -234,3 +234,35 @@ fn a_finished_upload_names_the_clients_digest() {
         sent[0].1
     );
 }
+
+/// A monolithic upload (or a mount) the origin creates at once names the client's digest too.
+#[test]
+fn a_monolithic_upload_names_the_clients_digest() {
+    let f = Fixture::new().with_origin();
+    let canonical = Digest::sha256(b"at once");
+    let location = format!("http://127.0.0.1:5000/v2/library/busybox/blobs/{canonical}");
+    let c = canonical.to_string();
+    f.origin_answers(move |_| {
+        answer(
+            201,
+            &[("location", &location), ("docker-content-digest", &c)],
+            b"",
+        )
+    });
+    let alias = sha512(b"at once");
+    let r = send_body(
+        &f.app(),
+        Method::POST,
+        &format!("/v2/library/busybox/blobs/uploads/?digest={alias}"),
+        &[("content-type", "application/octet-stream")],
+        b"at once",
+    );
+    assert_eq!(r.status(), 201, "{}", String::from_utf8_lossy(r.body()));
+    assert_headers(
+        &r,
+        &[
+            ("docker-content-digest", &alias.to_string()),
+            ("location", &format!("/v2/library/busybox/blobs/{alias}")),
+        ],
+    );
+}
