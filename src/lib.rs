@@ -25,6 +25,7 @@ pub mod records;
 pub mod reference;
 pub mod route;
 pub mod storage;
+pub mod upstream;
 
 #[cfg(target_arch = "wasm32")]
 mod workers;

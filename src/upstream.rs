@@ -1,0 +1,396 @@
+//! Upstream registries (the mirrors issue): the `UPSTREAMS` list, validated with errors that
+//! name the entry, and how a repository name the edge is asked for maps to an upstream and the
+//! name there. Pure: no I/O. Not yet read by the configuration; the read path through an
+//! upstream (`Content` for an upstream source) builds on it.
+//!
+//! Three client conventions name an upstream repository:
+//! - the namespace in the path: `docker.io/library/nginx` (and `docker.io/nginx`, which Docker
+//!   Hub serves as `library/nginx`);
+//! - containerd's `?ns=docker.io` beside an unprefixed `nginx`;
+//! - Docker's `registry-mirrors`, which sends unprefixed names: served by the default upstream,
+//!   after the edge's own repositories (the caller looks there first).
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::auth::Pattern;
+use crate::reference::Name;
+
+/// Docker Hub's registry host, whose single-component names live under `library/`.
+pub const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
+
+/// How long a tag is answered from the edge before one upstream `HEAD` revalidates it.
+pub const DEFAULT_TAG_TTL_SECONDS: u64 = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// What was fetched is copied into the edge's storage.
+    Mirror,
+    /// What was fetched is kept in the edge's cache only.
+    #[default]
+    Proxy,
+}
+
+/// One upstream registry, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The namespace it is served under (`docker.io`), or empty for the edge's own origin.
+    pub prefix: String,
+    pub url: Url,
+    /// The names of the secrets holding its credentials, when it takes any.
+    pub credentials: Option<(String, String)>,
+    /// Only these repositories (upstream names) are served; every one when empty.
+    pub allow: Vec<Pattern>,
+    pub tag_ttl_seconds: u64,
+    pub mode: Mode,
+    /// Hosts besides the upstream's own whose token realm may receive its credentials
+    /// (Docker Hub's `auth.docker.io`).
+    pub realm_hosts: Vec<String>,
+    /// Serves unprefixed names (Docker's `registry-mirrors`).
+    pub default: bool,
+}
+
+/// An upstream repository a request names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target<'a> {
+    pub upstream: &'a Upstream,
+    /// The repository's name at the upstream.
+    pub name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    prefix: String,
+    url: String,
+    #[serde(default)]
+    username_secret: Option<String>,
+    #[serde(default)]
+    password_secret: Option<String>,
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    tag_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    realm_hosts: Vec<String>,
+    #[serde(default)]
+    default: bool,
+}
+
+/// The upstreams of `UPSTREAMS` (a JSON list), each checked; an error names the entry.
+pub fn parse(json: &str) -> Result<Vec<Upstream>, String> {
+    let entries: Vec<serde_json::Value> = serde_json::from_str(json)
+        .map_err(|e| format!("UPSTREAMS is not a JSON list of upstreams: {e}"))?;
+    let mut upstreams: Vec<Upstream> = Vec::new();
+    for (i, value) in entries.into_iter().enumerate() {
+        let prefix = value
+            .get("prefix")
+            .and_then(|p| p.as_str())
+            .map(|p| format!(" (prefix {p:?})"))
+            .unwrap_or_default();
+        let upstream = entry(value).map_err(|e| format!("UPSTREAMS[{i}]{prefix}: {e}"))?;
+        if upstreams.iter().any(|u| u.prefix == upstream.prefix) {
+            return Err(format!(
+                "UPSTREAMS[{i}]{prefix}: another upstream has this prefix"
+            ));
+        }
+        if upstream.default && upstreams.iter().any(|u| u.default) {
+            return Err(format!(
+                "UPSTREAMS[{i}]{prefix}: only one upstream may be the default"
+            ));
+        }
+        upstreams.push(upstream);
+    }
+    Ok(upstreams)
+}
+
+fn entry(value: serde_json::Value) -> Result<Upstream, String> {
+    let entry: Entry = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    if !entry.prefix.is_empty() {
+        // A namespace is a name's leading components, so names under it stay valid names.
+        entry
+            .prefix
+            .parse::<Name>()
+            .map_err(|_| format!("prefix {:?} is not a repository namespace", entry.prefix))?;
+    }
+    let url = Url::parse(&entry.url).map_err(|e| format!("url {:?}: {e}", entry.url))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        return Err(format!(
+            "url {:?} must be an http(s) URL with a host",
+            entry.url
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "url {:?} must be a scheme and host (and port): the API is at its /v2/, and \
+             credentials are named by secret",
+            entry.url
+        ));
+    }
+    let secret_name = |name: &str| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let credentials = match (entry.username_secret, entry.password_secret) {
+        (None, None) => None,
+        (Some(user), Some(password)) if secret_name(&user) && secret_name(&password) => {
+            Some((user, password))
+        }
+        (Some(_), Some(_)) => {
+            return Err("username_secret and password_secret name secrets: A-Z, 0-9 and _".into());
+        }
+        _ => return Err("username_secret and password_secret go together".into()),
+    };
+    let allow = entry
+        .allow
+        .iter()
+        .map(|p| p.parse::<Pattern>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("allow: {e}"))?;
+    let tag_ttl_seconds = entry.tag_ttl_seconds.unwrap_or(DEFAULT_TAG_TTL_SECONDS);
+    if tag_ttl_seconds > 86_400 {
+        return Err(format!(
+            "tag_ttl_seconds {tag_ttl_seconds} is more than a day: a moved tag would be served \
+             stale that long"
+        ));
+    }
+    for host in &entry.realm_hosts {
+        if host.is_empty() || host.contains(['/', ':', '@', ' ']) {
+            return Err(format!("realm_hosts: {host:?} is not a host name"));
+        }
+    }
+    let mut realm_hosts = entry.realm_hosts;
+    if url.host_str() == Some(DOCKER_HUB_REGISTRY)
+        && !realm_hosts.iter().any(|h| h == "auth.docker.io")
+    {
+        // Docker Hub's token service.
+        realm_hosts.push("auth.docker.io".into());
+    }
+    Ok(Upstream {
+        prefix: entry.prefix,
+        url,
+        credentials,
+        allow,
+        tag_ttl_seconds,
+        mode: entry.mode,
+        realm_hosts,
+        default: entry.default,
+    })
+}
+
+impl Upstream {
+    fn is_docker_hub(&self) -> bool {
+        self.url.host_str() == Some(DOCKER_HUB_REGISTRY)
+    }
+
+    /// The name at the upstream of `rest` (the part of the request's name after the prefix), if
+    /// this upstream serves it: Docker Hub's official images under `library/`, then the allow
+    /// list.
+    fn upstream_name(&self, rest: &str) -> Option<String> {
+        if rest.is_empty() {
+            return None;
+        }
+        let name = if self.is_docker_hub() && !rest.contains('/') {
+            format!("library/{rest}")
+        } else {
+            rest.to_owned()
+        };
+        (self.allow.is_empty() || self.allow.iter().any(|p| p.matches(&name))).then_some(name)
+    }
+
+    /// Whether a token realm at `realm` may receive this upstream's credentials: on the
+    /// upstream's own host, or on one of `realm_hosts`. A challenge naming any other host gets
+    /// no credentials (distribution's proxy sent them anywhere: CVE-2026-33540).
+    pub fn realm_allowed(&self, realm: &Url) -> bool {
+        let Some(host) = realm.host_str() else {
+            return false;
+        };
+        // Credentials never travel in the clear to another host than the upstream's.
+        let same_host = Some(host) == self.url.host_str();
+        (same_host && (realm.scheme() == "https" || realm.scheme() == self.url.scheme()))
+            || (realm.scheme() == "https" && self.realm_hosts.iter().any(|h| h == host))
+    }
+}
+
+/// The upstream repository `name` (and containerd's `ns`, if sent) names, if any. The longest
+/// prefix wins; an unprefixed name goes to `ns`'s upstream, else the default one.
+pub fn resolve<'a>(upstreams: &'a [Upstream], name: &Name, ns: Option<&str>) -> Option<Target<'a>> {
+    let name = name.as_str();
+    let prefixed = upstreams
+        .iter()
+        .filter(|u| !u.prefix.is_empty())
+        .filter_map(|u| {
+            let rest = name.strip_prefix(u.prefix.as_str())?.strip_prefix('/')?;
+            Some((u, rest))
+        })
+        .max_by_key(|(u, _)| u.prefix.len());
+    let (upstream, rest) = match (prefixed, ns) {
+        (Some(found), _) => found,
+        (None, Some(ns)) => (upstreams.iter().find(|u| u.prefix == ns)?, name),
+        (None, None) => (upstreams.iter().find(|u| u.default)?, name),
+    };
+    Some(Target {
+        upstream,
+        name: upstream.upstream_name(rest)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> Name {
+        s.parse().unwrap()
+    }
+
+    const HUB: &str = r#"{"prefix": "docker.io", "url": "https://registry-1.docker.io", "mode": "mirror", "default": true}"#;
+
+    #[test]
+    fn entries_are_checked_and_errors_name_them() {
+        let cases = [
+            ("{}", "UPSTREAMS is not a JSON list"),
+            (
+                r#"[{"prefix": "a"}]"#,
+                "UPSTREAMS[0] (prefix \"a\"): missing field `url`",
+            ),
+            (
+                r#"[{"prefix": "Docker.IO", "url": "https://x"}]"#,
+                "is not a repository namespace",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "ftp://x"}]"#,
+                "must be an http(s) URL",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x/v2/"}]"#,
+                "must be a scheme and host",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://u:p@x"}]"#,
+                "credentials are named by secret",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x", "username_secret": "U"}]"#,
+                "go together",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x", "username_secret": "u", "password_secret": "P"}]"#,
+                "name secrets",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x", "allow": ["Bad*"]}]"#,
+                "allow:",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x", "mode": "copy"}]"#,
+                "unknown variant",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x", "tag_ttl_seconds": 999999}]"#,
+                "more than a day",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x", "colour": 1}]"#,
+                "unknown field",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x"}, {"prefix": "a", "url": "https://y"}]"#,
+                "UPSTREAMS[1] (prefix \"a\"): another upstream has this prefix",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x", "default": true}, {"prefix": "b", "url": "https://y", "default": true}]"#,
+                "only one upstream may be the default",
+            ),
+        ];
+        for (json, want) in cases {
+            let err = parse(json).unwrap_err();
+            assert!(err.contains(want), "{json}: {err}");
+        }
+        let hub = &parse(&format!("[{HUB}]")).unwrap()[0];
+        assert_eq!(hub.mode, Mode::Mirror);
+        assert_eq!(hub.tag_ttl_seconds, DEFAULT_TAG_TTL_SECONDS);
+        assert_eq!(hub.realm_hosts, ["auth.docker.io"]);
+        assert!(parse("[]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn names_map_to_upstreams_as_clients_send_them() {
+        let upstreams = parse(&format!(
+            r#"[{HUB},
+               {{"prefix": "ghcr.io", "url": "https://ghcr.io", "allow": ["acme/*"]}},
+               {{"prefix": "ghcr.io/big", "url": "https://big.example"}},
+               {{"prefix": "", "url": "http://127.0.0.1:5000"}}]"#
+        ))
+        .unwrap();
+        // (requested name, ?ns=, (upstream prefix, name there))
+        type Case<'a> = (&'a str, Option<&'a str>, Option<(&'a str, &'a str)>);
+        let cases: [Case; 10] = [
+            // The namespace in the path; Docker Hub's official images under library/.
+            (
+                "docker.io/nginx",
+                None,
+                Some(("docker.io", "library/nginx")),
+            ),
+            (
+                "docker.io/library/nginx",
+                None,
+                Some(("docker.io", "library/nginx")),
+            ),
+            (
+                "docker.io/bitnami/redis",
+                None,
+                Some(("docker.io", "bitnami/redis")),
+            ),
+            // The longest prefix wins; the allow list holds.
+            ("ghcr.io/acme/tool", None, Some(("ghcr.io", "acme/tool"))),
+            ("ghcr.io/other/tool", None, None),
+            ("ghcr.io/big/thing", None, Some(("ghcr.io/big", "thing"))),
+            // containerd's ?ns= with an unprefixed name.
+            (
+                "nginx",
+                Some("docker.io"),
+                Some(("docker.io", "library/nginx")),
+            ),
+            ("acme/tool", Some("ghcr.io"), Some(("ghcr.io", "acme/tool"))),
+            // Docker's registry-mirrors: unprefixed names go to the default upstream.
+            ("alpine", None, Some(("docker.io", "library/alpine"))),
+            // A prefix alone names no repository.
+            ("docker.ioo/x", Some("quay.io"), None),
+        ];
+        for (requested, ns, want) in cases {
+            let got = resolve(&upstreams, &name(requested), ns)
+                .map(|t| (t.upstream.prefix.clone(), t.name));
+            let want = want.map(|(p, n)| (p.to_owned(), n.to_owned()));
+            assert_eq!(got, want, "{requested} ns={ns:?}");
+        }
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_upstreams_realms() {
+        let upstreams = parse(&format!(
+            r#"[{HUB}, {{"prefix": "r", "url": "http://127.0.0.1:5001", "realm_hosts": ["auth.example"]}}]"#
+        ))
+        .unwrap();
+        let (hub, local) = (&upstreams[0], &upstreams[1]);
+        let url = |s: &str| Url::parse(s).unwrap();
+        let cases = [
+            (hub, "https://auth.docker.io/token", true),
+            (hub, "https://registry-1.docker.io/token", true),
+            (hub, "http://auth.docker.io/token", false),
+            (hub, "https://auth.docker.io.evil.example/token", false),
+            (hub, "https://evil.example/token", false),
+            (local, "http://127.0.0.1:5001/token", true),
+            (local, "https://auth.example/token", true),
+            (local, "http://auth.example/token", false),
+            (local, "http://127.0.0.2:5001/token", false),
+        ];
+        for (upstream, realm, want) in cases {
+            assert_eq!(upstream.realm_allowed(&url(realm)), want, "{realm}");
+        }
+    }
+}
