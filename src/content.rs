@@ -164,18 +164,32 @@ impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
                 self.layout.layer_link(name, digest),
             ),
         };
-        if let Some(cached) = self.cache.get(&cache_key).await {
-            // "1" is how earlier versions cached a link that holds its own digest.
-            return Ok(Some(parse_link(&cached).unwrap_or_else(|| digest.clone())));
+        // "1" is how earlier versions cached a link that holds its own digest.
+        self.cached_link(&cache_key, &link_key, Some(digest)).await
+    }
+
+    /// The digest the link file `link_key` holds, through the cache entry `cache_key` (kept
+    /// `TAG_CACHE_SECONDS`); `None` when there is no such link. A cache entry that is no digest
+    /// means `legacy` when given, else it is read again from storage.
+    async fn cached_link(
+        &self,
+        cache_key: &str,
+        link_key: &str,
+        legacy: Option<&Digest>,
+    ) -> Result<Option<Digest>> {
+        if let Some(cached) = self.cache.get(cache_key).await
+            && let Some(digest) = parse_link(&cached).or_else(|| legacy.cloned())
+        {
+            return Ok(Some(digest));
         }
-        let Some(bytes) = self.store.get(&link_key).await? else {
+        let Some(bytes) = self.store.get(link_key).await? else {
             return Ok(None);
         };
         let target = parse_link(&bytes)
             .ok_or_else(|| Error::internal(format!("link {link_key} does not hold a digest")))?;
         self.cache
             .put(
-                &cache_key,
+                cache_key,
                 target.to_string().as_bytes(),
                 self.tag_cache_seconds,
             )
@@ -302,26 +316,9 @@ impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
 
 impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
     async fn resolve_tag(&self, name: &Name, tag: &Tag) -> Result<Option<Digest>> {
-        let cache_key = key::tag(name, tag);
-        if let Some(cached) = self.cache.get(&cache_key).await
-            && let Some(digest) = parse_link(&cached)
-        {
-            return Ok(Some(digest));
-        }
         let link_key = self.layout.tag_current_link(name, tag);
-        let Some(bytes) = self.store.get(&link_key).await? else {
-            return Ok(None);
-        };
-        let digest = parse_link(&bytes)
-            .ok_or_else(|| Error::internal(format!("corrupt tag link {link_key}")))?;
-        self.cache
-            .put(
-                &cache_key,
-                digest.to_string().as_bytes(),
-                self.tag_cache_seconds,
-            )
-            .await;
-        Ok(Some(digest))
+        self.cached_link(&key::tag(name, tag), &link_key, None)
+            .await
     }
 
     async fn manifest(&self, name: &Name, digest: &Digest) -> Result<Option<Manifest>> {

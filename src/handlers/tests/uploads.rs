@@ -191,10 +191,11 @@ fn uploads_are_forwarded_and_come_back_to_the_edge() {
     }
 }
 
-/// distribution answers the final PUT of a sha512 upload with the canonical sha256 digest; the
-/// client gets the digest it named, which the repository now links.
+/// distribution answers a blob it created (a finished upload, a monolithic one) with the
+/// canonical sha256 digest, also for a blob pushed as sha512; the client gets the digest it
+/// named, which the repository now links, and the origin was asked for that digest.
 #[test]
-fn a_finished_upload_names_the_clients_digest() {
+fn a_created_blob_names_the_clients_digest() {
     let f = Fixture::new().with_origin();
     let canonical = Digest::sha256(b"sha512 content");
     let location = format!("http://127.0.0.1:5000/v2/library/busybox/blobs/{canonical}");
@@ -209,60 +210,40 @@ fn a_finished_upload_names_the_clients_digest() {
     let app = f.app();
     let alias = sha512(b"sha512 content");
     let session = sealed(&app, "library/busybox", "u1");
-    let r = send_body(
-        &app,
-        Method::PUT,
-        &format!("{session}&digest={alias}"),
-        &[("content-type", "application/octet-stream")],
-        b"sha512 content",
-    );
-    assert_eq!(r.status(), 201, "{}", String::from_utf8_lossy(r.body()));
-    assert_headers(
-        &r,
-        &[
-            ("docker-content-digest", &alias.to_string()),
-            ("location", &format!("/v2/library/busybox/blobs/{alias}")),
-        ],
-    );
-    // The origin was asked for the digest the client named.
-    let sent = f.origin.sent.borrow();
-    assert!(
-        sent[0]
-            .1
-            .contains(&format!("digest={}", alias.to_string().replace(':', "%3A"))),
-        "{}",
-        sent[0].1
-    );
-}
-
-/// A monolithic upload (or a mount) the origin creates at once names the client's digest too.
-#[test]
-fn a_monolithic_upload_names_the_clients_digest() {
-    let f = Fixture::new().with_origin();
-    let canonical = Digest::sha256(b"at once");
-    let location = format!("http://127.0.0.1:5000/v2/library/busybox/blobs/{canonical}");
-    let c = canonical.to_string();
-    f.origin_answers(move |_| {
-        answer(
+    let cases = [
+        ("finished", Method::PUT, format!("{session}&digest={alias}")),
+        (
+            "monolithic",
+            Method::POST,
+            format!("/v2/library/busybox/blobs/uploads/?digest={alias}"),
+        ),
+    ];
+    for (i, (what, method, uri)) in cases.into_iter().enumerate() {
+        let r = send_body(
+            &app,
+            method,
+            &uri,
+            &[("content-type", "application/octet-stream")],
+            b"sha512 content",
+        );
+        assert_eq!(
+            r.status(),
             201,
-            &[("location", &location), ("docker-content-digest", &c)],
-            b"",
-        )
-    });
-    let alias = sha512(b"at once");
-    let r = send_body(
-        &f.app(),
-        Method::POST,
-        &format!("/v2/library/busybox/blobs/uploads/?digest={alias}"),
-        &[("content-type", "application/octet-stream")],
-        b"at once",
-    );
-    assert_eq!(r.status(), 201, "{}", String::from_utf8_lossy(r.body()));
-    assert_headers(
-        &r,
-        &[
-            ("docker-content-digest", &alias.to_string()),
-            ("location", &format!("/v2/library/busybox/blobs/{alias}")),
-        ],
-    );
+            "{what}: {}",
+            String::from_utf8_lossy(r.body())
+        );
+        assert_eq!(
+            header(&r, "docker-content-digest"),
+            alias.to_string(),
+            "{what}"
+        );
+        assert_eq!(
+            header(&r, "location"),
+            format!("/v2/library/busybox/blobs/{alias}"),
+            "{what}"
+        );
+        let sent = f.origin.sent.borrow()[i].1.clone();
+        let asked = format!("digest={}", alias.to_string().replace(':', "%3A"));
+        assert!(sent.contains(&asked), "{what}: {sent}");
+    }
 }
