@@ -2,7 +2,7 @@
 # Start/stop the parts of the local stack. Source it:  . scripts/lib.sh
 #
 #   start_s3                          moto S3 server on $S3_PORT + bucket $S3_BUCKET
-#   start_origin                      docker-registry (s3 driver) on $ORIGIN_PORT
+#   start_origin [NAME] [PORT]        docker-registry (s3 driver; ORIGIN_STORAGE_DIR: filesystem) on $ORIGIN_PORT
 #   start_edge_wrangler [NAME] [PORT] the worker in `wrangler dev --local`
 #   start_blackhole NAME PORT         a listener that never answers
 #   start_edge_miniflare NAME PORT [https]
@@ -43,7 +43,7 @@ STACK_TLS_DIR="$REGISTRY_EDGE_CACHE/tls"
 # Every variable and secret the worker reads (config::SETTINGS; a unit test keeps this list equal
 # to it). Only those set in the environment are passed (the worker reads an empty one as unset). S3_ENDPOINT and ORIGIN_URL
 # follow S3_PORT and ORIGIN_PORT at start time; ORIGIN_URL= makes a read-only edge.
-EDGE_VAR_NAMES="STORAGE_BACKEND STORAGE_ROOT S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY PRESIGN_SECONDS STORAGE_TIMEOUT_SECONDS BLOB_BASE_URL TAG_CACHE_SECONDS ORIGIN_URL ORIGIN_USERNAME ORIGIN_PASSWORD ORIGIN_TIMEOUT_SECONDS ORIGIN_UPLOAD_TIMEOUT_SECONDS CHUNK_MAX_LENGTH PUBLIC_URL EDGE_SECRET TOKEN_SIGNING_KEY TOKEN_PREVIOUS_KEYS ADMIN_USER ADMIN_PASSWORD REGISTRY_SERVICE TOKEN_ISSUER TOKEN_SECONDS REFRESH_TOKEN_SECONDS AUTH_CACHE_SECONDS"
+EDGE_VAR_NAMES="STORAGE_BACKEND STORAGE_ROOT S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY PRESIGN_SECONDS STORAGE_TIMEOUT_SECONDS BLOB_BASE_URL TAG_CACHE_SECONDS ORIGIN_URL ORIGIN_USERNAME ORIGIN_PASSWORD ORIGIN_TIMEOUT_SECONDS ORIGIN_UPLOAD_TIMEOUT_SECONDS CHUNK_MAX_LENGTH PUBLIC_URL EDGE_SECRET TOKEN_SIGNING_KEY TOKEN_PREVIOUS_KEYS ADMIN_USER ADMIN_PASSWORD REGISTRY_SERVICE TOKEN_ISSUER TOKEN_SECONDS REFRESH_TOKEN_SECONDS AUTH_CACHE_SECONDS UPSTREAMS"
 : "${S3_BUCKET:=registry}"
 : "${S3_REGION:=us-east-1}"
 : "${S3_URL_STYLE:=path}"
@@ -315,14 +315,13 @@ start_origin() {
     rootcertbundle: $ORIGIN_TOKEN_CERTS"
     ready=_stack_http_answers
   fi
-  local config="$STACK_DIR/$name-config.yml"
-  cat >"$config" <<EOF
-version: 0.1
-log:
-  level: info
-  formatter: text
-storage:
-  s3:
+  local config="$STACK_DIR/$name-config.yml" storage
+  if [ -n "${ORIGIN_STORAGE_DIR:-}" ]; then
+    # Its own filesystem storage: a registry that streams blob bytes itself (no redirects).
+    storage="  filesystem:
+    rootdirectory: $ORIGIN_STORAGE_DIR"
+  else
+    storage="  s3:
     accesskey: $S3_ACCESS_KEY_ID
     secretkey: $S3_SECRET_ACCESS_KEY
     region: $S3_REGION
@@ -330,7 +329,15 @@ storage:
     bucket: $S3_BUCKET
     secure: false
     v4auth: true
-    rootdirectory: $STORAGE_ROOT
+    rootdirectory: $STORAGE_ROOT"
+  fi
+  cat >"$config" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+$storage
   redirect:
     disable: false
   delete:
@@ -369,6 +376,28 @@ _edge_vars() {
       *) if [ -n "${!name-}" ]; then echo "$name=${!name}"; fi ;;
     esac
   done
+  # The secrets UPSTREAMS entries name (username_secret, password_secret), from the environment.
+  for name in $(_upstream_secret_names); do
+    if [ -n "${!name-}" ]; then echo "$name=${!name}"; fi
+  done
+}
+
+# The secret names UPSTREAMS (JSON) refers to, one per line (none when it is unset or not JSON:
+# the worker reports a malformed UPSTREAMS itself).
+_upstream_secret_names() {
+  [ -n "${UPSTREAMS:-}" ] || return 0
+  UPSTREAMS="$UPSTREAMS" python3 -c '
+import json, os, re
+try:
+    entries = json.loads(os.environ["UPSTREAMS"])
+except ValueError:
+    entries = []
+for e in entries if isinstance(entries, list) else []:
+    for key in ("username_secret", "password_secret"):
+        name = e.get(key) if isinstance(e, dict) else None
+        if isinstance(name, str) and re.fullmatch(r"[A-Z0-9_]+", name):
+            print(name)
+'
 }
 
 # start_blackhole NAME PORT: a listener that never answers (tests/support/blackhole.py).
@@ -378,6 +407,17 @@ start_blackhole() {
   _stack_spawn "$name" python3 "$REGISTRY_EDGE_ROOT/tests/support/blackhole.py" "$port"
   _stack_wait "$name" "listening on $port" "$STACK_WAIT_SECONDS" _stack_log_has "$name" '^listening' || return 1
   echo "stack: $name (never answers) on 127.0.0.1:$port"
+}
+
+# start_fake_upstream NAME PORT UPSTREAM RECORDER_PORT: an upstream registry in front of
+# UPSTREAM (HOST:PORT) that misbehaves when told to, with a recorder on 127.0.0.2:RECORDER_PORT
+# (tests/support/fake-upstream.py).
+start_fake_upstream() {
+  local name="$1" port="$2" upstream="$3" recorder="$4"
+  _stack_port_free "$port" "$name" || return 1
+  _stack_spawn "$name" python3 "$REGISTRY_EDGE_ROOT/tests/support/fake-upstream.py" "$port" "$upstream" "$recorder"
+  _stack_wait "$name" "listening on $port" "$STACK_WAIT_SECONDS" _stack_log_has "$name" '^listening' || return 1
+  echo "stack: $name (misbehaves on request, in front of $upstream) on 127.0.0.1:$port"
 }
 
 # start_warning_proxy NAME PORT UPSTREAM: an origin that adds registry warnings to every answer
@@ -469,7 +509,7 @@ start_edge_miniflare() {
   local envs=(EDGE_NAME="$name" EDGE_HOST=127.0.0.1 EDGE_PORT="$port"
     EDGE_HTTPS="$([ "$proto" = https ] && echo 1 || echo 0)"
     EDGE_TLS_KEY="$STACK_TLS_DIR/key.pem" EDGE_TLS_CERT="$STACK_TLS_DIR/cert.pem"
-    EDGE_STATE_DIR="$STACK_DIR" EDGE_VAR_NAMES="$EDGE_VAR_NAMES")
+    EDGE_STATE_DIR="$STACK_DIR" EDGE_VAR_NAMES="$EDGE_VAR_NAMES $(_upstream_secret_names | tr '\n' ' ')")
   while IFS= read -r kv; do
     envs+=("$kv")
   done < <(_edge_vars)

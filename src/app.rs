@@ -7,10 +7,11 @@ use std::rc::Rc;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
 use crate::config::Config;
-use crate::content::{Content, LayoutContent};
+use crate::content::{Content, LayoutContent, Sources};
 use crate::error::{Error, ErrorCode, Result};
 use crate::operation::Operation;
 use crate::platform::{ClientBody, Platform};
+use crate::upstream::content::UpstreamContent;
 
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 pub const API_VERSION: &str = "registry/2.0";
@@ -30,6 +31,8 @@ pub struct App<P: Platform> {
     pub log: fn(&str),
     /// Work that may finish after the response (cache writes).
     pub background: P::Background,
+    /// Requests to the upstream registries of `UPSTREAMS`.
+    pub upstream: P::Upstream,
 }
 
 impl<P: Platform> App<P> {
@@ -79,11 +82,60 @@ impl<P: Platform> App<P> {
         // looked at), then the caller and the locks.
         let settings = self.settings().await?;
         self.check_network(request, &settings)?;
-        let operation = Operation::parse(request.method(), path, request.uri().query())?;
+        let mut operation = Operation::parse(request.method(), path, request.uri().query())?;
+        let namespace = self.apply_namespace(request.uri().query(), &mut operation)?;
         let (caller, attributes, operation) = self.authorize(request, operation, &settings).await?;
-        if operation.is_write() && self.origin.is_none() {
-            return Err(crate::handlers::writes_disabled());
+        if operation.is_write() {
+            if let Some(name) = operation.name() {
+                crate::upstream::check_writable(&self.config.upstreams, name)?;
+            }
+            if self.origin.is_none() {
+                return Err(crate::handlers::writes_disabled());
+            }
         }
+        let mut response = self.run(request, operation, caller, attributes).await?;
+        if let Some(ns) = namespace
+            && let Ok(value) = HeaderValue::from_str(&ns)
+        {
+            response.headers_mut().insert("oci-namespace", value);
+        }
+        Ok(response)
+    }
+
+    /// containerd's `?ns=<registry>` beside an unprefixed name: the request is about the
+    /// mirror's repository `<registry>/<name>` when an upstream serves that namespace. Returns the
+    /// namespace applied, for the answer's `OCI-Namespace`.
+    fn apply_namespace(
+        &self,
+        query: Option<&str>,
+        operation: &mut Operation,
+    ) -> Result<Option<String>> {
+        if self.config.upstreams.is_empty() {
+            return Ok(None);
+        }
+        let query = crate::query::Query::parse(query);
+        let Some(ns) = query.single("ns")? else {
+            return Ok(None);
+        };
+        let Some(name) = operation.name_mut() else {
+            return Ok(None);
+        };
+        match crate::upstream::with_namespace(&self.config.upstreams, name, ns) {
+            Some(renamed) => {
+                *name = renamed;
+                Ok(Some(ns.to_owned()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn run<B: ClientBody>(
+        &self,
+        request: &Request<B>,
+        operation: Operation,
+        caller: crate::auth::Caller,
+        attributes: crate::auth::records::RepositoryAttributes,
+    ) -> Result<Response<Vec<u8>>> {
         let scopes = operation.origin_scopes();
         let actor = &caller.principal;
         match operation {
@@ -117,7 +169,9 @@ impl<P: Platform> App<P> {
                     .await
             }
             Operation::HeadBlob { name, digest } => self.head_blob(&name, &digest).await,
-            Operation::GetBlob { name, digest } => self.get_blob(&name, &digest).await,
+            Operation::GetBlob { name, digest } => {
+                self.get_blob(&name, &digest, request.headers()).await
+            }
             Operation::DeleteBlob { name, digest } => {
                 self.delete_blob(&name, &digest, request, scopes).await
             }
@@ -152,17 +206,28 @@ impl<P: Platform> App<P> {
         }
     }
 
-    /// The registry's content, as the reads see it.
-    pub(crate) fn content(&self) -> LayoutContent<'_, P::Store, P::Cache> {
+    /// The registry's content, as the reads see it: the edge's storage, then its upstreams.
+    pub(crate) fn content(&self) -> ReadSources<'_, P> {
         use crate::platform::Clock;
-        LayoutContent {
-            store: &self.store,
-            cache: &self.cache,
-            layout: &self.config.layout,
-            tag_cache_seconds: self.config.tag_cache_seconds,
-            blob_base_url: self.config.blob_base_url.as_ref(),
-            presign_seconds: self.config.presign_seconds,
-            now: self.clock.now(),
+        let now = self.clock.now();
+        Sources {
+            own: LayoutContent {
+                store: &self.store,
+                cache: &self.cache,
+                layout: &self.config.layout,
+                tag_cache_seconds: self.config.tag_cache_seconds,
+                blob_base_url: self.config.blob_base_url.as_ref(),
+                presign_seconds: self.config.presign_seconds,
+                now,
+            },
+            upstream: UpstreamContent {
+                upstreams: &self.config.upstreams,
+                http: &self.upstream,
+                cache: &self.cache,
+                now,
+                warnings: Default::default(),
+            },
+            upstreams: &self.config.upstreams,
         }
     }
 
@@ -183,6 +248,13 @@ impl<P: Platform> App<P> {
     }
 }
 
+/// The content sources of a request on platform `P`.
+pub(crate) type ReadSources<'a, P> = Sources<
+    'a,
+    LayoutContent<'a, <P as Platform>::Store, <P as Platform>::Cache>,
+    UpstreamContent<'a, <P as Platform>::Upstream, <P as Platform>::Cache>,
+>;
+
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -201,6 +273,11 @@ pub fn error_response(error: &Error) -> Response<Vec<u8>> {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);
+    }
+    if let Some(seconds) = error.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }

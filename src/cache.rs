@@ -75,6 +75,12 @@ pub mod key {
     pub fn origin_token(scopes: &[String]) -> String {
         format!("origin/token/{}", scopes.join(" "))
     }
+    /// What the edge keeps of the upstream with namespace `prefix`: `kind` (`token`, `tag`,
+    /// `manifest`, ...) of `rest` (the repository's name there, and a tag or digest). `:` appears
+    /// in no prefix or name, so no two upstreams' keys meet.
+    pub fn upstream(prefix: &str, kind: &str, rest: &str) -> String {
+        format!("upstream:{prefix}:{kind}:{rest}")
+    }
     /// A bearer token that passed verification, by its SHA-256.
     pub fn verified_token(token_sha256: &str) -> String {
         format!("verified/{token_sha256}")

@@ -93,6 +93,7 @@ pub const SETTINGS: &[Setting] = &[
     var("TOKEN_SECONDS", Some("300")),
     var("REFRESH_TOKEN_SECONDS", Some("2592000")),
     var("AUTH_CACHE_SECONDS", Some("10")),
+    var("UPSTREAMS", None),
 ];
 
 /// Where the edge reads the registry from.
@@ -163,6 +164,9 @@ pub struct Config {
     /// derived from the token signing key).
     pub upload_key: SecretKey,
     pub auth: AuthConfig,
+    /// The upstream registries reads go through (`UPSTREAMS`), their credentials read from the
+    /// secrets each entry names.
+    pub upstreams: Vec<crate::upstream::Upstream>,
 }
 
 /// The token service and the admin user.
@@ -357,7 +361,14 @@ impl Config {
                 .filter(|p| !p.is_empty())
                 .map(|p| crate::auth::secret::hash_password(&p)),
         };
+        let upstreams = match var("UPSTREAMS") {
+            None => Vec::new(),
+            Some(json) => {
+                crate::upstream::parse(&json, |name| lookup(name).map(|v| v.trim().to_owned()))?
+            }
+        };
         Ok(Config {
+            upstreams,
             origin,
             auth,
             public_url,
@@ -548,7 +559,7 @@ mod tests {
             if let Some(binding) = line.strip_prefix("binding = ") {
                 named.push(binding.trim_matches('"').to_owned());
             } else if let Some((name, _)) = line.split_once(" = ")
-                && upper(name)
+                && (upper(name) || (name.len() > 2 && name.bytes().all(|b| b.is_ascii_uppercase())))
             {
                 named.push(name.to_owned());
             } else {

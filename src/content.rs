@@ -32,7 +32,7 @@ pub struct Manifest {
 
 impl Manifest {
     /// As a cache entry: `<media type>\n<bytes>`, so a hit parses nothing.
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut entry = Vec::with_capacity(self.media_type.len() + 1 + self.bytes.len());
         entry.extend_from_slice(self.media_type.as_bytes());
         entry.push(b'\n');
@@ -40,7 +40,7 @@ impl Manifest {
         entry
     }
 
-    fn decode(mut entry: Vec<u8>) -> Option<Manifest> {
+    pub(crate) fn decode(mut entry: Vec<u8>) -> Option<Manifest> {
         let newline = entry.iter().position(|b| *b == b'\n')?;
         let bytes = entry.split_off(newline + 1);
         entry.truncate(newline);
@@ -56,6 +56,17 @@ impl Manifest {
 pub struct BlobLocation {
     pub url: String,
     pub cache_control: &'static str,
+}
+
+/// How a blob download is answered.
+#[derive(Debug)]
+pub enum Download {
+    /// `307` to a URL that needs no credentials (presigned storage, a CDN, an upstream's blob
+    /// host).
+    Redirect(BlobLocation),
+    /// The bytes themselves, as an upstream streams them: this answer's status and headers; its
+    /// body is attached by the platform (`UpstreamHttp::pass_through`), never read by the core.
+    Streamed(http::Response<Vec<u8>>),
 }
 
 /// `Cache-Control` of what is addressed by digest.
@@ -77,8 +88,14 @@ pub trait Content {
     /// The size of the blob `digest` as `name` holds it; `None` when `name` does not link it.
     async fn blob_size(&self, name: &Name, digest: &Digest) -> Result<Option<u64>>;
 
-    /// Where a download of the blob `digest` goes.
-    async fn blob_location(&self, name: &Name, digest: &Digest) -> Result<BlobLocation>;
+    /// How a download of the blob `digest` from `name` is answered (`range`: the client's
+    /// `Range`, already checked to be one byte range); `None` when `name` does not link it.
+    async fn blob_download(
+        &self,
+        name: &Name,
+        digest: &Digest,
+        range: Option<&str>,
+    ) -> Result<Option<Download>>;
 
     /// Every tag of `name`, sorted; empty when the repository has none (or does not exist).
     async fn tags(&self, name: &Name) -> Result<Vec<String>>;
@@ -97,6 +114,12 @@ pub trait Content {
     /// another digest (an alias: distribution's sha512 link to the canonical sha256 digest).
     /// Locks are looked up under both, so no alias reaches what a lock closes.
     async fn canonical(&self, name: &Name, digest: &Digest) -> Result<Option<Digest>>;
+
+    /// `Warning` texts for the answer, about what this source served (stale content, when an
+    /// upstream could not be asked). Taken once.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The storage layout distribution writes, through the edge cache. Immutable things (manifest
@@ -225,6 +248,28 @@ impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
             )
             .await;
         Ok(Some(manifest))
+    }
+
+    /// Where downloads of the stored blob `stored` go.
+    fn location(&self, stored: &Digest) -> Result<BlobLocation> {
+        let key = self.layout.blob_data(stored);
+        if let Some(base) = self.blob_base_url {
+            let base = base.as_str().trim_end_matches('/');
+            return Ok(BlobLocation {
+                url: format!("{base}/{key}"),
+                cache_control: IMMUTABLE_CACHE_CONTROL,
+            });
+        }
+        let expires = Duration::from_secs(self.presign_seconds);
+        match self.store.download_url(&key, expires, self.now) {
+            Some(url) => Ok(BlobLocation {
+                url: url.to_string(),
+                cache_control: "no-store",
+            }),
+            None => Err(Error::internal(
+                "the store signs no download URLs and no BLOB_BASE_URL is configured",
+            )),
+        }
     }
 
     async fn find_referrers(&self, name: &Name, subject: &Digest) -> Result<Vec<Value>> {
@@ -375,32 +420,22 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
 
     /// `BLOB_BASE_URL` when set (long-lived, public); else the store's own signed URL, which
     /// expires, so nobody may keep the redirect. The content is where the repository's link
-    /// leads (the canonical digest, for an alias).
-    async fn blob_location(&self, name: &Name, digest: &Digest) -> Result<BlobLocation> {
+    /// leads (the canonical digest, for an alias), and must be there. The range is the
+    /// client's business with the URL.
+    async fn blob_download(
+        &self,
+        name: &Name,
+        digest: &Digest,
+        _range: Option<&str>,
+    ) -> Result<Option<Download>> {
+        if self.blob_size(name, digest).await?.is_none() {
+            return Ok(None);
+        }
         let Some(stored) = self.linked(Link::Layer, name, digest).await? else {
-            return Err(Error::new(ErrorCode::BlobUnknown)
-                .with_detail(json!({ "name": name.as_str(), "digest": digest.to_string() })));
+            return Ok(None);
         };
-        let key = self.layout.blob_data(&stored);
-        if let Some(base) = self.blob_base_url {
-            let base = base.as_str().trim_end_matches('/');
-            return Ok(BlobLocation {
-                url: format!("{base}/{key}"),
-                cache_control: IMMUTABLE_CACHE_CONTROL,
-            });
-        }
-        let expires = Duration::from_secs(self.presign_seconds);
-        match self.store.download_url(&key, expires, self.now) {
-            Some(url) => Ok(BlobLocation {
-                url: url.to_string(),
-                cache_control: "no-store",
-            }),
-            None => Err(Error::internal(
-                "the store signs no download URLs and no BLOB_BASE_URL is configured",
-            )),
-        }
+        self.location(&stored).map(|l| Some(Download::Redirect(l)))
     }
-
     async fn tags(&self, name: &Name) -> Result<Vec<String>> {
         let cache_key = key::tags(name);
         if let Some(cached) = self.cache.get(&cache_key).await
@@ -478,6 +513,153 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
             .list_dirs(&self.layout.repository_dir(name.as_str()))
             .await?;
         Ok(dirs.iter().any(|d| d == "_manifests" || d == "_layers"))
+    }
+}
+
+/// The content sources of one request, in order: the edge's own storage (`own`), then the
+/// upstream registries (`upstream`). A name under an upstream's namespace (`docker.io/...`) is
+/// the upstream's (a proxy keeps nothing in storage); a name the default upstream serves (Docker's
+/// `registry-mirrors`, or the fronted origin) is the edge's own first, and the upstream's only
+/// where storage has nothing.
+pub struct Sources<'a, O, U> {
+    pub own: O,
+    pub upstream: U,
+    pub upstreams: &'a [crate::upstream::Upstream],
+}
+
+/// Which source answers for a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Own,
+    Upstream,
+    /// Own storage, then the upstream.
+    Fallback,
+}
+
+impl<O: Content, U: Content> Sources<'_, O, U> {
+    fn route(&self, name: &Name) -> Route {
+        match crate::upstream::resolve(self.upstreams, name, None) {
+            None => Route::Own,
+            Some(target) if target.prefixed => Route::Upstream,
+            Some(_) => Route::Fallback,
+        }
+    }
+}
+
+/// `own`'s answer, unless the route falls back and it has none: then `upstream`'s.
+macro_rules! routed {
+    ($self:ident, $name:expr, |$source:ident| $call:expr, $none:expr) => {{
+        match $self.route($name) {
+            Route::Own => {
+                let $source = &$self.own;
+                $call
+            }
+            Route::Upstream => {
+                let $source = &$self.upstream;
+                $call
+            }
+            Route::Fallback => {
+                let found = {
+                    let $source = &$self.own;
+                    $call
+                }?;
+                if $none(&found) {
+                    let $source = &$self.upstream;
+                    $call
+                } else {
+                    Ok(found)
+                }
+            }
+        }
+    }};
+}
+
+impl<O: Content, U: Content> Content for Sources<'_, O, U> {
+    async fn resolve_tag(&self, name: &Name, tag: &Tag) -> Result<Option<Digest>> {
+        routed!(
+            self,
+            name,
+            |s| s.resolve_tag(name, tag).await,
+            Option::is_none
+        )
+    }
+
+    async fn manifest(&self, name: &Name, digest: &Digest) -> Result<Option<Manifest>> {
+        routed!(
+            self,
+            name,
+            |s| s.manifest(name, digest).await,
+            Option::is_none
+        )
+    }
+
+    async fn cached_manifest(&self, digest: &Digest) -> Option<Manifest> {
+        self.own.cached_manifest(digest).await
+    }
+
+    async fn blob_size(&self, name: &Name, digest: &Digest) -> Result<Option<u64>> {
+        routed!(
+            self,
+            name,
+            |s| s.blob_size(name, digest).await,
+            Option::is_none
+        )
+    }
+
+    async fn blob_download(
+        &self,
+        name: &Name,
+        digest: &Digest,
+        range: Option<&str>,
+    ) -> Result<Option<Download>> {
+        routed!(
+            self,
+            name,
+            |s| s.blob_download(name, digest, range).await,
+            Option::is_none
+        )
+    }
+
+    async fn tags(&self, name: &Name) -> Result<Vec<String>> {
+        routed!(self, name, |s| s.tags(name).await, Vec::is_empty)
+    }
+
+    /// The catalog lists what the edge stores.
+    async fn repositories(&self) -> Result<Vec<String>> {
+        self.own.repositories().await
+    }
+
+    async fn referrers(&self, name: &Name, subject: &Digest) -> Result<Vec<Value>> {
+        routed!(
+            self,
+            name,
+            |s| s.referrers(name, subject).await,
+            Vec::is_empty
+        )
+    }
+
+    async fn repository_exists(&self, name: &Name) -> Result<bool> {
+        routed!(
+            self,
+            name,
+            |s| s.repository_exists(name).await,
+            |e: &bool| !e
+        )
+    }
+
+    async fn canonical(&self, name: &Name, digest: &Digest) -> Result<Option<Digest>> {
+        routed!(
+            self,
+            name,
+            |s| s.canonical(name, digest).await,
+            Option::is_none
+        )
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let mut warnings = self.own.warnings();
+        warnings.extend(self.upstream.warnings());
+        warnings
     }
 }
 

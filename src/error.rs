@@ -49,6 +49,8 @@ pub enum ErrorCode {
     UpstreamError,
     /// No connection to the origin (or an upstream).
     UpstreamUnreachable,
+    /// An upstream registry answered that it cannot serve now (a 5xx, or a 429 rate limit).
+    UpstreamUnavailable,
     /// The origin (or an upstream) did not answer in time.
     UpstreamTimeout,
     /// Object storage did not answer in time (`STORAGE_TIMEOUT_SECONDS`).
@@ -82,6 +84,7 @@ impl ErrorCode {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             UpstreamError | UpstreamUnreachable => StatusCode::BAD_GATEWAY,
+            UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamTimeout | StorageTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -115,6 +118,7 @@ impl ErrorCode {
             RangeInvalid => "the requested range is not satisfiable",
             UpstreamError => "the origin registry's answer could not be used",
             UpstreamUnreachable => "the origin registry is unreachable",
+            UpstreamUnavailable => "the upstream registry cannot serve this now",
             UpstreamTimeout => "the origin registry did not answer in time",
             StorageTimeout => "the registry's storage did not answer in time",
         }
@@ -130,6 +134,8 @@ pub struct Error {
     pub detail: Value,
     /// The `WWW-Authenticate` challenge of a 401.
     pub challenge: Option<String>,
+    /// `Retry-After` seconds (an upstream's rate limit, passed on).
+    pub retry_after: Option<u32>,
     /// For the log only, never for the client: storage keys, origin and storage URLs, driver
     /// messages. `Display` shows it; `body` never does.
     pub log: Option<String>,
@@ -148,6 +154,7 @@ impl Error {
             message: None,
             detail: Value::Null,
             challenge: None,
+            retry_after: None,
             log: None,
         }
     }
@@ -164,6 +171,12 @@ impl Error {
 
     pub fn with_challenge(mut self, challenge: impl Into<String>) -> Self {
         self.challenge = Some(challenge.into());
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        let seconds = u32::try_from(seconds).unwrap_or(u32::MAX);
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -244,6 +257,7 @@ mod tests {
             ),
             (ErrorCode::UpstreamUnreachable, 502, "UPSTREAM_UNREACHABLE"),
             (ErrorCode::UpstreamTimeout, 504, "UPSTREAM_TIMEOUT"),
+            (ErrorCode::UpstreamUnavailable, 503, "UPSTREAM_UNAVAILABLE"),
         ];
         for (code, status, name) in cases {
             assert_eq!(code.status().as_u16(), status, "{name}");

@@ -31,6 +31,18 @@ pub fn manifest_media_type(bytes: &[u8]) -> Option<String> {
     }
 }
 
+/// Whether `media_type` (without parameters) is one of the manifest types the edge serves.
+pub fn is_manifest_type(media_type: &str) -> bool {
+    [
+        OCI_MANIFEST,
+        OCI_INDEX,
+        DOCKER_MANIFEST,
+        DOCKER_MANIFEST_LIST,
+        DOCKER_SCHEMA1_SIGNED,
+    ]
+    .contains(&media_type)
+}
+
 /// Whether a client whose `Accept` headers are `accept` may be served `media_type`. The reference
 /// registry serves OCI manifests and indexes only to clients that name them (older Docker clients
 /// cannot parse them); everything else is served to everyone. Parameters and `q` values are

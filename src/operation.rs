@@ -212,6 +212,25 @@ impl Operation {
         }
     }
 
+    /// The repository the operation addresses, to be renamed (containerd's `?ns=`, before
+    /// anything is checked).
+    pub fn name_mut(&mut self) -> Option<&mut Name> {
+        use Operation::*;
+        match self {
+            ApiVersion | Catalog { .. } => None,
+            ListTags { name, .. }
+            | GetManifest { name, .. }
+            | PutManifest { name, .. }
+            | DeleteManifest { name, .. }
+            | HeadBlob { name, .. }
+            | GetBlob { name, .. }
+            | DeleteBlob { name, .. }
+            | StartUpload { name, .. }
+            | Upload { name, .. }
+            | Referrers { name, .. } => Some(name),
+        }
+    }
+
     /// What the caller must hold. The challenge's scope is this need's (`Need::scope`).
     pub fn need(&self) -> Need {
         use Operation::*;

@@ -47,6 +47,59 @@ pub trait HttpClient {
     ) -> Result<http::Response<Vec<u8>>, String>;
 }
 
+/// Requests to upstream registries (pull-through reads). Redirects are not followed, and an
+/// answer's body is left where it is until the core decides: small ones (manifests, token
+/// answers, lists) are `read`, bounded; a blob's is handed to the client as it is
+/// (`pass_through`), so its bytes never pass through Rust. An `Err` is a transport failure; any
+/// HTTP status is an `Ok`.
+#[allow(async_fn_in_trait)]
+pub trait UpstreamHttp {
+    type Body;
+
+    /// Sends a request without a body; `timeout` bounds the wait for the answer's headers.
+    async fn send(
+        &self,
+        request: http::Request<()>,
+        timeout: std::time::Duration,
+    ) -> Result<http::Response<Self::Body>, crate::origin::OriginError>;
+
+    /// The whole body, or `None` when it is longer than `limit` bytes.
+    async fn read(
+        &self,
+        body: Self::Body,
+        limit: usize,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Vec<u8>>, crate::origin::OriginError>;
+
+    /// Makes `body` the body of the answer the edge gives its client.
+    fn pass_through(&self, body: Self::Body);
+}
+
+impl<T: UpstreamHttp> UpstreamHttp for &T {
+    type Body = T::Body;
+
+    async fn send(
+        &self,
+        request: http::Request<()>,
+        timeout: std::time::Duration,
+    ) -> Result<http::Response<Self::Body>, crate::origin::OriginError> {
+        (**self).send(request, timeout).await
+    }
+
+    async fn read(
+        &self,
+        body: Self::Body,
+        limit: usize,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Vec<u8>>, crate::origin::OriginError> {
+        (**self).read(body, limit, timeout).await
+    }
+
+    fn pass_through(&self, body: Self::Body) {
+        (**self).pass_through(body)
+    }
+}
+
 /// The implementations one deployment of the App runs on, named once: the worker's in
 /// `workers`, in-memory ones in tests.
 pub trait Platform {
@@ -57,6 +110,7 @@ pub trait Platform {
     type Events: crate::events::EventSink;
     type Kv: KeyValue;
     type Background: Background;
+    type Upstream: UpstreamHttp;
 }
 
 /// Work that may finish after the response is sent: `ctx.waitUntil` on Workers (which ends the

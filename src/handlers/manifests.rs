@@ -105,8 +105,21 @@ impl<P: Platform> App<P> {
             header::CACHE_CONTROL,
             HeaderValue::from_static(cache_control),
         );
+        for text in content.warnings() {
+            h.append(header::WARNING, header_value(&warning(&text))?);
+        }
         Ok(response)
     }
+}
+
+/// A registry warning (`299 - "<text>"`, as the distribution spec has registries send them).
+pub(crate) fn warning(text: &str) -> String {
+    let text: String = text
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .map(|c| if c == '"' { '\'' } else { c })
+        .collect();
+    format!("299 - \"{text}\"")
 }
 
 pub(crate) fn header_value(s: &str) -> Result<HeaderValue> {

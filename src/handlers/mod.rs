@@ -6,7 +6,7 @@ mod blobs;
 mod catalog;
 mod forward;
 mod manage;
-mod manifests;
+pub(crate) mod manifests;
 mod referrers;
 mod tags;
 mod token;

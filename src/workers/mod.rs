@@ -8,6 +8,7 @@ mod fetch;
 mod kv;
 mod origin;
 mod r2;
+mod upstream;
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -103,6 +104,7 @@ impl<'a> Platform for WorkerPlatform<'a> {
     type Events = WorkerEvents;
     type Kv = kv::Kv;
     type Background = WorkerBackground;
+    type Upstream = upstream::WorkerUpstream;
 }
 
 /// `ctx.waitUntil`: the fetch event lives on until the task ends (or ~30 s after the client went).
@@ -180,18 +182,18 @@ impl ObjectStore for Store {
 async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     #[cfg(feature = "storage-suite")]
     if req.url().ends_with("/_suite/storage") {
-        return into_web_response(storage_suite(&env).await);
+        return into_web_response(storage_suite(&env).await, None);
     }
     let background = WorkerBackground(Rc::new(ctx));
-    let response = match handle(&req, &env, background).await {
-        Ok(response) => response,
+    let (response, passed) = match handle(&req, &env, background).await {
+        Ok(answer) => answer,
         Err(message) => {
             log(&message);
-            error_response(&Error::internal(message))
+            (error_response(&Error::internal(message)), None)
         }
     };
     drain_unread_body(&req).await;
-    into_web_response(response)
+    into_web_response(response, passed)
 }
 
 /// The shared ObjectStore suite against the R2 binding: the fixture is written through the
@@ -231,18 +233,21 @@ async fn storage_suite(env: &Env) -> http::Response<Vec<u8>> {
     }
 }
 
+/// The answer, and the upstream's stream when its body is one (a blob an upstream streams).
+type Answer = (http::Response<Vec<u8>>, Option<web_sys::ReadableStream>);
+
 async fn handle(
     req: &web_sys::Request,
     env: &Env,
     background: WorkerBackground,
-) -> Result<http::Response<Vec<u8>>, String> {
+) -> Result<Answer, String> {
     let request = match into_http_request(req) {
         Ok(request) => request,
         // A URL or header the http types refuse is the client's error, not the edge's.
         Err(why) => {
             let error = Error::new(crate::error::ErrorCode::BadRequest)
                 .with_message(format!("request not understood: {why}"));
-            return Ok(error_response(&error));
+            return Ok((error_response(&error), None));
         }
     };
     let setup = setup(env, &req.url()).map_err(|e| format!("configuration: {e}"))?;
@@ -283,9 +288,12 @@ async fn handle(
         ),
         log,
         background,
+        upstream: upstream::WorkerUpstream::default(),
     };
     let request = request.map(|()| origin::Incoming(req));
-    Ok(app.handle(request).await)
+    let response = app.handle(request).await;
+    let passed = app.upstream.take_passed();
+    Ok((response, passed))
 }
 
 /// Reads and discards a request body the edge answered without reading (a refused chunk, a
@@ -402,7 +410,10 @@ fn into_http_request(req: &web_sys::Request) -> Result<http::Request<()>, String
     Ok(request)
 }
 
-fn into_web_response(response: http::Response<Vec<u8>>) -> worker::Result<web_sys::Response> {
+fn into_web_response(
+    response: http::Response<Vec<u8>>,
+    passed: Option<web_sys::ReadableStream>,
+) -> worker::Result<web_sys::Response> {
     let (parts, mut body) = response.into_parts();
     let headers = web_sys::Headers::new()?;
     for (name, value) in &parts.headers {
@@ -416,7 +427,11 @@ fn into_web_response(response: http::Response<Vec<u8>>) -> worker::Result<web_sy
     let no_body = body.is_empty()
         || parts.status == http::StatusCode::NOT_MODIFIED
         || parts.status == http::StatusCode::NO_CONTENT;
-    let response = if no_body {
+    let response = if let Some(stream) = passed {
+        // An upstream's blob, from its socket to the client's inside the runtime. (A HEAD's
+        // answer is sent without it by the runtime.)
+        web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stream), &init)?
+    } else if no_body {
         web_sys::Response::new_with_opt_u8_array_and_init(None, &init)?
     } else {
         web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut body), &init)?

@@ -36,6 +36,7 @@ mod referrers;
 mod tags;
 mod token;
 mod uploads;
+mod upstreams;
 mod version;
 mod writes;
 
@@ -95,6 +96,58 @@ fn answer(
     Ok(r.body(body.to_vec()).unwrap())
 }
 
+type UpstreamHandler = Box<dyn Fn(&Request<()>) -> Result<Response<Vec<u8>>, OriginError>>;
+
+/// Upstream registries that answer with `handler`, recording what they were sent and the body
+/// the edge passed through to its client.
+struct FakeUpstream {
+    handler: RefCell<UpstreamHandler>,
+    sent: RefCell<Vec<(Method, String, http::HeaderMap)>>,
+    passed: RefCell<Option<Vec<u8>>>,
+}
+
+impl Default for FakeUpstream {
+    fn default() -> Self {
+        FakeUpstream {
+            handler: RefCell::new(Box::new(|_| {
+                Err(OriginError::Unreachable("no upstream".into()))
+            })),
+            sent: RefCell::default(),
+            passed: RefCell::default(),
+        }
+    }
+}
+
+impl crate::platform::UpstreamHttp for FakeUpstream {
+    type Body = Vec<u8>;
+
+    async fn send(
+        &self,
+        request: Request<()>,
+        _timeout: Duration,
+    ) -> Result<Response<Vec<u8>>, OriginError> {
+        self.sent.borrow_mut().push((
+            request.method().clone(),
+            request.uri().to_string(),
+            request.headers().clone(),
+        ));
+        (self.handler.borrow())(&request)
+    }
+
+    async fn read(
+        &self,
+        body: Vec<u8>,
+        limit: usize,
+        _timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, OriginError> {
+        Ok((body.len() <= limit).then_some(body))
+    }
+
+    fn pass_through(&self, body: Vec<u8>) {
+        *self.passed.borrow_mut() = Some(body);
+    }
+}
+
 struct Test<'a>(PhantomData<&'a ()>);
 
 impl<'a> Platform for Test<'a> {
@@ -105,6 +158,7 @@ impl<'a> Platform for Test<'a> {
     type Events = &'a MemoryEvents;
     type Kv = &'a MemoryKv;
     type Background = &'a DeferredTasks;
+    type Upstream = &'a FakeUpstream;
 }
 
 impl crate::storage::ObjectStore for &MemoryStore {
@@ -158,6 +212,7 @@ fn presigner(config: &Config) -> Option<Presigner> {
 struct Fixture {
     store: MemoryStore,
     origin: FakeOrigin,
+    upstream: FakeUpstream,
     events: MemoryEvents,
     clock: FixedClock,
     kv: MemoryKv,
@@ -232,6 +287,7 @@ impl Fixture {
         Fixture {
             store,
             origin: FakeOrigin::default(),
+            upstream: FakeUpstream::default(),
             events: MemoryEvents::default(),
             clock: FixedClock::at(NOW),
             kv: MemoryKv::default(),
@@ -274,7 +330,16 @@ impl Fixture {
             kv: &self.kv,
             log: |_| {},
             background: &self.background,
+            upstream: &self.upstream,
         }
+    }
+
+    /// Makes the fake upstreams answer with `handler`.
+    fn upstream_answers(
+        &self,
+        handler: impl Fn(&Request<()>) -> Result<Response<Vec<u8>>, OriginError> + 'static,
+    ) {
+        *self.upstream.handler.borrow_mut() = Box::new(handler);
     }
 
     /// Makes the fake origin answer with `handler`.

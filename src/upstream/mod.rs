@@ -1,7 +1,7 @@
-//! Upstream registries (the mirrors issue): the `UPSTREAMS` list, validated with errors that
-//! name the entry, and how a repository name the edge is asked for maps to an upstream and the
-//! name there. Pure: no I/O. Not yet read by the configuration; the read path through an
-//! upstream (`Content` for an upstream source) builds on it.
+//! Upstream registries: the `UPSTREAMS` list, validated with errors that name the entry, and how
+//! a repository name the edge is asked for maps to an upstream and the name there (this file,
+//! pure); talking to an upstream with its credentials (`client`); reads through an upstream as a
+//! content source beside the storage layout (`content`).
 //!
 //! Three client conventions name an upstream repository:
 //! - the namespace in the path: `docker.io/library/nginx` (and `docker.io/nginx`, which Docker
@@ -9,6 +9,11 @@
 //! - containerd's `?ns=docker.io` beside an unprefixed `nginx`;
 //! - Docker's `registry-mirrors`, which sends unprefixed names: served by the default upstream,
 //!   after the edge's own repositories (the caller looks there first).
+
+pub mod client;
+pub mod content;
+
+use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
@@ -21,6 +26,9 @@ pub const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
 
 /// How long a tag is answered from the edge before one upstream `HEAD` revalidates it.
 pub const DEFAULT_TAG_TTL_SECONDS: u64 = 300;
+
+/// How long one upstream request may take before the read fails over (to stale content, or a 504).
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,8 +46,9 @@ pub struct Upstream {
     /// The namespace it is served under (`docker.io`), or empty for the edge's own origin.
     pub prefix: String,
     pub url: Url,
-    /// The names of the secrets holding its credentials, when it takes any.
-    pub credentials: Option<(String, String)>,
+    /// Its credentials (read from the secrets the entry names), when it takes any: sent as Basic
+    /// to the upstream itself, or to a token realm `realm_allowed` admits.
+    pub credentials: Option<Credentials>,
     /// Only these repositories (upstream names) are served; every one when empty.
     pub allow: Vec<Pattern>,
     pub tag_ttl_seconds: u64,
@@ -47,8 +56,24 @@ pub struct Upstream {
     /// Hosts besides the upstream's own whose token realm may receive its credentials
     /// (Docker Hub's `auth.docker.io`).
     pub realm_hosts: Vec<String>,
-    /// Serves unprefixed names (Docker's `registry-mirrors`).
+    /// Serves unprefixed names (Docker's `registry-mirrors`), after the edge's own repositories.
+    /// The upstream with the empty prefix (the edge's own origin, fronted) is the default.
     pub default: bool,
+    /// How long one request to it may take.
+    pub timeout: Duration,
+}
+
+/// A user name and password, read from secrets; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, ..)", self.username)
+    }
 }
 
 /// An upstream repository a request names.
@@ -57,6 +82,9 @@ pub struct Target<'a> {
     pub upstream: &'a Upstream,
     /// The repository's name at the upstream.
     pub name: String,
+    /// The request named the upstream's namespace (`docker.io/...`); otherwise the name came to
+    /// the default upstream, which serves it only after the edge's own repositories.
+    pub prefixed: bool,
 }
 
 #[derive(Deserialize)]
@@ -78,10 +106,13 @@ struct Entry {
     realm_hosts: Vec<String>,
     #[serde(default)]
     default: bool,
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
 }
 
-/// The upstreams of `UPSTREAMS` (a JSON list), each checked; an error names the entry.
-pub fn parse(json: &str) -> Result<Vec<Upstream>, String> {
+/// The upstreams of `UPSTREAMS` (a JSON list), each checked, their credentials read through
+/// `secret`; an error names the entry.
+pub fn parse(json: &str, secret: impl Fn(&str) -> Option<String>) -> Result<Vec<Upstream>, String> {
     let entries: Vec<serde_json::Value> = serde_json::from_str(json)
         .map_err(|e| format!("UPSTREAMS is not a JSON list of upstreams: {e}"))?;
     let mut upstreams: Vec<Upstream> = Vec::new();
@@ -91,7 +122,7 @@ pub fn parse(json: &str) -> Result<Vec<Upstream>, String> {
             .and_then(|p| p.as_str())
             .map(|p| format!(" (prefix {p:?})"))
             .unwrap_or_default();
-        let upstream = entry(value).map_err(|e| format!("UPSTREAMS[{i}]{prefix}: {e}"))?;
+        let upstream = entry(value, &secret).map_err(|e| format!("UPSTREAMS[{i}]{prefix}: {e}"))?;
         if upstreams.iter().any(|u| u.prefix == upstream.prefix) {
             return Err(format!(
                 "UPSTREAMS[{i}]{prefix}: another upstream has this prefix"
@@ -107,7 +138,10 @@ pub fn parse(json: &str) -> Result<Vec<Upstream>, String> {
     Ok(upstreams)
 }
 
-fn entry(value: serde_json::Value) -> Result<Upstream, String> {
+fn entry(
+    value: serde_json::Value,
+    secret: &impl Fn(&str) -> Option<String>,
+) -> Result<Upstream, String> {
     let entry: Entry = serde_json::from_value(value).map_err(|e| e.to_string())?;
     if !entry.prefix.is_empty() {
         // A namespace is a name's leading components, so names under it stay valid names.
@@ -139,7 +173,15 @@ fn entry(value: serde_json::Value) -> Result<Upstream, String> {
     let credentials = match (entry.username_secret, entry.password_secret) {
         (None, None) => None,
         (Some(user), Some(password)) if secret_name(&user) && secret_name(&password) => {
-            Some((user, password))
+            let read = |name: &str| {
+                secret(name)
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| format!("the secret {name} is not set"))
+            };
+            Some(Credentials {
+                username: read(&user)?,
+                password: read(&password)?,
+            })
         }
         (Some(_), Some(_)) => {
             return Err("username_secret and password_secret name secrets: A-Z, 0-9 and _".into());
@@ -171,7 +213,21 @@ fn entry(value: serde_json::Value) -> Result<Upstream, String> {
         // Docker Hub's token service.
         realm_hosts.push("auth.docker.io".into());
     }
+    if entry.mode == Mode::Mirror {
+        return Err(
+            "mode \"mirror\" (copying what is fetched into the edge's storage) is not available \
+             yet: use \"proxy\", which keeps what is fetched in the edge's cache"
+                .into(),
+        );
+    }
+    let timeout = entry.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
+    if !(1..=300).contains(&timeout) {
+        return Err(format!(
+            "timeout_seconds {timeout} must be between 1 and 300"
+        ));
+    }
     Ok(Upstream {
+        default: entry.default || entry.prefix.is_empty(),
         prefix: entry.prefix,
         url,
         credentials,
@@ -179,11 +235,20 @@ fn entry(value: serde_json::Value) -> Result<Upstream, String> {
         tag_ttl_seconds,
         mode: entry.mode,
         realm_hosts,
-        default: entry.default,
+        timeout: Duration::from_secs(timeout),
     })
 }
 
 impl Upstream {
+    /// How the upstream is named in messages: its namespace, or its host for the empty prefix.
+    pub fn label(&self) -> &str {
+        if self.prefix.is_empty() {
+            self.url.host_str().unwrap_or("the upstream")
+        } else {
+            &self.prefix
+        }
+    }
+
     fn is_docker_hub(&self) -> bool {
         self.url.host_str() == Some(DOCKER_HUB_REGISTRY)
     }
@@ -229,15 +294,45 @@ pub fn resolve<'a>(upstreams: &'a [Upstream], name: &Name, ns: Option<&str>) -> 
             Some((u, rest))
         })
         .max_by_key(|(u, _)| u.prefix.len());
-    let (upstream, rest) = match (prefixed, ns) {
-        (Some(found), _) => found,
-        (None, Some(ns)) => (upstreams.iter().find(|u| u.prefix == ns)?, name),
-        (None, None) => (upstreams.iter().find(|u| u.default)?, name),
+    let (upstream, rest, prefixed) = match (prefixed, ns) {
+        (Some((upstream, rest)), _) => (upstream, rest, true),
+        (None, Some(ns)) => (upstreams.iter().find(|u| u.prefix == ns)?, name, true),
+        (None, None) => (upstreams.iter().find(|u| u.default)?, name, false),
     };
     Some(Target {
         upstream,
         name: upstream.upstream_name(rest)?,
+        prefixed,
     })
+}
+
+/// Refuses a write to a name under an upstream's namespace: what is there is the upstream's.
+pub fn check_writable(upstreams: &[Upstream], name: &Name) -> Result<(), crate::error::Error> {
+    match resolve(upstreams, name, None) {
+        Some(target) if target.prefixed => Err(crate::error::Error::new(
+            crate::error::ErrorCode::Denied,
+        )
+        .with_message(format!(
+            "{name} is read-only: the namespace {} mirrors the upstream registry {}, and only it \
+             changes what is there",
+            target.upstream.prefix,
+            target.upstream.url.host_str().unwrap_or("")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The name a request with containerd's `?ns=` addresses: `<ns>/<name>` when `ns` is an
+/// upstream's namespace and `name` is not already under one (so auth, locks and the read all see
+/// the mirror's own name); `None` when `ns` changes nothing.
+pub fn with_namespace(upstreams: &[Upstream], name: &Name, ns: &str) -> Option<Name> {
+    if ns.is_empty() || !upstreams.iter().any(|u| u.prefix == ns) {
+        return None;
+    }
+    if resolve(upstreams, name, None).is_some_and(|t| t.prefixed) {
+        return None;
+    }
+    format!("{ns}/{name}").parse().ok()
 }
 
 #[cfg(test)]
@@ -248,7 +343,20 @@ mod tests {
         s.parse().unwrap()
     }
 
-    const HUB: &str = r#"{"prefix": "docker.io", "url": "https://registry-1.docker.io", "mode": "mirror", "default": true}"#;
+    const HUB: &str =
+        r#"{"prefix": "docker.io", "url": "https://registry-1.docker.io", "default": true}"#;
+
+    fn secrets(name: &str) -> Option<String> {
+        match name {
+            "HUB_USER" => Some("me".into()),
+            "HUB_TOKEN" => Some("dckr_pat".into()),
+            _ => None,
+        }
+    }
+
+    fn parse(json: &str) -> Result<Vec<Upstream>, String> {
+        super::parse(json, secrets)
+    }
 
     #[test]
     fn entries_are_checked_and_errors_name_them() {
@@ -291,6 +399,22 @@ mod tests {
                 "unknown variant",
             ),
             (
+                r#"[{"prefix": "a", "url": "https://x", "mode": "mirror"}]"#,
+                "is not available yet",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x", "username_secret": "HUB_USER", "password_secret": "NOPE"}]"#,
+                "UPSTREAMS[0] (prefix \"a\"): the secret NOPE is not set",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x", "timeout_seconds": 0}]"#,
+                "timeout_seconds 0",
+            ),
+            (
+                r#"[{"prefix": "", "url": "https://x"}, {"prefix": "b", "url": "https://y", "default": true}]"#,
+                "only one upstream may be the default",
+            ),
+            (
                 r#"[{"prefix": "a", "url": "https://x", "tag_ttl_seconds": 999999}]"#,
                 "more than a day",
             ),
@@ -312,7 +436,21 @@ mod tests {
             assert!(err.contains(want), "{json}: {err}");
         }
         let hub = &parse(&format!("[{HUB}]")).unwrap()[0];
-        assert_eq!(hub.mode, Mode::Mirror);
+        assert_eq!(hub.mode, Mode::Proxy);
+        assert_eq!(hub.timeout, Duration::from_secs(DEFAULT_TIMEOUT_SECONDS));
+        assert_eq!(hub.credentials, None);
+        let with_secrets = &parse(
+            r#"[{"prefix": "a", "url": "https://x", "username_secret": "HUB_USER", "password_secret": "HUB_TOKEN"}]"#,
+        )
+        .unwrap()[0];
+        let credentials = with_secrets.credentials.as_ref().unwrap();
+        assert_eq!(
+            (credentials.username.as_str(), credentials.password.as_str()),
+            ("me", "dckr_pat")
+        );
+        assert!(!format!("{with_secrets:?}").contains("dckr_pat"));
+        let front = &parse(r#"[{"prefix": "", "url": "http://127.0.0.1:5000"}]"#).unwrap()[0];
+        assert!(front.default, "the empty prefix serves unprefixed names");
         assert_eq!(hub.tag_ttl_seconds, DEFAULT_TAG_TTL_SECONDS);
         assert_eq!(hub.realm_hosts, ["auth.docker.io"]);
         assert!(parse("[]").unwrap().is_empty());
@@ -323,8 +461,7 @@ mod tests {
         let upstreams = parse(&format!(
             r#"[{HUB},
                {{"prefix": "ghcr.io", "url": "https://ghcr.io", "allow": ["acme/*"]}},
-               {{"prefix": "ghcr.io/big", "url": "https://big.example"}},
-               {{"prefix": "", "url": "http://127.0.0.1:5000"}}]"#
+               {{"prefix": "ghcr.io/big", "url": "https://big.example"}}]"#
         ))
         .unwrap();
         // (requested name, ?ns=, (upstream prefix, name there))

@@ -1,0 +1,525 @@
+//! Reads through upstream registries (`UPSTREAMS`): the token dance and its cache, tags within
+//! and after their lifetime, stale answers when the upstream fails, 429s, verification, realms
+//! on foreign hosts, blob redirects and streams, read-only namespaces, `?ns=`, and the default
+//! upstream after the edge's own repositories.
+
+use std::rc::Rc;
+
+use http::{Method, Request, Response};
+
+use super::*;
+
+/// `hub.test` (Docker-token auth, realm on auth.example), `basic.test` (Basic credentials,
+/// unprefixed names after the edge's own), `evil.test` (realm on a host it does not vouch for).
+const UPSTREAMS: &str = r#"[
+  {"prefix": "hub.test", "url": "https://registry.example", "realm_hosts": ["auth.example"], "tag_ttl_seconds": 60},
+  {"prefix": "basic.test", "url": "http://basic.example", "username_secret": "BASIC_USER", "password_secret": "BASIC_PASSWORD", "default": true},
+  {"prefix": "evil.test", "url": "https://evil.example", "username_secret": "BASIC_USER", "password_secret": "BASIC_PASSWORD"}
+]"#;
+
+const CONFIG: &[(&str, &str)] = &[
+    ("UPSTREAMS", UPSTREAMS),
+    ("BASIC_USER", "puller"),
+    ("BASIC_PASSWORD", "pull-secret"),
+];
+
+/// A manifest the fake upstreams hold, and its digest.
+fn upstream_manifest() -> (Vec<u8>, Digest) {
+    let bytes = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{}", "c".repeat(64)), "size": 2},
+        "layers": [],
+    }))
+    .unwrap();
+    let digest = Digest::sha256(&bytes);
+    (bytes, digest)
+}
+
+/// How the fake upstreams behave, changed by the tests as they go.
+#[derive(Clone)]
+struct Behaviour {
+    /// Answer every registry request with this status (and `Retry-After: 120` for a 429).
+    fail: Option<u16>,
+    /// The manifest bytes served for the digest (tampered with when they differ).
+    served: Vec<u8>,
+    /// Send `Docker-Content-Digest` on manifest answers.
+    digest_header: bool,
+}
+
+/// The fake registries behind `UPSTREAMS`, with `behaviour`.
+fn registries(
+    behaviour: Rc<RefCell<Behaviour>>,
+) -> impl Fn(&Request<()>) -> Result<Response<Vec<u8>>, OriginError> {
+    let (manifest, digest) = upstream_manifest();
+    move |request| {
+        let b = behaviour.borrow().clone();
+        let uri = request.uri().clone();
+        let host = uri.host().unwrap_or("");
+        let path = uri.path();
+        let auth = request
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        match host {
+            "auth.example" => {
+                return answer(200, JSON, br#"{"token": "hub-token", "expires_in": 300}"#);
+            }
+            "evil.example" if path.starts_with("/v2/") => {
+                return answer(
+                    401,
+                    &[(
+                        "www-authenticate",
+                        r#"Bearer realm="https://collector.example/token",service="evil""#,
+                    )],
+                    b"",
+                );
+            }
+            "collector.example" => return answer(200, JSON, br#"{"token": "x"}"#),
+            _ => {}
+        }
+        if let Some(status) = b.fail {
+            let headers: &[(&str, &str)] = if status == 429 {
+                &[("retry-after", "120")]
+            } else {
+                &[]
+            };
+            return answer(status, headers, b"");
+        }
+        let authorized = match host {
+            "registry.example" => auth == "Bearer hub-token",
+            "basic.example" => auth == basic("puller", "pull-secret"),
+            _ => false,
+        };
+        if !authorized {
+            let challenge = if host == "registry.example" {
+                r#"Bearer realm="https://auth.example/token",service="registry.example""#
+            } else {
+                r#"Basic realm="basic""#
+            };
+            return answer(401, &[("www-authenticate", challenge)], b"");
+        }
+        let digest_text = digest.to_string();
+        let manifest_headers: Vec<(&str, &str)> = if b.digest_header {
+            vec![
+                ("content-type", "application/vnd.oci.image.manifest.v1+json"),
+                ("docker-content-digest", &digest_text),
+            ]
+        } else {
+            vec![("content-type", "application/vnd.oci.image.manifest.v1+json")]
+        };
+        let known = |p: &str| {
+            ["/v2/acme/app/", "/v2/library/alpine/"]
+                .iter()
+                .find_map(|prefix| p.strip_prefix(prefix))
+                .map(str::to_owned)
+        };
+        match known(path).as_deref() {
+            Some("manifests/v1") => answer(200, &manifest_headers, &manifest),
+            Some(p) if p == format!("manifests/{digest}") => {
+                answer(200, &manifest_headers, &b.served)
+            }
+            Some("tags/list") => answer(
+                200,
+                JSON,
+                br#"{"name": "acme/app", "tags": ["v1", "Bad Tag", "v0"]}"#,
+            ),
+            Some(p) if p.starts_with("blobs/sha256:aaaa") => {
+                answer(307, &[("location", "https://cdn.example/blob?sig=1")], b"")
+            }
+            Some(p) if p.starts_with("blobs/sha256:bbbb") => {
+                let range = request.headers().get("range").map(|v| v.to_str().unwrap());
+                match range {
+                    Some("bytes=2-") => answer(
+                        206,
+                        &[("content-length", "3"), ("content-range", "bytes 2-4/5")],
+                        b"llo",
+                    ),
+                    _ => answer(200, &[("content-length", "5")], b"hello"),
+                }
+            }
+            Some(p) if p.starts_with("referrers/") => answer(404, JSON, b"{}"),
+            _ => answer(404, JSON, br#"{"errors": [{"code": "MANIFEST_UNKNOWN"}]}"#),
+        }
+    }
+}
+
+fn fixture() -> (Fixture, Rc<RefCell<Behaviour>>) {
+    let f = Fixture::new().with(CONFIG);
+    let (manifest, _) = upstream_manifest();
+    let behaviour = Rc::new(RefCell::new(Behaviour {
+        fail: None,
+        served: manifest,
+        digest_header: true,
+    }));
+    f.upstream_answers(registries(behaviour.clone()));
+    (f, behaviour)
+}
+
+fn hosts(f: &Fixture) -> Vec<String> {
+    f.upstream
+        .sent
+        .borrow()
+        .iter()
+        .map(|(m, u, _)| format!("{m} {}", u.split('?').next().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_tag_through_a_token_upstream_costs_one_dance_then_nothing() {
+    let (f, _) = fixture();
+    let app = f.app();
+    let (manifest, digest) = upstream_manifest();
+    let r = get(&app, "/v2/hub.test/acme/app/manifests/v1");
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    assert_eq!(r.body(), &manifest);
+    assert_headers(
+        &r,
+        &[
+            ("docker-content-digest", &digest.to_string()),
+            ("content-type", "application/vnd.oci.image.manifest.v1+json"),
+        ],
+    );
+    assert_eq!(
+        hosts(&f),
+        [
+            "HEAD https://registry.example/v2/acme/app/manifests/v1",
+            "GET https://auth.example/token",
+            "HEAD https://registry.example/v2/acme/app/manifests/v1",
+            &format!("GET https://registry.example/v2/acme/app/manifests/{digest}"),
+        ]
+    );
+    let token_request = f.upstream.sent.borrow()[1].1.clone();
+    assert!(
+        token_request.contains("service=registry.example")
+            && token_request.contains("scope=repository%3Aacme%2Fapp%3Apull"),
+        "{token_request}"
+    );
+    // Within the tag's lifetime: nothing is asked.
+    f.upstream.sent.borrow_mut().clear();
+    for _ in 0..3 {
+        assert_eq!(
+            get(&app, "/v2/hub.test/acme/app/manifests/v1").status(),
+            200
+        );
+    }
+    assert!(hosts(&f).is_empty(), "{:?}", hosts(&f));
+    // After it: one HEAD with the cached token.
+    f.clock.advance(61);
+    assert_eq!(
+        get(&app, "/v2/hub.test/acme/app/manifests/v1").status(),
+        200
+    );
+    assert_eq!(
+        hosts(&f),
+        ["HEAD https://registry.example/v2/acme/app/manifests/v1"]
+    );
+    // The token was fetched anonymously: the upstream has no credentials.
+    assert!(f.upstream.sent.borrow()[0].2.get("authorization").unwrap() == "Bearer hub-token");
+}
+
+#[test]
+fn a_failing_upstream_serves_the_last_known_digest_with_a_warning() {
+    let (f, behaviour) = fixture();
+    let app = f.app();
+    let (manifest, _) = upstream_manifest();
+    assert_eq!(
+        get(&app, "/v2/hub.test/acme/app/manifests/v1").status(),
+        200
+    );
+    f.clock.advance(61);
+    for status in [503, 500] {
+        behaviour.borrow_mut().fail = Some(status);
+        let r = get(&app, "/v2/hub.test/acme/app/manifests/v1");
+        assert_eq!(r.status(), 200, "{status}");
+        assert_eq!(r.body(), &manifest);
+        let warning = header(&r, "warning");
+        assert!(
+            warning.starts_with("299 - \"") && warning.contains("may be stale"),
+            "{warning}"
+        );
+    }
+    // Unreachable: the same.
+    f.upstream_answers(|_| Err(OriginError::Unreachable("connection refused".into())));
+    let r = get(&app, "/v2/hub.test/acme/app/manifests/v1");
+    assert_eq!(r.status(), 200);
+    assert!(header(&r, "warning").contains("is unreachable"));
+    // What the edge never saw: a clear 502 in OCI JSON.
+    let r = get(&app, "/v2/hub.test/acme/app/manifests/v2");
+    assert_eq!(r.status(), 502);
+    assert_eq!(error_code(&r), "UPSTREAM_UNREACHABLE");
+    assert!(
+        error_message(&r).contains("hub.test"),
+        "{}",
+        error_message(&r)
+    );
+}
+
+#[test]
+fn a_rate_limit_is_waited_out_and_stale_content_served() {
+    let (f, behaviour) = fixture();
+    let app = f.app();
+    assert_eq!(
+        get(&app, "/v2/hub.test/acme/app/manifests/v1").status(),
+        200
+    );
+    f.clock.advance(61);
+    behaviour.borrow_mut().fail = Some(429);
+    f.upstream.sent.borrow_mut().clear();
+    let r = get(&app, "/v2/hub.test/acme/app/manifests/v1");
+    assert_eq!(r.status(), 200);
+    assert!(
+        header(&r, "warning").contains("retry after 120 s"),
+        "{}",
+        header(&r, "warning")
+    );
+    assert_eq!(hosts(&f).len(), 1, "one HEAD, answered 429");
+    // Until Retry-After has passed the upstream is not asked at all, even when it has recovered.
+    behaviour.borrow_mut().fail = None;
+    f.clock.advance(60);
+    let r = get(&app, "/v2/hub.test/acme/app/manifests/v1");
+    assert_eq!(r.status(), 200);
+    let unknown = get(&app, "/v2/hub.test/acme/app/manifests/v9");
+    assert_eq!(unknown.status(), 503);
+    assert_eq!(error_code(&unknown), "UPSTREAM_UNAVAILABLE");
+    let retry: u64 = header(&unknown, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(hosts(&f).len(), 1, "{:?}", hosts(&f));
+    f.clock.advance(61);
+    let r = get(&app, "/v2/hub.test/acme/app/manifests/v1");
+    assert_eq!(header(&r, "warning"), "");
+    assert_eq!(hosts(&f).len(), 2);
+}
+
+#[test]
+fn a_manifest_that_does_not_match_its_digest_is_refused_and_not_kept() {
+    let (f, behaviour) = fixture();
+    let app = f.app();
+    let (_, digest) = upstream_manifest();
+    behaviour.borrow_mut().served = b"{\"schemaVersion\": 2, \"tampered\": true}".to_vec();
+    let uri = format!("/v2/hub.test/acme/app/manifests/{digest}");
+    let r = get(&app, &uri);
+    assert_eq!(r.status(), 502);
+    assert_eq!(error_code(&r), "UPSTREAM_ERROR");
+    assert!(error_message(&r).contains("do not match"));
+    let by_tag = get(&app, "/v2/hub.test/acme/app/manifests/v1");
+    assert_eq!(by_tag.status(), 502, "a tag leads to the same refusal");
+    // Nothing was kept: once the upstream serves the right bytes, they are served.
+    let (manifest, _) = upstream_manifest();
+    behaviour.borrow_mut().served = manifest.clone();
+    let r = get(&app, &uri);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body(), &manifest);
+}
+
+#[test]
+fn a_realm_on_a_foreign_host_gets_nothing() {
+    let (f, _) = fixture();
+    let app = f.app();
+    let r = get(&app, "/v2/evil.test/acme/app/manifests/v1");
+    assert_eq!(r.status(), 502);
+    assert!(
+        error_message(&r).contains("collector.example"),
+        "{}",
+        error_message(&r)
+    );
+    let sent = f.upstream.sent.borrow();
+    assert!(
+        sent.iter()
+            .all(|(_, url, _)| !url.contains("collector.example")),
+        "nothing was sent to the foreign realm: {:?}",
+        hosts(&f)
+    );
+}
+
+#[test]
+fn basic_credentials_go_to_the_upstream_only() {
+    let (f, _) = fixture();
+    let app = f.app();
+    let r = get(&app, "/v2/basic.test/acme/app/manifests/v1");
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    let sent = f.upstream.sent.borrow();
+    assert!(!sent.is_empty());
+    for (_, url, headers) in sent.iter() {
+        assert!(url.starts_with("http://basic.example/"), "{url}");
+        assert_eq!(
+            headers.get("authorization").unwrap(),
+            &basic("puller", "pull-secret"),
+            "sent at once, no 401 first"
+        );
+    }
+}
+
+#[test]
+fn blobs_redirect_to_the_upstreams_url_or_stream_untouched() {
+    let (f, _) = fixture();
+    let app = f.app();
+    let redirected = format!("sha256:{}", "a".repeat(64));
+    let r = get(&app, &format!("/v2/hub.test/acme/app/blobs/{redirected}"));
+    assert_eq!(r.status(), 307);
+    assert_headers(
+        &r,
+        &[
+            ("location", "https://cdn.example/blob?sig=1"),
+            ("cache-control", "no-store"),
+            ("docker-content-digest", &redirected),
+        ],
+    );
+    assert!(f.upstream.passed.borrow().is_none());
+
+    let streamed = format!("sha256:{}", "b".repeat(64));
+    let r = get(&app, &format!("/v2/hub.test/acme/app/blobs/{streamed}"));
+    assert_eq!(r.status(), 200);
+    assert_headers(
+        &r,
+        &[
+            ("content-length", "5"),
+            ("docker-content-digest", &streamed),
+        ],
+    );
+    assert!(r.body().is_empty(), "the core never holds the bytes");
+    assert_eq!(f.upstream.passed.borrow_mut().take().unwrap(), b"hello");
+
+    let r = send(
+        &app,
+        Method::GET,
+        &format!("/v2/hub.test/acme/app/blobs/{streamed}"),
+        &[("range", "bytes=2-")],
+    );
+    assert_eq!(r.status(), 206);
+    assert_headers(
+        &r,
+        &[("content-range", "bytes 2-4/5"), ("content-length", "3")],
+    );
+    assert_eq!(f.upstream.passed.borrow_mut().take().unwrap(), b"llo");
+
+    let missing = format!("sha256:{}", "d".repeat(64));
+    let r = get(&app, &format!("/v2/hub.test/acme/app/blobs/{missing}"));
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(&r), "BLOB_UNKNOWN");
+    // Other algorithms are not fetched from upstreams (locks are kept under sha256).
+    let r = get(
+        &app,
+        &format!("/v2/hub.test/acme/app/blobs/sha512:{}", "b".repeat(128)),
+    );
+    assert_eq!(r.status(), 404);
+}
+
+#[test]
+fn mirror_namespaces_are_read_only() {
+    let f = Fixture::new().with_origin().with(CONFIG);
+    let app = f.app();
+    for (method, uri) in [
+        (Method::POST, "/v2/hub.test/acme/app/blobs/uploads/"),
+        (Method::PUT, "/v2/hub.test/acme/app/manifests/v1"),
+        (Method::DELETE, "/v2/hub.test/acme/app/manifests/v1"),
+    ] {
+        let r = send(&app, method.clone(), uri, &[]);
+        assert_eq!(r.status(), 403, "{method} {uri}");
+        assert_eq!(error_code(&r), "DENIED");
+        assert!(
+            error_message(&r).contains("mirrors the upstream registry registry.example"),
+            "{}",
+            error_message(&r)
+        );
+    }
+    assert!(f.origin.sent.borrow().is_empty());
+    // Unprefixed names are the edge's own, default upstream or not: pushes go to the origin.
+    f.origin_answers(|_| {
+        answer(
+            202,
+            &[("location", "/v2/library/busybox/blobs/uploads/u")],
+            b"",
+        )
+    });
+    let r = send(
+        &app,
+        Method::POST,
+        "/v2/library/busybox/blobs/uploads/",
+        &[],
+    );
+    assert_eq!(r.status(), 202, "{}", String::from_utf8_lossy(r.body()));
+}
+
+#[test]
+fn containerd_namespaces_address_the_mirror() {
+    let (f, _) = fixture();
+    let app = f.app();
+    let r = get(&app, "/v2/acme/app/manifests/v1?ns=hub.test");
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    assert_eq!(header(&r, "oci-namespace"), "hub.test");
+    assert!(hosts(&f)[0].starts_with("HEAD https://registry.example/v2/acme/app/"));
+    // Authorized as the mirror's repository: a token for `acme/app` alone does not reach it.
+    manage(
+        &app,
+        Method::PUT,
+        "/api/v1/anonymous-pull",
+        json!({"repositories": ["hub.test/*"]}),
+    );
+    let r = anonymous(&app, Method::GET, "/v2/acme/app/manifests/v1?ns=hub.test");
+    assert_eq!(r.status(), 200);
+    let r = anonymous(&app, Method::GET, "/v2/hub.test/acme/app/manifests/v1");
+    assert_eq!(
+        r.status(),
+        200,
+        "anonymous pull by pattern covers the mirror"
+    );
+    let r = anonymous(&app, Method::GET, "/v2/acme/app/manifests/v1");
+    assert_eq!(r.status(), 401, "without ?ns= it is another repository");
+    // A namespace no upstream serves changes nothing.
+    let r = get(&app, "/v2/library/busybox/manifests/latest?ns=quay.io");
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "oci-namespace"), "");
+}
+
+#[test]
+fn the_default_upstream_serves_after_the_edges_own_repositories() {
+    let (f, _) = fixture();
+    let app = f.app();
+    let r = get(&app, "/v2/library/busybox/manifests/latest");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body(), &f.manifest, "the edge's own");
+    assert!(hosts(&f).is_empty());
+    let r = get(&app, "/v2/library/alpine/manifests/v1");
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    assert!(hosts(&f)[0].starts_with("HEAD http://basic.example/v2/library/alpine/"));
+}
+
+#[test]
+fn tag_lists_and_referrers_come_from_the_upstream() {
+    let (f, _) = fixture();
+    let app = f.app();
+    let r = get(&app, "/v2/hub.test/acme/app/tags/list");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        json_body(&r),
+        json!({"name": "hub.test/acme/app", "tags": ["v0", "v1"]}),
+        "sorted, invalid tags dropped, the edge's name"
+    );
+    let (_, digest) = upstream_manifest();
+    let r = get(&app, &format!("/v2/hub.test/acme/app/referrers/{digest}"));
+    assert_eq!(r.status(), 200);
+    assert_eq!(json_body(&r)["manifests"], json!([]));
+    // The catalog lists what the edge stores, not the upstream.
+    let r = get(&app, "/v2/_catalog");
+    assert!(!String::from_utf8_lossy(r.body()).contains("hub.test"));
+}
+
+#[test]
+fn a_tag_without_a_digest_header_is_read_from_the_manifest() {
+    let (f, behaviour) = fixture();
+    behaviour.borrow_mut().digest_header = false;
+    let app = f.app();
+    let (manifest, digest) = upstream_manifest();
+    let r = get(&app, "/v2/hub.test/acme/app/manifests/v1");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body(), &manifest);
+    assert_eq!(header(&r, "docker-content-digest"), digest.to_string());
+    // The manifest came with the tag: fetched once.
+    let gets = hosts(&f)
+        .iter()
+        .filter(|l| l.starts_with("GET https://registry.example"))
+        .count();
+    assert_eq!(gets, 1, "{:?}", hosts(&f));
+}

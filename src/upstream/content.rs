@@ -1,0 +1,550 @@
+//! Reads through an upstream registry: the content source beside the storage layout, for the
+//! names `UPSTREAMS` maps to an upstream. What it fetches it keeps in the edge cache, per
+//! upstream and repository there (never shared between repositories: one repository's content
+//! is not another's just because the edge saw it):
+//! - manifests by digest: fetched once, verified against the digest before anything is served or
+//!   kept, then kept as immutable;
+//! - tags: answered from the edge within the entry's `tag_ttl_seconds`; after that, one `HEAD`
+//!   (which Docker Hub does not count as a pull) revalidates the tag; when the upstream cannot
+//!   answer (5xx, 429, timeout, unreachable) the last known digest is served with a `Warning`;
+//! - blob sizes (`HEAD`), tag lists and referrers, kept for the tag lifetime;
+//! - blob downloads: the upstream's redirect to a URL that needs no credentials goes to the
+//!   client as it is; bytes the upstream streams itself are handed to the client untouched.
+//!
+//! Only sha256 content is fetched: other digests would open a way around locks, which are kept
+//! under canonical digests.
+
+use std::cell::RefCell;
+
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use super::client::{Client, MANIFEST_ACCEPT, is_transient};
+use super::{Target, Upstream, resolve};
+use crate::cache::{EdgeCache, IMMUTABLE_SECONDS};
+use crate::content::{BlobLocation, Content, Download, Manifest};
+use crate::error::{Error, ErrorCode, Result};
+use crate::media;
+use crate::platform::UpstreamHttp;
+use crate::reference::{Algorithm, Digest, Name, Tag};
+
+/// A tag's last known digest is kept this long past its lifetime, to be served when the upstream
+/// cannot be asked.
+pub const STALE_SECONDS: u64 = 7 * 24 * 3600;
+/// Largest manifest fetched (as the edge accepts on push).
+const MANIFEST_MAX_BYTES: usize = crate::handlers::manifests::MANIFEST_MAX_BYTES;
+/// Largest tag list or referrers answer read, per page.
+const LIST_MAX_BYTES: usize = 4 << 20;
+/// Tag-list pages followed.
+const MAX_TAG_PAGES: usize = 20;
+
+/// The upstreams, as one request reads them.
+pub struct UpstreamContent<'a, H, C> {
+    pub upstreams: &'a [Upstream],
+    pub http: &'a H,
+    pub cache: &'a C,
+    /// Unix seconds.
+    pub now: u64,
+    pub warnings: RefCell<Vec<String>>,
+}
+
+impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
+    fn target(&self, name: &Name) -> Option<Target<'a>> {
+        resolve(self.upstreams, name, None)
+    }
+
+    fn client(&self, upstream: &'a Upstream) -> Client<'a, H, C> {
+        Client {
+            upstream,
+            http: self.http,
+            cache: self.cache,
+            now: self.now,
+        }
+    }
+
+    fn key(target: &Target<'_>, kind: &str, rest: &str) -> String {
+        crate::cache::key::upstream(&target.upstream.prefix, kind, rest)
+    }
+
+    /// The upstream's answer to something it should have: the body for a 2xx, `None` for a 404,
+    /// an error otherwise.
+    fn unexpected(target: &Target<'_>, status: StatusCode, what: &str) -> Error {
+        let code = match status {
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => ErrorCode::Denied,
+            _ => ErrorCode::UpstreamError,
+        };
+        Error::new(code).with_message(format!(
+            "the upstream registry {} answered {} for {what} of {}",
+            target.upstream.label(),
+            status.as_u16(),
+            target.name
+        ))
+    }
+
+    /// The manifest `reference` (a tag or digest) of `target`, fetched and read; `None` for a
+    /// 404. The digest is the upstream's `Docker-Content-Digest` when it sends one (checked
+    /// against the bytes by the caller), else the bytes' sha256.
+    async fn fetch_manifest(
+        &self,
+        target: &Target<'a>,
+        reference: &str,
+    ) -> Result<Option<(Manifest, Option<Digest>)>> {
+        let client = self.client(target.upstream);
+        let answer = client
+            .send(
+                Method::GET,
+                &format!("/v2/{}/manifests/{reference}", target.name),
+                &target.name,
+                &[(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT))],
+            )
+            .await?;
+        match answer.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            status => return Err(Self::unexpected(target, status, "a manifest")),
+        }
+        let said = content_digest(&answer);
+        let content_type = answer
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_owned());
+        let bytes = client
+            .read(answer.into_body(), MANIFEST_MAX_BYTES, "a manifest")
+            .await?;
+        let from_bytes = media::manifest_media_type(&bytes).ok_or_else(|| {
+            Error::new(ErrorCode::UpstreamError).with_message(format!(
+                "the upstream registry {} sent a manifest of {} that is not JSON",
+                target.upstream.label(),
+                target.name
+            ))
+        })?;
+        // The upstream's type when it names a manifest type, as the client would have seen it.
+        let media_type = content_type
+            .filter(|t| media::is_manifest_type(t))
+            .unwrap_or(from_bytes);
+        Ok(Some((Manifest { media_type, bytes }, said)))
+    }
+
+    /// The manifest `digest` of `target`, verified, through the cache.
+    async fn manifest_of(&self, target: &Target<'a>, digest: &Digest) -> Result<Option<Manifest>> {
+        if digest.algorithm() != Algorithm::Sha256 {
+            return Ok(None);
+        }
+        let cache_key = Self::key(target, "manifest", &format!("{}@{digest}", target.name));
+        if let Some(manifest) = self.cache.get(&cache_key).await.and_then(Manifest::decode) {
+            return Ok(Some(manifest));
+        }
+        let Some((manifest, _)) = self.fetch_manifest(target, &digest.to_string()).await? else {
+            return Ok(None);
+        };
+        if !digest.verifies(&manifest.bytes) {
+            // Refused, and nothing kept: the next read asks again.
+            return Err(Error::new(ErrorCode::UpstreamError)
+                .with_message(format!(
+                    "the upstream registry {} sent a manifest for {}@{digest} whose bytes do not \
+                     match that digest",
+                    target.upstream.label(),
+                    target.name
+                ))
+                .with_detail(serde_json::json!({
+                    "digest": digest.to_string(),
+                    "content": Digest::sha256(&manifest.bytes).to_string(),
+                })));
+        }
+        self.cache
+            .put(&cache_key, &manifest.encode(), IMMUTABLE_SECONDS)
+            .await;
+        Ok(Some(manifest))
+    }
+
+    fn warn(&self, text: String) {
+        self.warnings.borrow_mut().push(text);
+    }
+}
+
+/// `Docker-Content-Digest`, when it is a digest.
+fn content_digest<B>(answer: &Response<B>) -> Option<Digest> {
+    answer
+        .headers()
+        .get("docker-content-digest")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A tag's last known digest and when it was learnt: `<digest> <unix seconds>`.
+fn decode_tag(entry: &[u8]) -> Option<(Digest, u64)> {
+    let text = std::str::from_utf8(entry).ok()?;
+    let (digest, at) = text.split_once(' ')?;
+    Some((digest.parse().ok()?, at.parse().ok()?))
+}
+
+#[derive(Deserialize)]
+struct TagList {
+    tags: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct ReferrersIndex {
+    manifests: Option<Vec<Value>>,
+}
+
+impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
+    async fn resolve_tag(&self, name: &Name, tag: &Tag) -> Result<Option<Digest>> {
+        let Some(target) = self.target(name) else {
+            return Ok(None);
+        };
+        let upstream = target.upstream;
+        let cache_key = Self::key(&target, "tag", &format!("{}:{tag}", target.name));
+        let known = self
+            .cache
+            .get(&cache_key)
+            .await
+            .and_then(|e| decode_tag(&e));
+        if let Some((digest, at)) = &known
+            && self.now < at + upstream.tag_ttl_seconds
+        {
+            return Ok(Some(digest.clone()));
+        }
+        let client = self.client(upstream);
+        let path = format!("/v2/{}/manifests/{tag}", target.name);
+        let checked = client
+            .send(
+                Method::HEAD,
+                &path,
+                &target.name,
+                &[(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT))],
+            )
+            .await;
+        let digest = match checked {
+            Ok(answer) if answer.status() == StatusCode::OK => match content_digest(&answer) {
+                Some(digest) => digest,
+                // No digest in the answer: the manifest itself says it.
+                None => match self.fetch_manifest(&target, tag.as_str()).await? {
+                    Some((manifest, _)) => {
+                        let digest = Digest::sha256(&manifest.bytes);
+                        let key =
+                            Self::key(&target, "manifest", &format!("{}@{digest}", target.name));
+                        self.cache
+                            .put(&key, &manifest.encode(), IMMUTABLE_SECONDS)
+                            .await;
+                        digest
+                    }
+                    None => return Ok(None),
+                },
+            },
+            Ok(answer) if answer.status() == StatusCode::NOT_FOUND => {
+                self.cache.delete(&cache_key).await;
+                return Ok(None);
+            }
+            Ok(answer) => return Err(Self::unexpected(&target, answer.status(), "a tag")),
+            Err(error) if is_transient(&error) => {
+                let Some((digest, _)) = known else {
+                    return Err(error);
+                };
+                self.warn(format!(
+                    "the upstream registry {} could not be asked about {}:{tag} ({}); this is \
+                     the last digest known for the tag, which may be stale",
+                    upstream.label(),
+                    target.name,
+                    error.message.as_deref().unwrap_or(error.code.message())
+                ));
+                return Ok(Some(digest));
+            }
+            Err(error) => return Err(error),
+        };
+        let entry = format!("{digest} {}", self.now);
+        self.cache
+            .put(
+                &cache_key,
+                entry.as_bytes(),
+                upstream.tag_ttl_seconds + STALE_SECONDS,
+            )
+            .await;
+        Ok(Some(digest))
+    }
+
+    async fn manifest(&self, name: &Name, digest: &Digest) -> Result<Option<Manifest>> {
+        let Some(target) = self.target(name) else {
+            return Ok(None);
+        };
+        self.manifest_of(&target, digest).await
+    }
+
+    /// The cache by digest alone is not an upstream's: every read names its repository.
+    async fn cached_manifest(&self, _digest: &Digest) -> Option<Manifest> {
+        None
+    }
+
+    async fn blob_size(&self, name: &Name, digest: &Digest) -> Result<Option<u64>> {
+        let Some(target) = self.target(name) else {
+            return Ok(None);
+        };
+        if digest.algorithm() != Algorithm::Sha256 {
+            return Ok(None);
+        }
+        let cache_key = Self::key(&target, "size", &format!("{}@{digest}", target.name));
+        if let Some(size) = self
+            .cache
+            .get(&cache_key)
+            .await
+            .and_then(|s| String::from_utf8(s).ok()?.parse().ok())
+        {
+            return Ok(Some(size));
+        }
+        let answer = self
+            .client(target.upstream)
+            .send(
+                Method::HEAD,
+                &format!("/v2/{}/blobs/{digest}", target.name),
+                &target.name,
+                &[],
+            )
+            .await?;
+        match answer.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            status => return Err(Self::unexpected(&target, status, "a blob")),
+        }
+        let size = answer
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                Error::new(ErrorCode::UpstreamError).with_message(format!(
+                    "the upstream registry {} gave no size for {}@{digest}",
+                    target.upstream.label(),
+                    target.name
+                ))
+            })?;
+        self.cache
+            .put(&cache_key, size.to_string().as_bytes(), IMMUTABLE_SECONDS)
+            .await;
+        Ok(Some(size))
+    }
+
+    async fn blob_download(
+        &self,
+        name: &Name,
+        digest: &Digest,
+        range: Option<&str>,
+    ) -> Result<Option<Download>> {
+        let Some(target) = self.target(name) else {
+            return Ok(None);
+        };
+        if digest.algorithm() != Algorithm::Sha256 {
+            return Ok(None);
+        }
+        let mut headers = Vec::new();
+        if let Some(range) = range.and_then(|r| HeaderValue::from_str(r).ok()) {
+            headers.push((header::RANGE, range));
+        }
+        let path = format!("/v2/{}/blobs/{digest}", target.name);
+        let answer = self
+            .client(target.upstream)
+            .send(Method::GET, &path, &target.name, &headers)
+            .await?;
+        let status = answer.status();
+        if status.is_redirection() {
+            let location = answer
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| target.upstream.url.join(&path).ok()?.join(l).ok())
+                .filter(|u| matches!(u.scheme(), "https" | "http"));
+            let Some(location) = location else {
+                return Err(Self::unexpected(&target, status, "a blob"));
+            };
+            if same_origin(&location, &target.upstream.url) {
+                // A redirect within the upstream needs its credentials, which never reach a
+                // client.
+                return Err(Error::new(ErrorCode::UpstreamError).with_message(format!(
+                    "the upstream registry {} redirected a blob download to itself",
+                    target.upstream.label()
+                )));
+            }
+            return Ok(Some(Download::Redirect(BlobLocation {
+                url: location.to_string(),
+                cache_control: "no-store",
+            })));
+        }
+        match status {
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            status => return Err(Self::unexpected(&target, status, "a blob")),
+        }
+        let (parts, body) = answer.into_parts();
+        let mut response = Response::new(Vec::new());
+        *response.status_mut() = status;
+        let h = response.headers_mut();
+        for name in [header::CONTENT_LENGTH, header::CONTENT_RANGE] {
+            if let Some(value) = parts.headers.get(&name) {
+                h.insert(name, value.clone());
+            }
+        }
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(crate::content::IMMUTABLE_CACHE_CONTROL),
+        );
+        self.http.pass_through(body);
+        Ok(Some(Download::Streamed(response)))
+    }
+
+    async fn tags(&self, name: &Name) -> Result<Vec<String>> {
+        let Some(target) = self.target(name) else {
+            return Ok(Vec::new());
+        };
+        let cache_key = Self::key(&target, "tags", &target.name);
+        if let Some(cached) = self.cache.get(&cache_key).await
+            && let Some(tags) = crate::handlers::decode_lines(&cached)
+        {
+            return Ok(tags);
+        }
+        let client = self.client(target.upstream);
+        let mut tags: Vec<String> = Vec::new();
+        let mut last: Option<String> = None;
+        for _ in 0..MAX_TAG_PAGES {
+            let mut path = format!("/v2/{}/tags/list?n=1000", target.name);
+            if let Some(last) = &last {
+                path.push_str("&last=");
+                path.extend(url::form_urlencoded::byte_serialize(last.as_bytes()));
+            }
+            let answer = client.send(Method::GET, &path, &target.name, &[]).await?;
+            match answer.status() {
+                StatusCode::OK => {}
+                StatusCode::NOT_FOUND => break,
+                status => return Err(Self::unexpected(&target, status, "the tags")),
+            }
+            let more = answer.headers().contains_key(header::LINK);
+            let body = client
+                .read(answer.into_body(), LIST_MAX_BYTES, "a tag list")
+                .await?;
+            let page: TagList = serde_json::from_slice(&body).map_err(|_| {
+                Error::new(ErrorCode::UpstreamError).with_message(format!(
+                    "the upstream registry {} sent a tag list of {} that is not one",
+                    target.upstream.label(),
+                    target.name
+                ))
+            })?;
+            let page: Vec<String> = page
+                .tags
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| t.parse::<Tag>().is_ok())
+                .collect();
+            let next = page.iter().max().cloned();
+            tags.extend(page);
+            // The next page starts after this page's last tag (its `Link` says where; the edge
+            // asks for it by `last` itself, from what it parsed).
+            match next {
+                Some(next) if more && last.as_ref() != Some(&next) => last = Some(next),
+                _ => break,
+            }
+        }
+        tags.sort();
+        tags.dedup();
+        self.cache
+            .put(
+                &cache_key,
+                &crate::handlers::encode_lines(&tags),
+                target.upstream.tag_ttl_seconds,
+            )
+            .await;
+        Ok(tags)
+    }
+
+    /// The catalog lists what the edge stores: an upstream's repositories are not listed.
+    async fn repositories(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    async fn referrers(&self, name: &Name, subject: &Digest) -> Result<Vec<Value>> {
+        let Some(target) = self.target(name) else {
+            return Ok(Vec::new());
+        };
+        if subject.algorithm() != Algorithm::Sha256 {
+            return Ok(Vec::new());
+        }
+        let cache_key = Self::key(&target, "referrers", &format!("{}@{subject}", target.name));
+        if let Some(cached) = self
+            .cache
+            .get(&cache_key)
+            .await
+            .and_then(|b| serde_json::from_slice::<Vec<Value>>(&b).ok())
+        {
+            return Ok(cached);
+        }
+        let client = self.client(target.upstream);
+        let answer = client
+            .send(
+                Method::GET,
+                &format!("/v2/{}/referrers/{subject}", target.name),
+                &target.name,
+                &[],
+            )
+            .await?;
+        let found = match answer.status() {
+            StatusCode::OK => {
+                let body = client
+                    .read(answer.into_body(), LIST_MAX_BYTES, "referrers")
+                    .await?;
+                let index: ReferrersIndex = serde_json::from_slice(&body).map_err(|_| {
+                    Error::new(ErrorCode::UpstreamError).with_message(format!(
+                        "the upstream registry {} sent referrers of {} that are not an index",
+                        target.upstream.label(),
+                        target.name
+                    ))
+                })?;
+                index
+                    .manifests
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|d| {
+                        d.get("digest")
+                            .and_then(Value::as_str)
+                            .is_some_and(|d| d.parse::<Digest>().is_ok())
+                    })
+                    .collect()
+            }
+            // An upstream without the referrers API has none to tell.
+            StatusCode::NOT_FOUND => Vec::new(),
+            status => return Err(Self::unexpected(&target, status, "the referrers")),
+        };
+        self.cache
+            .put(
+                &cache_key,
+                &serde_json::to_vec(&found).expect("JSON serializes"),
+                target.upstream.tag_ttl_seconds,
+            )
+            .await;
+        Ok(found)
+    }
+
+    /// Whether the upstream has the repository is its to say on each read: the not-found answers
+    /// name the manifest or blob.
+    async fn repository_exists(&self, name: &Name) -> Result<bool> {
+        Ok(self.target(name).is_some())
+    }
+
+    async fn canonical(&self, _name: &Name, _digest: &Digest) -> Result<Option<Digest>> {
+        Ok(None)
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        std::mem::take(&mut self.warnings.borrow_mut())
+    }
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.origin() == b.origin()
+}
