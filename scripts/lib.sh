@@ -355,8 +355,12 @@ compatibility:
     enabled: false
 $auth
 EOF
-  # This machine sets AWS_CA_BUNDLE, which makes docker-registry panic.
-  _stack_spawn "$name" env -u AWS_CA_BUNDLE docker-registry serve "$config"
+  # This machine sets AWS_CA_BUNDLE, which makes docker-registry panic. docker-registry reads
+  # REGISTRY_* variables as configuration (REGISTRY_AUTH_FILE would become auth.file): none of
+  # the environment's reach it.
+  local unset=(-u AWS_CA_BUNDLE) var
+  for var in "${!REGISTRY_@}"; do unset+=(-u "$var"); done
+  _stack_spawn "$name" env "${unset[@]}" docker-registry serve "$config"
   _stack_wait "$name" "answering /v2/ on 127.0.0.1:$port" "$STACK_WAIT_SECONDS" \
     "$ready" "http://127.0.0.1:$port/v2/" || return 1
   echo "stack: $name ready on http://127.0.0.1:$port"
@@ -366,14 +370,18 @@ EOF
 
 # KEY=VALUE lines of the worker variables.
 _edge_vars() {
-  local name
+  local name value
   for name in $EDGE_VAR_NAMES; do
     case "$name" in
       STORAGE_BACKEND) echo "STORAGE_BACKEND=${STORAGE_BACKEND:-s3}" ;;
       S3_ENDPOINT) echo "S3_ENDPOINT=${S3_ENDPOINT:-http://127.0.0.1:$S3_PORT}" ;;
       ORIGIN_URL) echo "ORIGIN_URL=${ORIGIN_URL-http://127.0.0.1:$ORIGIN_PORT}" ;;
-      # Unset is what the worker sees for an empty value too: pass only what is set.
-      *) if [ -n "${!name-}" ]; then echo "$name=${!name}"; fi ;;
+      # Unset is what the worker sees for an empty value too: pass only what is set. One line
+      # each (a multi-line JSON value such as UPSTREAMS is folded: JSON reads it the same).
+      *) if [ -n "${!name-}" ]; then
+        value="${!name}"
+        echo "$name=${value//$'\n'/ }"
+      fi ;;
     esac
   done
   # The secrets UPSTREAMS entries name (username_secret, password_secret), from the environment.

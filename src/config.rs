@@ -103,6 +103,9 @@ pub enum Backend {
     S3,
     /// The R2 bucket binding `REGISTRY_BUCKET` (Cloudflare only).
     R2,
+    /// No storage: every read goes to the upstream with the empty prefix (the edge fronts a
+    /// registry whose storage it cannot read), and what it fetches is kept in the edge cache.
+    None,
 }
 
 /// An S3-compatible endpoint and credentials: the store for `Backend::S3`, and the signer of
@@ -245,7 +248,12 @@ impl Config {
         let backend = match var("STORAGE_BACKEND").as_deref() {
             None | Some("s3") => Backend::S3,
             Some("r2") => Backend::R2,
-            Some(other) => return Err(format!("STORAGE_BACKEND must be s3 or r2, not {other:?}")),
+            Some("none") => Backend::None,
+            Some(other) => {
+                return Err(format!(
+                    "STORAGE_BACKEND must be s3, r2 or none, not {other:?}"
+                ));
+            }
         };
         let blob_base_url = url("BLOB_BASE_URL")?;
         let s3 = match url("S3_ENDPOINT")? {
@@ -276,7 +284,7 @@ impl Config {
         if backend == Backend::S3 && s3.is_none() {
             return Err("S3_ENDPOINT is required with STORAGE_BACKEND=s3".into());
         }
-        if s3.is_none() && blob_base_url.is_none() {
+        if backend != Backend::None && s3.is_none() && blob_base_url.is_none() {
             return Err("blob downloads need S3_ENDPOINT (presigned URLs) or BLOB_BASE_URL".into());
         }
         let presign_seconds = number("PRESIGN_SECONDS", 1200)?;
@@ -367,6 +375,13 @@ impl Config {
                 crate::upstream::parse(&json, |name| lookup(name).map(|v| v.trim().to_owned()))?
             }
         };
+        if backend == Backend::None && !upstreams.iter().any(|u| u.prefix.is_empty()) {
+            return Err(
+                "STORAGE_BACKEND=none reads everything from an upstream: UPSTREAMS needs an entry \
+                 with the empty prefix (\"prefix\": \"\", the registry the edge fronts)"
+                    .into(),
+            );
+        }
         Ok(Config {
             upstreams,
             origin,
@@ -594,6 +609,30 @@ mod tests {
             passed, listed,
             "scripts/lib.sh EDGE_VAR_NAMES vs config::SETTINGS"
         );
+    }
+
+    #[test]
+    fn no_storage_fronts_the_upstream_with_the_empty_prefix() {
+        let base = [
+            ("STORAGE_BACKEND", "none"),
+            ("TOKEN_SIGNING_KEY", crate::auth::jwt::test_pem()),
+        ];
+        let err = parse(&base).unwrap_err();
+        assert!(
+            err.contains("needs an entry with the empty prefix"),
+            "{err}"
+        );
+        let mut v = base.to_vec();
+        v.push((
+            "UPSTREAMS",
+            r#"[{"prefix": "", "url": "https://registry.internal.example"}]"#,
+        ));
+        let c = parse(&v).unwrap();
+        assert_eq!(c.backend, Backend::None);
+        assert!(c.s3.is_none());
+        assert!(c.upstreams[0].default);
+        v[0] = ("STORAGE_BACKEND", "disk");
+        assert!(parse(&v).unwrap_err().contains("s3, r2 or none"));
     }
 
     #[test]

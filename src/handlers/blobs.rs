@@ -169,6 +169,9 @@ impl<P: Platform> App<P> {
             self.cache
                 .delete(&crate::cache::key::layer(name, digest))
                 .await;
+            for key in crate::upstream::deleted_blob_keys(&self.config.upstreams, name, digest) {
+                self.cache.delete(&key).await;
+            }
         }
         Ok(response)
     }

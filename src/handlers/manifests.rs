@@ -212,7 +212,7 @@ impl<P: Platform> App<P> {
                 failed if applied.is_empty() => return failed,
                 failed => return partial_push(name, &applied, target, failed),
             };
-            self.forget_manifest(name, target, &digest, subject.as_ref())
+            self.forget_manifest(name, target, &digest, subject.as_ref(), false)
                 .await;
             self.emit(
                 Action::Push,
@@ -278,11 +278,12 @@ impl<P: Platform> App<P> {
                 Reference::Tag(_) => None,
             };
             if let Some(d) = &digest {
-                self.forget_manifest(name, reference, d, subject.as_ref())
+                self.forget_manifest(name, reference, d, subject.as_ref(), true)
                     .await;
             } else if let Reference::Tag(tag) = reference {
                 self.cache.delete(&key::tag(name, tag)).await;
                 self.cache.delete(&key::tags(name)).await;
+                self.forget_upstream(name, Some(tag), None, None).await;
             }
             let event_digest = digest.unwrap_or_else(|| Digest::sha256(b""));
             let by = (actor, request.extensions().get::<RequestLocation>());
@@ -298,6 +299,7 @@ impl<P: Platform> App<P> {
         reference: &Reference,
         digest: &Digest,
         subject: Option<&Digest>,
+        deleted: bool,
     ) {
         if let Reference::Tag(tag) = reference {
             self.cache.delete(&key::tag(name, tag)).await;
@@ -308,6 +310,28 @@ impl<P: Platform> App<P> {
         self.cache.delete(&key::layer(name, digest)).await;
         if let Some(subject) = subject {
             self.cache.delete(&key::referrers(name, subject)).await;
+        }
+        let tag = match reference {
+            Reference::Tag(tag) => Some(tag),
+            Reference::Digest(_) => None,
+        };
+        self.forget_upstream(name, tag, deleted.then_some(digest), subject)
+            .await;
+    }
+
+    /// Drops what the edge kept from the upstream behind `name` (the fronted origin), which the
+    /// write just changed.
+    async fn forget_upstream(
+        &self,
+        name: &Name,
+        tag: Option<&Tag>,
+        deleted: Option<&Digest>,
+        subject: Option<&Digest>,
+    ) {
+        let keys =
+            crate::upstream::written_keys(&self.config.upstreams, name, tag, deleted, subject);
+        for key in keys {
+            self.cache.delete(&key).await;
         }
     }
 

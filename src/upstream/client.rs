@@ -211,9 +211,18 @@ impl<H: UpstreamHttp, C: EdgeCache> Client<'_, H, C> {
             .map(|c| basic_authorization(&c.username, &c.password));
         match challenge {
             Some(Challenge::Bearer { realm, service }) => {
-                let token = self
+                let fetched = self
                     .fetch_token(&realm, service.as_deref(), name, basic)
-                    .await?;
+                    .await;
+                let token = match fetched {
+                    Ok(token) => token,
+                    Err(error) => {
+                        // Learnt again on the next read: an upstream whose token service moved
+                        // (or was misconfigured) is not refused for the challenge's lifetime.
+                        self.cache.delete(&self.key("challenge", "")).await;
+                        return Err(error);
+                    }
+                };
                 *fresh = true;
                 Ok(Some(format!("Bearer {token}")))
             }

@@ -306,6 +306,58 @@ pub fn resolve<'a>(upstreams: &'a [Upstream], name: &Name, ns: Option<&str>) -> 
     })
 }
 
+/// The edge-cache keys of what the edge keeps from the upstream that serves `name` after its own
+/// storage (the fronted origin, the default upstream), to drop after a write to `name` changed
+/// it there: the tag, the tag list, the referrers of `subject`, and for a deleted manifest the
+/// manifest itself. Empty for the edge's own names and for mirror namespaces (never written).
+pub fn written_keys(
+    upstreams: &[Upstream],
+    name: &Name,
+    tag: Option<&crate::reference::Tag>,
+    deleted: Option<&crate::reference::Digest>,
+    subject: Option<&crate::reference::Digest>,
+) -> Vec<String> {
+    use crate::cache::key::upstream as key;
+    let Some(target) = resolve(upstreams, name, None).filter(|t| !t.prefixed) else {
+        return Vec::new();
+    };
+    let prefix = &target.upstream.prefix;
+    let mut keys = vec![key(prefix, "tags", &target.name)];
+    if let Some(tag) = tag {
+        keys.push(key(prefix, "tag", &format!("{}:{tag}", target.name)));
+    }
+    if let Some(digest) = deleted {
+        keys.push(key(
+            prefix,
+            "manifest",
+            &format!("{}@{digest}", target.name),
+        ));
+    }
+    if let Some(subject) = subject {
+        keys.push(key(
+            prefix,
+            "referrers",
+            &format!("{}@{subject}", target.name),
+        ));
+    }
+    keys
+}
+
+/// Like `written_keys`, for the blob `digest` deleted from `name`: its kept size.
+pub fn deleted_blob_keys(
+    upstreams: &[Upstream],
+    name: &Name,
+    digest: &crate::reference::Digest,
+) -> Vec<String> {
+    resolve(upstreams, name, None)
+        .filter(|t| !t.prefixed)
+        .map(|t| {
+            crate::cache::key::upstream(&t.upstream.prefix, "size", &format!("{}@{digest}", t.name))
+        })
+        .into_iter()
+        .collect()
+}
+
 /// Refuses a write to a name under an upstream's namespace: what is there is the upstream's.
 pub fn check_writable(upstreams: &[Upstream], name: &Name) -> Result<(), crate::error::Error> {
     match resolve(upstreams, name, None) {

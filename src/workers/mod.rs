@@ -129,6 +129,8 @@ struct Store {
 enum StoreBackend {
     S3(S3Store<fetch::FetchClient, WorkerClock>),
     R2(r2::R2Store),
+    /// `STORAGE_BACKEND=none`: a store that holds nothing, so every read goes to the upstream.
+    None,
 }
 
 /// `op`, or a timeout error once `timeout` has passed (the runtime's timer).
@@ -149,6 +151,7 @@ impl ObjectStore for Store {
         match &self.backend {
             StoreBackend::S3(s) => within(self.timeout, s.get(key)).await,
             StoreBackend::R2(s) => within(self.timeout, s.get(key)).await,
+            StoreBackend::None => Ok(None),
         }
     }
 
@@ -156,6 +159,7 @@ impl ObjectStore for Store {
         match &self.backend {
             StoreBackend::S3(s) => within(self.timeout, s.head(key)).await,
             StoreBackend::R2(s) => within(self.timeout, s.head(key)).await,
+            StoreBackend::None => Ok(None),
         }
     }
 
@@ -163,6 +167,7 @@ impl ObjectStore for Store {
         match &self.backend {
             StoreBackend::S3(s) => within(self.timeout, s.list_dirs(prefix)).await,
             StoreBackend::R2(s) => within(self.timeout, s.list_dirs(prefix)).await,
+            StoreBackend::None => Ok(Vec::new()),
         }
     }
 
@@ -170,6 +175,7 @@ impl ObjectStore for Store {
     fn download_url(&self, key: &str, expires: std::time::Duration, now: u64) -> Option<url::Url> {
         match &self.backend {
             StoreBackend::S3(s) => s.download_url(key, expires, now),
+            StoreBackend::None => None,
             StoreBackend::R2(_) => self
                 .presigner
                 .as_ref()
@@ -256,6 +262,7 @@ async fn handle(
             env.bucket(R2_BINDING)
                 .map_err(|e| format!("R2 binding {R2_BINDING}: {e}"))?,
         )),
+        Backend::None => StoreBackend::None,
         Backend::S3 => {
             let presigner = setup
                 .presigner

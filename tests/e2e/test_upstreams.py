@@ -14,6 +14,7 @@ containerd and Docker's registry-mirrors send them. Digests must be the upstream
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -57,7 +58,15 @@ def faulty():
 
 
 def raw_digest(reg: Registry, ref: str) -> str:
-    """The sha256 of the manifest skopeo reads for `ref` (repo:tag) at `reg`."""
+    """The sha256 of the manifest bytes `reg` serves for `ref` (repo:tag), over HTTP."""
+    repo, tag = ref.rsplit(":", 1)
+    r = manifest(reg, repo, tag)
+    assert r.status_code == 200, f"{reg.name} {ref}: {r.status_code} {r.text}"
+    return "sha256:" + hashlib.sha256(r.content).hexdigest()
+
+
+def skopeo_digest(reg: Registry, ref: str) -> str:
+    """The sha256 of the manifest skopeo reads for `ref` at `reg` (a real client's view)."""
     user, password = reg.auth
     r = subprocess.run(["skopeo", "--insecure-policy", "inspect", "--raw", "--tls-verify=false",
                         "--creds", f"{user}:{password}", f"docker://{reg.addr}/{ref}"],
@@ -90,7 +99,7 @@ def test_skopeo_pulls_through_a_basic_upstream_with_its_digests(mirror, upstream
 def test_the_token_dance_with_credentials_and_anonymous(mirror, origin):
     # token.test: docker-registry wants a token from its token service, for the edge's user.
     origin_reg = Registry("origin", env("ORIGIN_TOKEN"), tls=False, auth=admin())
-    assert raw_digest(mirror, "token.test/library/busybox:1") == raw_digest(origin_reg, "library/busybox:1")
+    assert skopeo_digest(mirror, "token.test/library/busybox:1") == skopeo_digest(origin_reg, "library/busybox:1")
     # Its blobs redirect to presigned storage URLs, which go to the client as they are.
     m = manifest(mirror, "token.test/library/busybox", "1").json()
     layer = m["layers"][0]["digest"]
@@ -107,7 +116,7 @@ def test_the_token_dance_with_credentials_and_anonymous(mirror, origin):
     r = tokens.request("PUT", "/api/v1/anonymous-pull", json={"repositories": ["library/*"]})
     assert r.status_code == 200, r.text
     try:
-        assert raw_digest(mirror, "edge.test/library/busybox:1") == raw_digest(tokens, "library/busybox:1")
+        assert skopeo_digest(mirror, "edge.test/library/busybox:1") == raw_digest(tokens, "library/busybox:1")
         r = manifest(mirror, "edge.test/team/app/service", "v1")
         assert r.status_code == 403, r.text
         assert error_codes(r) == ["DENIED"]
@@ -196,6 +205,53 @@ def test_containerd_namespaces_and_docker_registry_mirrors(mirror, upstream):
     # The catalog lists what the edge stores, not what it fetched.
     catalog = mirror.request("GET", "/v2/_catalog").json()["repositories"]
     assert "upstream/only" not in catalog and not any(n.startswith("basic.test") for n in catalog)
+
+
+def test_containerd_pulls_through_the_edge_as_a_mirror_host(mirror, upstream):
+    """Debian's containerd with `ctr images pull --hosts-dir`: the edge as the mirror host of
+    basic.test, so containerd sends unprefixed names with ?ns=basic.test."""
+    if shutil.which("containerd") is None or os.geteuid() != 0:
+        pytest.skip("containerd needs root here: ?ns= is covered at the HTTP level above")
+    base = Path(f"/tmp/re-ctrd-{os.getpid()}")
+    hosts = base / "hosts" / "basic.test"
+    hosts.mkdir(parents=True)
+    # The registry itself is unreachable: what containerd pulls came through the edge.
+    (hosts / "hosts.toml").write_text(f"""server = "https://basic.test.invalid"
+
+[host."http://{mirror.addr}"]
+  capabilities = ["pull", "resolve"]
+""")
+    sock = base / "containerd.sock"
+    (base / "config.toml").write_text(f"""version = 2
+root = "{base / 'root'}"
+state = "{base / 'state'}"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{sock}"
+""")
+    log = open(base / "containerd.log", "w")
+    daemon = subprocess.Popen(["containerd", "--config", str(base / "config.toml")],
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.1)
+        assert sock.exists(), (base / "containerd.log").read_text()
+        user, password = mirror.auth
+        ctr = ["ctr", "--address", str(sock), "--namespace", "registry-edge-test"]
+        r = subprocess.run([*ctr, "images", "pull", "--hosts-dir", str(base / "hosts"),
+                            "--user", f"{user}:{password}", "--snapshotter", "native",
+                            "basic.test/library/busybox:1"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = subprocess.run([*ctr, "images", "ls"], capture_output=True, text=True, timeout=60)
+        assert raw_digest(upstream, "library/busybox:1") in r.stdout, r.stdout
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        log.close()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_tags_and_referrers_through_an_upstream(mirror, upstream):

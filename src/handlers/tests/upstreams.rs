@@ -90,6 +90,7 @@ fn registries(
         let authorized = match host {
             "registry.example" => auth == "Bearer hub-token",
             "basic.example" => auth == basic("puller", "pull-secret"),
+            "origin.example" => true,
             _ => false,
         };
         if !authorized {
@@ -331,6 +332,35 @@ fn a_realm_on_a_foreign_host_gets_nothing() {
         "nothing was sent to the foreign realm: {:?}",
         hosts(&f)
     );
+    drop(sent);
+    // The refused challenge is not kept: once the upstream names an acceptable realm, reads work.
+    let (f, _) = fixture();
+    let app = f.app();
+    f.upstream_answers(|request| {
+        let bearer = request
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v.as_bytes().starts_with(b"Bearer"));
+        if request.uri().host() == Some("evil.example") && !bearer {
+            return answer(
+                401,
+                &[(
+                    "www-authenticate",
+                    r#"Bearer realm="https://collector.example/t""#,
+                )],
+                b"",
+            );
+        }
+        answer(404, JSON, b"{}")
+    });
+    assert_eq!(
+        get(&app, "/v2/evil.test/acme/app/manifests/v1").status(),
+        502
+    );
+    f.upstream.sent.borrow_mut().clear();
+    f.upstream_answers(|_| answer(404, JSON, b"{}"));
+    let r = get(&app, "/v2/evil.test/acme/app/manifests/v1");
+    assert_eq!(r.status(), 404, "{}", String::from_utf8_lossy(r.body()));
 }
 
 #[test]
@@ -522,4 +552,52 @@ fn a_tag_without_a_digest_header_is_read_from_the_manifest() {
         .filter(|l| l.starts_with("GET https://registry.example"))
         .count();
     assert_eq!(gets, 1, "{:?}", hosts(&f));
+}
+
+#[test]
+fn a_fronted_origin_serves_what_storage_lacks_and_writes_refresh_it() {
+    let f = Fixture::new().with_origin().with(&[(
+        "UPSTREAMS",
+        r#"[{"prefix": "", "url": "http://origin.example", "tag_ttl_seconds": 300}]"#,
+    )]);
+    let (manifest, _) = upstream_manifest();
+    let behaviour = Rc::new(RefCell::new(Behaviour {
+        fail: None,
+        served: manifest.clone(),
+        digest_header: true,
+    }));
+    f.upstream_answers(registries(behaviour));
+    let app = f.app();
+    // What storage holds is read there; what it lacks comes from the origin's API.
+    assert_eq!(
+        get(&app, "/v2/library/busybox/manifests/latest").status(),
+        200
+    );
+    assert!(hosts(&f).is_empty());
+    let r = get(&app, "/v2/acme/app/manifests/v1");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body(), &manifest);
+    assert_eq!(hosts(&f).len(), 2, "{:?}", hosts(&f));
+    assert_eq!(get(&app, "/v2/acme/app/manifests/v1").status(), 200);
+    assert_eq!(hosts(&f).len(), 2, "kept for tag_ttl_seconds");
+    // A push of the tag through the edge: the next read asks again.
+    f.origin_answers(|_| answer(201, &[("docker-content-digest", "sha256:00")], b""));
+    let pushed = send_body(
+        &app,
+        Method::PUT,
+        "/v2/acme/app/manifests/v1",
+        &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+        &manifest,
+    );
+    assert_eq!(
+        pushed.status(),
+        201,
+        "{}",
+        String::from_utf8_lossy(pushed.body())
+    );
+    assert_eq!(get(&app, "/v2/acme/app/manifests/v1").status(), 200);
+    assert_eq!(
+        hosts(&f)[2],
+        "HEAD http://origin.example/v2/acme/app/manifests/v1"
+    );
 }
