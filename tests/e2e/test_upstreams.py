@@ -8,6 +8,8 @@
   faulty.test, limited.test   tests/support/fake-upstream.py in front of basic.test, misbehaving
                 when told to (429s, tampered manifests, a token realm on a foreign host)
 
+and the edge at $EDGE_FRONT with STORAGE_BACKEND=none, in front of the origin's API.
+
 Real clients (skopeo, podman, through a registries.conf mirror too) and HTTP-level requests as
 containerd and Docker's registry-mirrors send them. Digests must be the upstream's own.
 """
@@ -285,6 +287,45 @@ def test_anonymous_pull_by_pattern_covers_a_mirror(mirror):
         assert r.status_code == 401
     finally:
         mirror.request("PUT", "/api/v1/anonymous-pull", json={"repositories": []})
+
+
+# --- fronting: no storage, every read from the origin's API ------------------------------------
+
+@pytest.fixture(scope="module")
+def front() -> Registry:
+    return edge_registry("edge-front", "EDGE_FRONT", tls=False)
+
+
+def test_an_edge_without_storage_fronts_the_origin(front, origin, tmp_path):
+    for ref in ["library/busybox:1", "multi/arch:latest", "docker/v2s2:1"]:
+        assert raw_digest(front, ref) == raw_digest(origin, ref), ref
+    user, password = front.auth
+    r = subprocess.run(["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false",
+                        "--src-creds", f"{user}:{password}", f"docker://{front.addr}/team/app/service:v1",
+                        f"oci:{tmp_path / 'pulled'}:x"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    # Blobs: the origin's redirect to presigned storage, passed on.
+    layer = manifest(front, "library/busybox", "1").json()["layers"][0]["digest"]
+    r = front.request("GET", f"/v2/library/busybox/blobs/{layer}")
+    assert r.status_code == 307 and "X-Amz-Signature=" in r.headers["Location"]
+    # A push through the edge is read back at once, though the tag was kept.
+    def push(src_repo: str, tag: str):
+        m = manifest(front, src_repo, tag)
+        assert m.status_code == 200
+        body = m.json()
+        for blob in [body["config"]] + body["layers"]:
+            r = front.request("POST", f"/v2/fronted/moved/blobs/uploads/?mount={blob['digest']}&from={src_repo}")
+            assert r.status_code == 201, r.text
+        r = front.request("PUT", "/v2/fronted/moved/manifests/t", data=m.content,
+                          headers={"Content-Type": m.headers["Content-Type"]})
+        assert r.status_code == 201, r.text
+        return m.headers["Docker-Content-Digest"]
+
+    first = push("library/busybox", "1")
+    assert manifest(front, "fronted/moved", "t").headers["Docker-Content-Digest"] == first
+    second = push("docker/v2s2", "1")
+    assert second != first
+    assert manifest(front, "fronted/moved", "t").headers["Docker-Content-Digest"] == second
 
 
 # --- faults ------------------------------------------------------------------------------------
