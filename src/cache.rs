@@ -29,6 +29,11 @@ pub trait EdgeCache {
     async fn put_local(&self, key: &str, value: &[u8], ttl_seconds: u64) {
         self.put(key, value, ttl_seconds).await
     }
+
+    /// Like `delete`, from the nearest tier only.
+    async fn delete_local(&self, key: &str) {
+        self.delete(key).await
+    }
 }
 
 /// The cache's keys, in one place.

@@ -160,6 +160,74 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
         Ok(Some(manifest))
     }
 
+    /// Asks the upstream what `tag` of `target` is now (one `HEAD`), and keeps the answer; when
+    /// it cannot answer, `known` (with a warning), if anything is known.
+    async fn revalidate(
+        &self,
+        target: &Target<'a>,
+        tag: &Tag,
+        cache_key: &str,
+        known: Option<(Digest, u64)>,
+    ) -> Result<Option<Digest>> {
+        let upstream = target.upstream;
+        let client = self.client(upstream);
+        let path = format!("/v2/{}/manifests/{tag}", target.name);
+        let checked = client
+            .send(
+                Method::HEAD,
+                &path,
+                &target.name,
+                &[(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT))],
+            )
+            .await;
+        let digest = match checked {
+            Ok(answer) if answer.status() == StatusCode::OK => match content_digest(&answer) {
+                Some(digest) => digest,
+                // No digest in the answer: the manifest itself says it.
+                None => match self.fetch_manifest(target, tag.as_str()).await? {
+                    Some((manifest, _)) => {
+                        let digest = Digest::sha256(&manifest.bytes);
+                        let key =
+                            Self::key(target, "manifest", &format!("{}@{digest}", target.name));
+                        self.cache
+                            .put(&key, &manifest.encode(), IMMUTABLE_SECONDS)
+                            .await;
+                        digest
+                    }
+                    None => return Ok(None),
+                },
+            },
+            Ok(answer) if answer.status() == StatusCode::NOT_FOUND => {
+                self.cache.delete(cache_key).await;
+                return Ok(None);
+            }
+            Ok(answer) => return Err(Self::unexpected(target, answer.status(), "a tag")),
+            Err(error) if is_transient(&error) => {
+                let Some((digest, _)) = known else {
+                    return Err(error);
+                };
+                self.warn(format!(
+                    "the upstream registry {} could not be asked about {}:{tag} ({}); this is \
+                     the last digest known for the tag, which may be stale",
+                    upstream.label(),
+                    target.name,
+                    error.message.as_deref().unwrap_or(error.code.message())
+                ));
+                return Ok(Some(digest));
+            }
+            Err(error) => return Err(error),
+        };
+        let entry = format!("{digest} {}", self.now);
+        self.cache
+            .put(
+                cache_key,
+                entry.as_bytes(),
+                upstream.tag_ttl_seconds + STALE_SECONDS,
+            )
+            .await;
+        Ok(Some(digest))
+    }
+
     fn warn(&self, text: String) {
         self.warnings.borrow_mut().push(text);
     }
@@ -211,62 +279,20 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
         {
             return Ok(Some(digest.clone()));
         }
-        let client = self.client(upstream);
-        let path = format!("/v2/{}/manifests/{tag}", target.name);
-        let checked = client
-            .send(
-                Method::HEAD,
-                &path,
-                &target.name,
-                &[(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT))],
-            )
-            .await;
-        let digest = match checked {
-            Ok(answer) if answer.status() == StatusCode::OK => match content_digest(&answer) {
-                Some(digest) => digest,
-                // No digest in the answer: the manifest itself says it.
-                None => match self.fetch_manifest(&target, tag.as_str()).await? {
-                    Some((manifest, _)) => {
-                        let digest = Digest::sha256(&manifest.bytes);
-                        let key =
-                            Self::key(&target, "manifest", &format!("{}@{digest}", target.name));
-                        self.cache
-                            .put(&key, &manifest.encode(), IMMUTABLE_SECONDS)
-                            .await;
-                        digest
-                    }
-                    None => return Ok(None),
-                },
-            },
-            Ok(answer) if answer.status() == StatusCode::NOT_FOUND => {
-                self.cache.delete(&cache_key).await;
-                return Ok(None);
+        // One revalidation at a time in this isolate: the requests that arrive while it is in
+        // flight are answered with the digest known until now, so a hot tag costs one HEAD per
+        // tag_ttl_seconds, not one per request.
+        let marker = Self::key(&target, "revalidating", &format!("{}:{tag}", target.name));
+        if let Some((digest, _)) = &known {
+            if self.cache.get_local(&marker).await.is_some() {
+                return Ok(Some(digest.clone()));
             }
-            Ok(answer) => return Err(Self::unexpected(&target, answer.status(), "a tag")),
-            Err(error) if is_transient(&error) => {
-                let Some((digest, _)) = known else {
-                    return Err(error);
-                };
-                self.warn(format!(
-                    "the upstream registry {} could not be asked about {}:{tag} ({}); this is \
-                     the last digest known for the tag, which may be stale",
-                    upstream.label(),
-                    target.name,
-                    error.message.as_deref().unwrap_or(error.code.message())
-                ));
-                return Ok(Some(digest));
-            }
-            Err(error) => return Err(error),
-        };
-        let entry = format!("{digest} {}", self.now);
-        self.cache
-            .put(
-                &cache_key,
-                entry.as_bytes(),
-                upstream.tag_ttl_seconds + STALE_SECONDS,
-            )
-            .await;
-        Ok(Some(digest))
+            let ttl = upstream.timeout.as_secs() + 1;
+            self.cache.put_local(&marker, b"1", ttl).await;
+        }
+        let revalidated = self.revalidate(&target, tag, &cache_key, known).await;
+        self.cache.delete_local(&marker).await;
+        revalidated
     }
 
     async fn manifest(&self, name: &Name, digest: &Digest) -> Result<Option<Manifest>> {

@@ -91,6 +91,10 @@ impl EdgeCache for TieredCache {
         with_memory(|m| m.put_now(key, value, ttl_seconds));
     }
 
+    async fn delete_local(&self, key: &str) {
+        with_memory(|m| m.delete_now(key));
+    }
+
     async fn delete(&self, key: &str) {
         with_memory(|m| m.delete_now(key));
         let _ = Cache::default().delete(cache_url(key), false).await;

@@ -221,6 +221,29 @@ fn a_tag_through_a_token_upstream_costs_one_dance_then_nothing() {
 }
 
 #[test]
+fn one_revalidation_at_a_time() {
+    use crate::cache::EdgeCache;
+    let (f, _) = fixture();
+    let app = f.app();
+    assert_eq!(get(&app, "/v2/hub.test/acme/app/manifests/v1").status(), 200);
+    f.clock.advance(61);
+    f.upstream.sent.borrow_mut().clear();
+    // Another request of this isolate is revalidating the tag: the known digest is the answer.
+    let marker = crate::cache::key::upstream("hub.test", "revalidating", "acme/app:v1");
+    futures::executor::block_on(app.cache.put_local(&marker, b"1", 11));
+    let r = get(&app, "/v2/hub.test/acme/app/manifests/v1");
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "warning"), "");
+    assert!(hosts(&f).is_empty(), "{:?}", hosts(&f));
+    // Once it is done (the marker gone), the next read past the lifetime revalidates, once.
+    futures::executor::block_on(app.cache.delete_local(&marker));
+    assert_eq!(get(&app, "/v2/hub.test/acme/app/manifests/v1").status(), 200);
+    assert_eq!(get(&app, "/v2/hub.test/acme/app/manifests/v1").status(), 200);
+    assert_eq!(hosts(&f).len(), 1);
+    assert!(futures::executor::block_on(app.cache.get_local(&marker)).is_none());
+}
+
+#[test]
 fn a_failing_upstream_serves_the_last_known_digest_with_a_warning() {
     let (f, behaviour) = fixture();
     let app = f.app();
