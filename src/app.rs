@@ -102,31 +102,53 @@ impl<P: Platform> App<P> {
         Ok(response)
     }
 
-    /// containerd's `?ns=<registry>` beside an unprefixed name: the request is about the
-    /// mirror's repository `<registry>/<name>` when an upstream serves that namespace. Returns the
+    /// The one name the request is about, before anything is checked: containerd's
+    /// `?ns=<registry>` beside an unprefixed name addresses the mirror's repository
+    /// `<registry>/<name>` when an upstream serves that namespace (and nothing, when none does),
+    /// and a Docker Hub short name (`docker.io/nginx`) is `docker.io/library/nginx`. Returns the
     /// namespace applied, for the answer's `OCI-Namespace`.
     fn apply_namespace(
         &self,
         query: Option<&str>,
         operation: &mut Operation,
     ) -> Result<Option<String>> {
-        if self.config.upstreams.is_empty() {
+        use crate::upstream::{Namespace, canonical, with_namespace};
+        let upstreams = &self.config.upstreams;
+        if upstreams.is_empty() {
             return Ok(None);
         }
         let query = crate::query::Query::parse(query);
-        let Some(ns) = query.single("ns")? else {
-            return Ok(None);
-        };
+        let ns = query.single("ns")?;
         let Some(name) = operation.name_mut() else {
             return Ok(None);
         };
-        match crate::upstream::with_namespace(&self.config.upstreams, name, ns) {
-            Some(renamed) => {
-                *name = renamed;
-                Ok(Some(ns.to_owned()))
+        if let Some(ns) = ns {
+            let own = self
+                .config
+                .public_url
+                .as_ref()
+                .and_then(|u| u.host_str())
+                .unwrap_or(&self.config.auth.service);
+            match with_namespace(upstreams, name, ns, Some(own)) {
+                Namespace::Renamed(renamed) => {
+                    *name = renamed;
+                    return Ok(Some(ns.to_owned()));
+                }
+                Namespace::Unknown => {
+                    return Err(Error::new(ErrorCode::NameUnknown)
+                        .with_message(format!(
+                            "this registry mirrors no registry named {ns:?} (ns=): it has \
+                             nothing of {ns}/{name}"
+                        ))
+                        .with_detail(serde_json::json!({ "name": name.as_str(), "ns": ns })));
+                }
+                Namespace::Unchanged => {}
             }
-            None => Ok(None),
         }
+        if let Some(renamed) = canonical(upstreams, name) {
+            *name = renamed;
+        }
+        Ok(None)
     }
 
     async fn run<B: ClientBody>(

@@ -73,6 +73,10 @@ pub trait UpstreamHttp {
 
     /// Makes `body` the body of the answer the edge gives its client.
     fn pass_through(&self, body: Self::Body);
+
+    /// Lets go of an answer's body the edge does not want (a 401, a redirect, an error): on
+    /// Workers an unread body holds one of the request's few connections until it is cancelled.
+    fn discard(&self, _body: Self::Body) {}
 }
 
 impl<T: UpstreamHttp> UpstreamHttp for &T {
@@ -97,6 +101,10 @@ impl<T: UpstreamHttp> UpstreamHttp for &T {
 
     fn pass_through(&self, body: Self::Body) {
         (**self).pass_through(body)
+    }
+
+    fn discard(&self, body: Self::Body) {
+        (**self).discard(body)
     }
 }
 

@@ -374,6 +374,44 @@ impl RepositoryAttributes {
     pub fn manifest(&self, digest: &Digest, lock: Lock) -> bool {
         self.repository.enabled(lock) && self.manifests.get(digest).is_none_or(|a| a.enabled(lock))
     }
+
+    /// Both repositories' locks at once, for content reachable under two names (a default
+    /// upstream's repository, unprefixed and under its namespace): what either closes is closed.
+    pub fn strictest(mut self, other: RepositoryAttributes) -> RepositoryAttributes {
+        self.repository = self.repository.strictest(&other.repository);
+        for (tag, attributes) in other.tags {
+            let merged = self
+                .tags
+                .get(&tag)
+                .map_or(attributes.clone(), |a| a.strictest(&attributes));
+            self.tags.insert(tag, merged);
+        }
+        for (digest, attributes) in other.manifests {
+            let merged = self
+                .manifests
+                .get(&digest)
+                .map_or(attributes.clone(), |a| a.strictest(&attributes));
+            self.manifests.insert(digest, merged);
+        }
+        self
+    }
+}
+
+impl Attributes {
+    /// What both allow: a lock either sets is set.
+    fn strictest(&self, other: &Attributes) -> Attributes {
+        let one = |a: Option<bool>, b: Option<bool>| match (a, b) {
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            (None, None) => None,
+            _ => Some(true),
+        };
+        Attributes {
+            read_enabled: one(self.read_enabled, other.read_enabled),
+            list_enabled: one(self.list_enabled, other.list_enabled),
+            write_enabled: one(self.write_enabled, other.write_enabled),
+            delete_enabled: one(self.delete_enabled, other.delete_enabled),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -442,7 +442,11 @@ impl<P: Platform> App<P> {
         let (Some(name), Some((lock, targets))) = (operation.name(), operation.lock()) else {
             return Ok(RepositoryAttributes::default());
         };
-        let attributes = self.records().attributes(name).await?;
+        let mut attributes = self.records().attributes(name).await?;
+        if let Some(alias) = crate::upstream::default_alias(&self.config.upstreams, name) {
+            // The default upstream's repository, unprefixed: its locks under the namespace hold.
+            attributes = attributes.strictest(self.records().attributes(&alias).await?);
+        }
         if attributes.is_default() {
             return Ok(attributes);
         }

@@ -95,6 +95,7 @@ impl<H: UpstreamHttp, C: EdgeCache> Client<'_, H, C> {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("")
                         .to_owned();
+                    self.discard(answer);
                     self.cache.delete(&self.key("token", name)).await;
                     if fresh_token || challenge.is_empty() {
                         // A token fetched just now was refused, or there is no way to get one.
@@ -108,19 +109,9 @@ impl<H: UpstreamHttp, C: EdgeCache> Client<'_, H, C> {
                         )
                         .await;
                 }
-                StatusCode::TOO_MANY_REQUESTS => {
-                    let seconds = retry_after(answer.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
-                    let until = self.now + seconds;
-                    self.cache
-                        .put(
-                            &self.key("backoff", ""),
-                            until.to_string().as_bytes(),
-                            seconds,
-                        )
-                        .await;
-                    return Err(self.rate_limited(seconds));
-                }
+                StatusCode::TOO_MANY_REQUESTS => return Err(self.back_off(answer).await),
                 status if status.is_server_error() => {
+                    self.discard(answer);
                     return Err(
                         Error::new(ErrorCode::UpstreamUnavailable).with_message(format!(
                             "the upstream registry {} answered {}",
@@ -147,6 +138,27 @@ impl<H: UpstreamHttp, C: EdgeCache> Client<'_, H, C> {
                     self.upstream.label()
                 ))
             })
+    }
+
+    /// Lets go of an answer the edge does not read.
+    pub fn discard(&self, answer: Response<H::Body>) {
+        self.http.discard(answer.into_body());
+    }
+
+    /// After a `429` (of the registry or its token service): nothing is sent to the upstream
+    /// until its `Retry-After` has passed.
+    async fn back_off(&self, answer: Response<H::Body>) -> Error {
+        let seconds = retry_after(answer.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
+        self.discard(answer);
+        let until = self.now + seconds;
+        self.cache
+            .put(
+                &self.key("backoff", ""),
+                until.to_string().as_bytes(),
+                seconds,
+            )
+            .await;
+        self.rate_limited(seconds)
     }
 
     /// Refuses to ask while a `429`'s `Retry-After` runs.
@@ -273,7 +285,11 @@ impl<H: UpstreamHttp, C: EdgeCache> Client<'_, H, C> {
             .await
             .map_err(|e| self.transport_error(e))?;
         let status = answer.status();
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(self.back_off(answer).await);
+        }
+        if status.is_server_error() {
+            self.discard(answer);
             return Err(
                 Error::new(ErrorCode::UpstreamUnavailable).with_message(format!(
                     "the token service of the upstream registry {label} answered {}",
@@ -282,6 +298,7 @@ impl<H: UpstreamHttp, C: EdgeCache> Client<'_, H, C> {
             );
         }
         if status != StatusCode::OK {
+            self.discard(answer);
             return Err(Error::new(ErrorCode::UpstreamError).with_message(format!(
                 "the token service of the upstream registry {label} answered {} to the edge's \
                  credentials",

@@ -33,6 +33,9 @@ use crate::reference::{Algorithm, Digest, Name, Tag};
 /// A tag's last known digest is kept this long past its lifetime, to be served when the upstream
 /// cannot be asked.
 pub const STALE_SECONDS: u64 = 7 * 24 * 3600;
+/// After an upstream failed to revalidate a tag, how long the stale answer stands before it is
+/// asked again.
+pub const STALE_RETRY_SECONDS: u64 = 30;
 /// Largest manifest fetched (as the edge accepts on push).
 const MANIFEST_MAX_BYTES: usize = crate::handlers::manifests::MANIFEST_MAX_BYTES;
 /// Largest tag list or referrers answer read, per page.
@@ -51,8 +54,9 @@ pub struct UpstreamContent<'a, H, C> {
 }
 
 impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
+    /// The upstream repository `name` is, when the entry's allow list lets the edge serve it.
     fn target(&self, name: &Name) -> Option<Target<'a>> {
-        resolve(self.upstreams, name, None)
+        resolve(self.upstreams, name, None).filter(|t| t.allowed)
     }
 
     fn client(&self, upstream: &'a Upstream) -> Client<'a, H, C> {
@@ -102,8 +106,14 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
             .await?;
         match answer.status() {
             StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
-            status => return Err(Self::unexpected(target, status, "a manifest")),
+            StatusCode::NOT_FOUND => {
+                self.http.discard(answer.into_body());
+                return Ok(None);
+            }
+            status => {
+                self.http.discard(answer.into_body());
+                return Err(Self::unexpected(target, status, "a manifest"));
+            }
         }
         let said = content_digest(&answer);
         let content_type = answer
@@ -181,41 +191,38 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
             )
             .await;
         let digest = match checked {
-            Ok(answer) if answer.status() == StatusCode::OK => match content_digest(&answer) {
-                Some(digest) => digest,
-                // No digest in the answer: the manifest itself says it.
-                None => match self.fetch_manifest(target, tag.as_str()).await? {
-                    Some((manifest, _)) => {
-                        let digest = Digest::sha256(&manifest.bytes);
-                        let key =
-                            Self::key(target, "manifest", &format!("{}@{digest}", target.name));
-                        self.cache
-                            .put(&key, &manifest.encode(), IMMUTABLE_SECONDS)
-                            .await;
-                        digest
-                    }
-                    None => return Ok(None),
-                },
-            },
+            Ok(answer) if answer.status() == StatusCode::OK => {
+                let said = content_digest(&answer);
+                client.discard(answer);
+                match said {
+                    Some(digest) => digest,
+                    // No digest in the answer: the manifest itself says it.
+                    None => match self.fetch_manifest(target, tag.as_str()).await {
+                        Ok(Some((manifest, _))) => {
+                            let digest = Digest::sha256(&manifest.bytes);
+                            let key =
+                                Self::key(target, "manifest", &format!("{}@{digest}", target.name));
+                            self.cache
+                                .put(&key, &manifest.encode(), IMMUTABLE_SECONDS)
+                                .await;
+                            digest
+                        }
+                        Ok(None) => return Ok(None),
+                        Err(error) => return self.stale(target, tag, known, error),
+                    },
+                }
+            }
             Ok(answer) if answer.status() == StatusCode::NOT_FOUND => {
+                client.discard(answer);
                 self.cache.delete(cache_key).await;
                 return Ok(None);
             }
-            Ok(answer) => return Err(Self::unexpected(target, answer.status(), "a tag")),
-            Err(error) if is_transient(&error) => {
-                let Some((digest, _)) = known else {
-                    return Err(error);
-                };
-                self.warn(format!(
-                    "the upstream registry {} could not be asked about {}:{tag} ({}); this is \
-                     the last digest known for the tag, which may be stale",
-                    upstream.label(),
-                    target.name,
-                    error.message.as_deref().unwrap_or(error.code.message())
-                ));
-                return Ok(Some(digest));
+            Ok(answer) => {
+                let status = answer.status();
+                client.discard(answer);
+                return Err(Self::unexpected(target, status, "a tag"));
             }
-            Err(error) => return Err(error),
+            Err(error) => return self.stale(target, tag, known, error),
         };
         let entry = format!("{digest} {}", self.now);
         self.cache
@@ -226,6 +233,50 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
             )
             .await;
         Ok(Some(digest))
+    }
+
+    /// The answer when the upstream could not say what `tag` is: the last digest known, with a
+    /// warning, when the failure is the upstream's passing trouble; the error otherwise.
+    fn stale(
+        &self,
+        target: &Target<'_>,
+        tag: &Tag,
+        known: Option<(Digest, u64)>,
+        error: Error,
+    ) -> Result<Option<Digest>> {
+        let (true, Some((digest, _))) = (is_transient(&error), known) else {
+            return Err(error);
+        };
+        self.warn(format!(
+            "the upstream registry {} could not be asked about {}:{tag} ({}); this is the last \
+             digest known for the tag, which may be stale",
+            target.upstream.label(),
+            target.name,
+            error.message.as_deref().unwrap_or(error.code.message())
+        ));
+        Ok(Some(digest))
+    }
+
+    /// Where an upstream's redirect for `path` leads: an http(s) URL on another origin than the
+    /// upstream's (a redirect within the upstream would need its credentials, which never reach
+    /// a client or a URL the edge did not build).
+    fn redirect<B>(&self, target: &Target<'_>, path: &str, answer: &Response<B>) -> Result<Url> {
+        let location = answer
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| target.upstream.url.join(path).ok()?.join(l).ok())
+            .filter(|u| matches!(u.scheme(), "https" | "http"));
+        let Some(location) = location else {
+            return Err(Self::unexpected(target, answer.status(), "a blob"));
+        };
+        if same_origin(&location, &target.upstream.url) {
+            return Err(Error::new(ErrorCode::UpstreamError).with_message(format!(
+                "the upstream registry {} redirected a blob download to itself",
+                target.upstream.label()
+            )));
+        }
+        Ok(location)
     }
 
     fn warn(&self, text: String) {
@@ -282,16 +333,32 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
         // One revalidation at a time in this isolate: the requests that arrive while it is in
         // flight are answered with the digest known until now, so a hot tag costs one HEAD per
         // tag_ttl_seconds, not one per request.
+        // After a failed one, the stale answer (and its warning) stands for a while: a hung
+        // upstream costs one timeout per STALE_RETRY_SECONDS, not one per request.
         let marker = Self::key(&target, "revalidating", &format!("{}:{tag}", target.name));
         if let Some((digest, _)) = &known {
-            if self.cache.get_local(&marker).await.is_some() {
+            if let Some(state) = self.cache.get_local(&marker).await {
+                if let Some(warning) = state.strip_prefix(b"stale:") {
+                    self.warn(String::from_utf8_lossy(warning).into_owned());
+                }
                 return Ok(Some(digest.clone()));
             }
-            let ttl = upstream.timeout.as_secs() + 1;
+            // A revalidation may take a token, a HEAD and a manifest: a few timeouts.
+            let ttl = 4 * upstream.timeout.as_secs() + 1;
             self.cache.put_local(&marker, b"1", ttl).await;
         }
+        let before = self.warnings.borrow().len();
         let revalidated = self.revalidate(&target, tag, &cache_key, known).await;
-        self.cache.delete_local(&marker).await;
+        let stale = self.warnings.borrow().get(before).cloned();
+        match stale {
+            Some(warning) => {
+                let state = format!("stale:{warning}");
+                self.cache
+                    .put_local(&marker, state.as_bytes(), STALE_RETRY_SECONDS)
+                    .await;
+            }
+            None => self.cache.delete_local(&marker).await,
+        }
         revalidated
     }
 
@@ -332,11 +399,38 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
                 &[],
             )
             .await?;
-        match answer.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
-            status => return Err(Self::unexpected(&target, status, "a blob")),
-        }
+        let path = format!("/v2/{}/blobs/{digest}", target.name);
+        let answer = match answer.status() {
+            StatusCode::OK => answer,
+            // distribution presigns HEADs too: the size is where the redirect leads, asked
+            // without credentials (they are the upstream's only).
+            status if status.is_redirection() => {
+                let location = self.redirect(&target, &path, &answer)?;
+                self.http.discard(answer.into_body());
+                let request = http::Request::head(location.as_str())
+                    .body(())
+                    .map_err(|e| Error::internal(format!("upstream redirect: {e}")))?;
+                let followed = self
+                    .http
+                    .send(request, target.upstream.timeout)
+                    .await
+                    .map_err(|_| Self::unexpected(&target, status, "a blob's redirect"))?;
+                if followed.status() != StatusCode::OK {
+                    let status = followed.status();
+                    self.http.discard(followed.into_body());
+                    return Err(Self::unexpected(&target, status, "a blob's redirect"));
+                }
+                followed
+            }
+            StatusCode::NOT_FOUND => {
+                self.http.discard(answer.into_body());
+                return Ok(None);
+            }
+            status => {
+                self.http.discard(answer.into_body());
+                return Err(Self::unexpected(&target, status, "a blob"));
+            }
+        };
         let size = answer
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -348,6 +442,7 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
                     target.name
                 ))
             })?;
+        self.http.discard(answer.into_body());
         self.cache
             .put(&cache_key, size.to_string().as_bytes(), IMMUTABLE_SECONDS)
             .await;
@@ -366,7 +461,10 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
         if digest.algorithm() != Algorithm::Sha256 {
             return Ok(None);
         }
-        let mut headers = Vec::new();
+        let mut headers = vec![(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        )];
         if let Some(range) = range.and_then(|r| HeaderValue::from_str(r).ok()) {
             headers.push((header::RANGE, range));
         }
@@ -377,23 +475,9 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
             .await?;
         let status = answer.status();
         if status.is_redirection() {
-            let location = answer
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|l| target.upstream.url.join(&path).ok()?.join(l).ok())
-                .filter(|u| matches!(u.scheme(), "https" | "http"));
-            let Some(location) = location else {
-                return Err(Self::unexpected(&target, status, "a blob"));
-            };
-            if same_origin(&location, &target.upstream.url) {
-                // A redirect within the upstream needs its credentials, which never reach a
-                // client.
-                return Err(Error::new(ErrorCode::UpstreamError).with_message(format!(
-                    "the upstream registry {} redirected a blob download to itself",
-                    target.upstream.label()
-                )));
-            }
+            let location = self.redirect(&target, &path, &answer);
+            self.http.discard(answer.into_body());
+            let location = location?;
             return Ok(Some(Download::Redirect(BlobLocation {
                 url: location.to_string(),
                 cache_control: "no-store",
@@ -401,27 +485,48 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
         }
         match status {
             StatusCode::OK | StatusCode::PARTIAL_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => {}
-            StatusCode::NOT_FOUND => return Ok(None),
-            status => return Err(Self::unexpected(&target, status, "a blob")),
+            StatusCode::NOT_FOUND => {
+                self.http.discard(answer.into_body());
+                return Ok(None);
+            }
+            status => {
+                self.http.discard(answer.into_body());
+                return Err(Self::unexpected(&target, status, "a blob"));
+            }
         }
         let (parts, body) = answer.into_parts();
         let mut response = Response::new(Vec::new());
         *response.status_mut() = status;
         let h = response.headers_mut();
-        for name in [header::CONTENT_LENGTH, header::CONTENT_RANGE] {
-            if let Some(value) = parts.headers.get(&name) {
-                h.insert(name, value.clone());
-            }
+        // The runtime decodes a content-encoded answer as it streams: its length is not the
+        // upstream's then. Lengths and ranges are numbers, rebuilt from what was parsed.
+        let encoded = parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|e| e.as_bytes() != b"identity");
+        let length = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        if let Some(length) = length.filter(|_| !encoded) {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        if let Some(range) = parts
+            .headers
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| content_range(v.to_str().ok()?))
+            .and_then(|r| HeaderValue::from_str(&r).ok())
+        {
+            h.insert(header::CONTENT_RANGE, range);
         }
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
         );
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(crate::content::IMMUTABLE_CACHE_CONTROL),
-        );
+        // Not kept by caches in front of the edge: these bytes are the upstream's, unchecked
+        // (the client checks them against the digest).
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         self.http.pass_through(body);
         Ok(Some(Download::Streamed(response)))
     }
@@ -448,8 +553,14 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
             let answer = client.send(Method::GET, &path, &target.name, &[]).await?;
             match answer.status() {
                 StatusCode::OK => {}
-                StatusCode::NOT_FOUND => break,
-                status => return Err(Self::unexpected(&target, status, "the tags")),
+                StatusCode::NOT_FOUND => {
+                    self.http.discard(answer.into_body());
+                    break;
+                }
+                status => {
+                    self.http.discard(answer.into_body());
+                    return Err(Self::unexpected(&target, status, "the tags"));
+                }
             }
             let more = answer.headers().contains_key(header::LINK);
             let body = client
@@ -543,8 +654,14 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
                     .collect()
             }
             // An upstream without the referrers API has none to tell.
-            StatusCode::NOT_FOUND => Vec::new(),
-            status => return Err(Self::unexpected(&target, status, "the referrers")),
+            StatusCode::NOT_FOUND => {
+                self.http.discard(answer.into_body());
+                Vec::new()
+            }
+            status => {
+                self.http.discard(answer.into_body());
+                return Err(Self::unexpected(&target, status, "the referrers"));
+            }
         };
         self.cache
             .put(
@@ -569,6 +686,23 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
     fn warnings(&self) -> Vec<String> {
         std::mem::take(&mut self.warnings.borrow_mut())
     }
+}
+
+/// `bytes <start>-<end>/<size>` (or `*/<size>` for a 416), rebuilt from its numbers.
+fn content_range(value: &str) -> Option<String> {
+    let spec = value.trim().strip_prefix("bytes ")?;
+    let (range, size) = spec.split_once('/')?;
+    let number = |s: &str| s.trim().parse::<u64>().ok();
+    let size = if size.trim() == "*" {
+        "*".to_owned()
+    } else {
+        number(size)?.to_string()
+    };
+    if range.trim() == "*" {
+        return Some(format!("bytes */{size}"));
+    }
+    let (start, end) = range.split_once('-')?;
+    Some(format!("bytes {}-{}/{size}", number(start)?, number(end)?))
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {

@@ -85,6 +85,9 @@ pub struct Target<'a> {
     /// The request named the upstream's namespace (`docker.io/...`); otherwise the name came to
     /// the default upstream, which serves it only after the edge's own repositories.
     pub prefixed: bool,
+    /// The entry's allow list lets the edge serve it. A name under a namespace that the list
+    /// does not allow is still the upstream's (never the edge's own, never writable): unknown.
+    pub allowed: bool,
 }
 
 #[derive(Deserialize)]
@@ -202,8 +205,14 @@ fn entry(
         ));
     }
     for host in &entry.realm_hosts {
-        if host.is_empty() || host.contains(['/', ':', '@', ' ']) {
-            return Err(format!("realm_hosts: {host:?} is not a host name"));
+        let (name, port) = host.split_once(':').unwrap_or((host, ""));
+        if name.is_empty()
+            || name.contains(['/', '@', ' ', ':'])
+            || !(port.is_empty() || port.parse::<u16>().is_ok())
+        {
+            return Err(format!(
+                "realm_hosts: {host:?} is not a host name (with an optional :port)"
+            ));
         }
     }
     let mut realm_hosts = entry.realm_hosts;
@@ -253,32 +262,45 @@ impl Upstream {
         self.url.host_str() == Some(DOCKER_HUB_REGISTRY)
     }
 
-    /// The name at the upstream of `rest` (the part of the request's name after the prefix), if
-    /// this upstream serves it: Docker Hub's official images under `library/`, then the allow
-    /// list.
+    /// The name at the upstream of `rest` (the part of the request's name after the prefix):
+    /// Docker Hub's official images under `library/`.
     fn upstream_name(&self, rest: &str) -> Option<String> {
         if rest.is_empty() {
             return None;
         }
-        let name = if self.is_docker_hub() && !rest.contains('/') {
+        Some(if self.is_docker_hub() && !rest.contains('/') {
             format!("library/{rest}")
         } else {
             rest.to_owned()
-        };
-        (self.allow.is_empty() || self.allow.iter().any(|p| p.matches(&name))).then_some(name)
+        })
     }
 
-    /// Whether a token realm at `realm` may receive this upstream's credentials: on the
-    /// upstream's own host, or on one of `realm_hosts`. A challenge naming any other host gets
-    /// no credentials (distribution's proxy sent them anywhere: CVE-2026-33540).
+    /// Whether the allow list lets the edge serve `name` (a name at the upstream).
+    fn allows(&self, name: &str) -> bool {
+        self.allow.is_empty() || self.allow.iter().any(|p| p.matches(name))
+    }
+
+    /// Whether a token realm at `realm` may receive this upstream's credentials: at the
+    /// upstream's own origin (scheme, host and port), or on one of `realm_hosts` (`host`, which
+    /// means its default port, or `host:port`), over HTTPS (plain HTTP only on the host of a
+    /// plain-HTTP upstream, whose credentials travel in the clear anyway). A challenge naming
+    /// anything else
+    /// gets no credentials (distribution's proxy sent them anywhere: CVE-2026-33540).
     pub fn realm_allowed(&self, realm: &Url) -> bool {
-        let Some(host) = realm.host_str() else {
+        let (Some(host), Some(port)) = (realm.host_str(), realm.port_or_known_default()) else {
             return false;
         };
-        // Credentials never travel in the clear to another host than the upstream's.
-        let same_host = Some(host) == self.url.host_str();
-        (same_host && (realm.scheme() == "https" || realm.scheme() == self.url.scheme()))
-            || (realm.scheme() == "https" && self.realm_hosts.iter().any(|h| h == host))
+        if realm.origin() == self.url.origin() {
+            return true;
+        }
+        // In the clear only to a port of the plain-HTTP upstream's own host (a local stack).
+        let secure = realm.scheme() == "https"
+            || (self.url.scheme() == "http" && self.url.host_str() == Some(host));
+        secure
+            && self.realm_hosts.iter().any(|h| match h.split_once(':') {
+                Some((name, p)) => name == host && p.parse() == Ok(port),
+                None => h == host && realm.port().is_none(),
+            })
     }
 }
 
@@ -299,10 +321,17 @@ pub fn resolve<'a>(upstreams: &'a [Upstream], name: &Name, ns: Option<&str>) -> 
         (None, Some(ns)) => (upstreams.iter().find(|u| u.prefix == ns)?, name, true),
         (None, None) => (upstreams.iter().find(|u| u.default)?, name, false),
     };
+    let name = upstream.upstream_name(rest)?;
+    let allowed = upstream.allows(&name);
+    if !allowed && !prefixed {
+        // The default upstream does not serve it: an unprefixed name is the edge's own.
+        return None;
+    }
     Some(Target {
         upstream,
-        name: upstream.upstream_name(rest)?,
+        name,
         prefixed,
+        allowed,
     })
 }
 
@@ -374,17 +403,67 @@ pub fn check_writable(upstreams: &[Upstream], name: &Name) -> Result<(), crate::
     }
 }
 
+/// What containerd's `?ns=<registry>` beside a name makes of the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespace {
+    /// Nothing: no `ns`, or it names the registry the name is already under.
+    Unchanged,
+    /// The request is about the mirror's repository `<ns>/<name>`.
+    Renamed(Name),
+    /// No upstream serves that registry: the edge has nothing for it (so containerd falls back
+    /// to the registry itself, rather than being served another registry's content).
+    Unknown,
+}
+
 /// The name a request with containerd's `?ns=` addresses: `<ns>/<name>` when `ns` is an
 /// upstream's namespace and `name` is not already under one (so auth, locks and the read all see
-/// the mirror's own name); `None` when `ns` changes nothing.
-pub fn with_namespace(upstreams: &[Upstream], name: &Name, ns: &str) -> Option<Name> {
-    if ns.is_empty() || !upstreams.iter().any(|u| u.prefix == ns) {
-        return None;
+/// the mirror's own name). `own_host` is the edge's own registry host, whose names are its own.
+pub fn with_namespace(
+    upstreams: &[Upstream],
+    name: &Name,
+    ns: &str,
+    own_host: Option<&str>,
+) -> Namespace {
+    if ns.is_empty() || Some(ns) == own_host {
+        return Namespace::Unchanged;
     }
     if resolve(upstreams, name, None).is_some_and(|t| t.prefixed) {
+        return Namespace::Unchanged;
+    }
+    if !upstreams
+        .iter()
+        .any(|u| !u.prefix.is_empty() && u.prefix == ns)
+    {
+        return Namespace::Unknown;
+    }
+    match format!("{ns}/{name}").parse() {
+        Ok(renamed) => Namespace::Renamed(canonical(upstreams, &renamed).unwrap_or(renamed)),
+        Err(_) => Namespace::Unknown,
+    }
+}
+
+/// The name under its namespace of an unprefixed name the default upstream serves
+/// (`library/nginx` is also `docker.io/library/nginx`), whose locks hold for it too; `None` for
+/// a name no namespaced upstream serves.
+pub fn default_alias(upstreams: &[Upstream], name: &Name) -> Option<Name> {
+    let target = resolve(upstreams, name, None).filter(|t| !t.prefixed && t.allowed)?;
+    if target.upstream.prefix.is_empty() {
         return None;
     }
-    format!("{ns}/{name}").parse().ok()
+    format!("{}/{}", target.upstream.prefix, target.name)
+        .parse()
+        .ok()
+}
+
+/// The one name of a repository the edge serves under a Docker Hub namespace:
+/// `docker.io/nginx` is `docker.io/library/nginx`, so auth, locks and caches see one name. `None`
+/// when `name` is already canonical.
+pub fn canonical(upstreams: &[Upstream], name: &Name) -> Option<Name> {
+    let target = resolve(upstreams, name, None).filter(|t| t.prefixed)?;
+    let canonical = format!("{}/{}", target.upstream.prefix, target.name);
+    (canonical != name.as_str())
+        .then(|| canonical.parse().ok())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -445,6 +524,10 @@ mod tests {
             (
                 r#"[{"prefix": "a", "url": "https://x", "allow": ["Bad*"]}]"#,
                 "allow:",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x", "realm_hosts": ["auth.example:http"]}]"#,
+                "is not a host name (with an optional :port)",
             ),
             (
                 r#"[{"prefix": "a", "url": "https://x", "mode": "copy"}]"#,
@@ -516,7 +599,8 @@ mod tests {
                {{"prefix": "ghcr.io/big", "url": "https://big.example"}}]"#
         ))
         .unwrap();
-        // (requested name, ?ns=, (upstream prefix, name there))
+        // (requested name, ?ns=, (upstream prefix, name there)); a name the allow list excludes
+        // is marked "!".
         type Case<'a> = (&'a str, Option<&'a str>, Option<(&'a str, &'a str)>);
         let cases: [Case; 10] = [
             // The namespace in the path; Docker Hub's official images under library/.
@@ -537,7 +621,8 @@ mod tests {
             ),
             // The longest prefix wins; the allow list holds.
             ("ghcr.io/acme/tool", None, Some(("ghcr.io", "acme/tool"))),
-            ("ghcr.io/other/tool", None, None),
+            // Still the upstream's (never the edge's own), but not served.
+            ("ghcr.io/other/tool", None, Some(("ghcr.io", "!other/tool"))),
             ("ghcr.io/big/thing", None, Some(("ghcr.io/big", "thing"))),
             // containerd's ?ns= with an unprefixed name.
             (
@@ -552,17 +637,59 @@ mod tests {
             ("docker.ioo/x", Some("quay.io"), None),
         ];
         for (requested, ns, want) in cases {
-            let got = resolve(&upstreams, &name(requested), ns)
-                .map(|t| (t.upstream.prefix.clone(), t.name));
+            let got = resolve(&upstreams, &name(requested), ns).map(|t| {
+                let mark = if t.allowed { "" } else { "!" };
+                (t.upstream.prefix.clone(), format!("{mark}{}", t.name))
+            });
             let want = want.map(|(p, n)| (p.to_owned(), n.to_owned()));
             assert_eq!(got, want, "{requested} ns={ns:?}");
         }
     }
 
     #[test]
+    fn namespaces_and_docker_hub_short_names_have_one_name() {
+        let upstreams = parse(&format!(
+            r#"[{HUB}, {{"prefix": "ghcr.io", "url": "https://ghcr.io"}}]"#
+        ))
+        .unwrap();
+        let ns = |n: &str, ns: &str| with_namespace(&upstreams, &name(n), ns, Some("edge.example"));
+        assert_eq!(
+            ns("nginx", "docker.io"),
+            Namespace::Renamed(name("docker.io/library/nginx"))
+        );
+        assert_eq!(
+            ns("acme/tool", "ghcr.io"),
+            Namespace::Renamed(name("ghcr.io/acme/tool"))
+        );
+        assert_eq!(ns("ghcr.io/acme/tool", "ghcr.io"), Namespace::Unchanged);
+        assert_eq!(ns("team/app", "edge.example"), Namespace::Unchanged);
+        assert_eq!(
+            ns("acme/tool", "quay.io"),
+            Namespace::Unknown,
+            "no upstream serves it"
+        );
+        let long = "a".repeat(250);
+        assert_eq!(ns(&long, "ghcr.io"), Namespace::Unknown, "too long a name");
+        assert_eq!(
+            canonical(&upstreams, &name("docker.io/nginx")),
+            Some(name("docker.io/library/nginx"))
+        );
+        assert_eq!(
+            canonical(&upstreams, &name("docker.io/library/nginx")),
+            None
+        );
+        assert_eq!(
+            canonical(&upstreams, &name("nginx")),
+            None,
+            "unprefixed: the edge's own first"
+        );
+        assert_eq!(canonical(&upstreams, &name("ghcr.io/acme/tool")), None);
+    }
+
+    #[test]
     fn credentials_go_only_to_the_upstreams_realms() {
         let upstreams = parse(&format!(
-            r#"[{HUB}, {{"prefix": "r", "url": "http://127.0.0.1:5001", "realm_hosts": ["auth.example"]}}]"#
+            r#"[{HUB}, {{"prefix": "r", "url": "http://127.0.0.1:5001", "realm_hosts": ["auth.example", "127.0.0.1:8787"]}}]"#
         ))
         .unwrap();
         let (hub, local) = (&upstreams[0], &upstreams[1]);
@@ -573,10 +700,16 @@ mod tests {
             (hub, "http://auth.docker.io/token", false),
             (hub, "https://auth.docker.io.evil.example/token", false),
             (hub, "https://evil.example/token", false),
+            // The upstream's origin; another port of its host only when listed.
             (local, "http://127.0.0.1:5001/token", true),
+            (local, "http://127.0.0.1:5002/token", false),
+            (local, "http://127.0.0.1:8787/token", true),
             (local, "https://auth.example/token", true),
+            (local, "https://auth.example:8443/token", false),
             (local, "http://auth.example/token", false),
             (local, "http://127.0.0.2:5001/token", false),
+            (hub, "https://auth.docker.io:444/token", false),
+            (hub, "https://registry-1.docker.io:8443/token", false),
         ];
         for (upstream, realm, want) in cases {
             assert_eq!(upstream.realm_allowed(&url(realm)), want, "{realm}");

@@ -434,7 +434,9 @@ fn into_web_response(
     let no_body = body.is_empty()
         || parts.status == http::StatusCode::NOT_MODIFIED
         || parts.status == http::StatusCode::NO_CONTENT;
-    let response = if let Some(stream) = passed {
+    // An upstream's stream is the body of the answer it was passed for, never of an error.
+    let streamed = matches!(parts.status.as_u16(), 200 | 206 | 416);
+    let response = if let Some(stream) = passed.filter(|_| streamed) {
         // An upstream's blob, from its socket to the client's inside the runtime. (A HEAD's
         // answer is sent without it by the runtime.)
         web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stream), &init)?

@@ -159,4 +159,12 @@ impl UpstreamHttp for WorkerUpstream {
     fn pass_through(&self, body: web_sys::Response) {
         *self.passed.borrow_mut() = body.body();
     }
+
+    fn discard(&self, body: web_sys::Response) {
+        if let Some(stream) = body.body()
+            && !stream.locked()
+        {
+            let _ = stream.cancel();
+        }
+    }
 }

@@ -111,6 +111,10 @@ def test_the_token_dance_with_credentials_and_anonymous(mirror, origin):
     assert "X-Amz-Signature=" in r.headers["Location"]
     blob = requests.get(r.headers["Location"], timeout=30)
     assert "sha256:" + hashlib.sha256(blob.content).hexdigest() == layer
+    # distribution redirects a HEAD too: the size comes from where it leads.
+    r = mirror.request("HEAD", f"/v2/token.test/library/busybox/blobs/{layer}")
+    assert r.status_code == 200, r.headers
+    assert int(r.headers["Content-Length"]) == len(blob.content)
 
     # edge.test: an edge that lets anyone pull library/*, asked anonymously (no credentials in
     # the entry): an anonymous token, as Docker Hub hands them out.
@@ -195,6 +199,9 @@ def test_containerd_namespaces_and_docker_registry_mirrors(mirror, upstream):
     r = mirror.request("GET", f"/v2/library/busybox/blobs/{layer}?ns=basic.test")
     assert r.status_code == 200
     assert "sha256:" + hashlib.sha256(r.content).hexdigest() == layer
+    # A registry no upstream serves: nothing (containerd then asks that registry itself).
+    r = manifest(mirror, "library/busybox", "1?ns=quay.io")
+    assert r.status_code == 404 and error_codes(r) == ["NAME_UNKNOWN"]
     # Docker's registry-mirrors sends unprefixed names: the edge's own repositories first...
     own = manifest(mirror, "library/busybox", "1")
     assert own.status_code == 200
@@ -345,12 +352,14 @@ def test_a_tampered_manifest_is_refused_and_not_kept(mirror, faulty):
     assert "sha256:" + hashlib.sha256(r.content).hexdigest() == r.headers["Docker-Content-Digest"]
 
 
-def test_a_token_realm_on_a_foreign_host_gets_nothing(mirror, faulty):
-    fake("mode?set=foreign")
+@pytest.mark.parametrize("mode,host", [("foreign", "127.0.0.2"), ("otherport", "127.0.0.1")])
+def test_a_token_realm_elsewhere_gets_nothing(mirror, faulty, mode, host):
+    # Another host, or another port of the upstream's own host: neither is the upstream.
+    fake(f"mode?set={mode}")
     r = manifest(mirror, "faulty.test/library/busybox", "c")
     assert r.status_code == 502, r.text
-    assert "127.0.0.2" in r.json()["errors"][0]["message"]
-    assert fake("recorded") == [], "the foreign realm received a request"
+    assert host in r.json()["errors"][0]["message"]
+    assert fake("recorded") == [], "the realm received a request"
     assert any(line.startswith("HEAD /v2/library/busybox/manifests/c") for line in fake("log"))
 
 

@@ -11,13 +11,14 @@ Authorization, Accept and Range headers), unless told to misbehave:
   GET /_control/mode?set=tamper          forward, but change the bytes of manifests fetched by digest
   GET /_control/mode?set=foreign         answer every /v2/ request 401 with a Bearer challenge whose
                                          realm is on another host (127.0.0.2:RECORDER_PORT)
+  GET /_control/mode?set=otherport       the same, with the realm on this host's RECORDER_PORT
   GET /_control/log                      the requests forwarded or answered since the last reset,
                                          as a JSON list of "METHOD /path" (control requests apart)
   GET /_control/recorded                 what the recorder received, as a JSON list of
                                          {"method", "path", "authorization"}
   GET /_control/reset                    empty both lists, mode pass
 
-On 127.0.0.2:RECORDER_PORT it records every request and answers a token, as a token service on a foreign
+On 127.0.0.2:RECORDER_PORT and 127.0.0.1:RECORDER_PORT it records every request and answers a token, as a token service on a foreign
 host would: a request arriving there is what a credential leak looks like.
 """
 import http.client
@@ -77,8 +78,9 @@ class Proxy(Quiet):
         if mode == "429" and url.path.startswith("/v2/"):
             return self.answer(429, b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}',
                                [("Retry-After", retry_after), ("Content-Type", "application/json")])
-        if mode == "foreign" and url.path.startswith("/v2/"):
-            realm = f"http://127.0.0.2:{RECORDER_PORT}/token"
+        if mode in ("foreign", "otherport") and url.path.startswith("/v2/"):
+            host = "127.0.0.2" if mode == "foreign" else "127.0.0.1"
+            realm = f"http://{host}:{RECORDER_PORT}/token"
             return self.answer(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"token"}]}',
                                [("WWW-Authenticate", f'Bearer realm="{realm}",service="fake"'),
                                 ("Content-Type", "application/json")])
@@ -123,8 +125,9 @@ class Recorder(Quiet):
 
 def main():
     proxy = ThreadingHTTPServer(("127.0.0.1", PORT), Proxy)
-    recorder = ThreadingHTTPServer(("127.0.0.2", RECORDER_PORT), Recorder)
-    threading.Thread(target=recorder.serve_forever, daemon=True).start()
+    for host in ("127.0.0.2", "127.0.0.1"):
+        recorder = ThreadingHTTPServer((host, RECORDER_PORT), Recorder)
+        threading.Thread(target=recorder.serve_forever, daemon=True).start()
     print(f"listening on {PORT} (recorder on {RECORDER_PORT})", flush=True)
     proxy.serve_forever()
 

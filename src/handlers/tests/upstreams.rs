@@ -14,7 +14,9 @@ use super::*;
 const UPSTREAMS: &str = r#"[
   {"prefix": "hub.test", "url": "https://registry.example", "realm_hosts": ["auth.example"], "tag_ttl_seconds": 60},
   {"prefix": "basic.test", "url": "http://basic.example", "username_secret": "BASIC_USER", "password_secret": "BASIC_PASSWORD", "default": true},
-  {"prefix": "evil.test", "url": "https://evil.example", "username_secret": "BASIC_USER", "password_secret": "BASIC_PASSWORD"}
+  {"prefix": "evil.test", "url": "https://evil.example", "username_secret": "BASIC_USER", "password_secret": "BASIC_PASSWORD"},
+  {"prefix": "allow.test", "url": "https://registry.example", "allow": ["acme/*"]},
+  {"prefix": "docker.io", "url": "https://registry-1.docker.io"}
 ]"#;
 
 const CONFIG: &[(&str, &str)] = &[
@@ -77,6 +79,7 @@ fn registries(
                 );
             }
             "collector.example" => return answer(200, JSON, br#"{"token": "x"}"#),
+            "cdn.example" => return answer(200, &[("content-length", "7")], b""),
             _ => {}
         }
         if let Some(status) = b.fail {
@@ -191,7 +194,11 @@ fn a_tag_through_a_token_upstream_costs_one_dance_then_nothing() {
             &format!("GET https://registry.example/v2/acme/app/manifests/{digest}"),
         ]
     );
-    let token_request = f.upstream.sent.borrow()[1].1.clone();
+    let (_, token_request, token_headers) = f.upstream.sent.borrow()[1].clone();
+    assert!(
+        token_headers.get("authorization").is_none(),
+        "an anonymous token: the entry has no credentials"
+    );
     assert!(
         token_request.contains("service=registry.example")
             && token_request.contains("scope=repository%3Aacme%2Fapp%3Apull"),
@@ -216,8 +223,10 @@ fn a_tag_through_a_token_upstream_costs_one_dance_then_nothing() {
         hosts(&f),
         ["HEAD https://registry.example/v2/acme/app/manifests/v1"]
     );
-    // The token was fetched anonymously: the upstream has no credentials.
-    assert!(f.upstream.sent.borrow()[0].2.get("authorization").unwrap() == "Bearer hub-token");
+    assert_eq!(
+        f.upstream.sent.borrow()[0].2.get("authorization").unwrap(),
+        "Bearer hub-token"
+    );
 }
 
 #[test]
@@ -225,7 +234,10 @@ fn one_revalidation_at_a_time() {
     use crate::cache::EdgeCache;
     let (f, _) = fixture();
     let app = f.app();
-    assert_eq!(get(&app, "/v2/hub.test/acme/app/manifests/v1").status(), 200);
+    assert_eq!(
+        get(&app, "/v2/hub.test/acme/app/manifests/v1").status(),
+        200
+    );
     f.clock.advance(61);
     f.upstream.sent.borrow_mut().clear();
     // Another request of this isolate is revalidating the tag: the known digest is the answer.
@@ -237,8 +249,14 @@ fn one_revalidation_at_a_time() {
     assert!(hosts(&f).is_empty(), "{:?}", hosts(&f));
     // Once it is done (the marker gone), the next read past the lifetime revalidates, once.
     futures::executor::block_on(app.cache.delete_local(&marker));
-    assert_eq!(get(&app, "/v2/hub.test/acme/app/manifests/v1").status(), 200);
-    assert_eq!(get(&app, "/v2/hub.test/acme/app/manifests/v1").status(), 200);
+    assert_eq!(
+        get(&app, "/v2/hub.test/acme/app/manifests/v1").status(),
+        200
+    );
+    assert_eq!(
+        get(&app, "/v2/hub.test/acme/app/manifests/v1").status(),
+        200
+    );
     assert_eq!(hosts(&f).len(), 1);
     assert!(futures::executor::block_on(app.cache.get_local(&marker)).is_none());
 }
@@ -255,6 +273,7 @@ fn a_failing_upstream_serves_the_last_known_digest_with_a_warning() {
     f.clock.advance(61);
     for status in [503, 500] {
         behaviour.borrow_mut().fail = Some(status);
+        f.upstream.sent.borrow_mut().clear();
         let r = get(&app, "/v2/hub.test/acme/app/manifests/v1");
         assert_eq!(r.status(), 200, "{status}");
         assert_eq!(r.body(), &manifest);
@@ -263,6 +282,20 @@ fn a_failing_upstream_serves_the_last_known_digest_with_a_warning() {
             warning.starts_with("299 - \"") && warning.contains("may be stale"),
             "{warning}"
         );
+        assert!(warning.contains(&format!("answered {status}")), "{warning}");
+        // For a while the stale answer stands, warning and all, without asking again: a failing
+        // upstream costs one attempt per STALE_RETRY_SECONDS, not one per request.
+        let again = send(
+            &app,
+            Method::HEAD,
+            "/v2/hub.test/acme/app/manifests/v1",
+            &[("accept", OCI_ACCEPT)],
+        );
+        assert_eq!(again.status(), 200);
+        assert_eq!(header(&again, "warning"), warning);
+        assert_eq!(hosts(&f).len(), 1, "{:?}", hosts(&f));
+        f.clock
+            .advance(crate::upstream::content::STALE_RETRY_SECONDS + 1);
     }
     // Unreachable: the same.
     f.upstream_answers(|_| Err(OriginError::Unreachable("connection refused".into())));
@@ -452,11 +485,27 @@ fn blobs_redirect_to_the_upstreams_url_or_stream_untouched() {
     assert_eq!(r.status(), 404);
     assert_eq!(error_code(&r), "BLOB_UNKNOWN");
     // Other algorithms are not fetched from upstreams (locks are kept under sha256).
+    f.upstream.sent.borrow_mut().clear();
     let r = get(
         &app,
         &format!("/v2/hub.test/acme/app/blobs/sha512:{}", "b".repeat(128)),
     );
     assert_eq!(r.status(), 404);
+    assert!(hosts(&f).is_empty(), "{:?}", hosts(&f));
+    // A HEAD the upstream redirects (distribution presigns HEADs too): the size is asked where
+    // the redirect leads, without the upstream's credentials.
+    let r = send(
+        &app,
+        Method::HEAD,
+        &format!("/v2/hub.test/acme/app/blobs/{redirected}"),
+        &[],
+    );
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    assert_eq!(header(&r, "content-length"), "7");
+    let sent = f.upstream.sent.borrow();
+    let (_, cdn, headers) = sent.last().unwrap();
+    assert_eq!(cdn, "https://cdn.example/blob?sig=1");
+    assert!(headers.get("authorization").is_none());
 }
 
 #[test]
@@ -477,6 +526,18 @@ fn mirror_namespaces_are_read_only() {
             error_message(&r)
         );
     }
+    // A name under the namespace that the allow list leaves out is still not the edge's own.
+    let r = send(
+        &app,
+        Method::POST,
+        "/v2/allow.test/other/tool/blobs/uploads/",
+        &[],
+    );
+    assert_eq!(r.status(), 403);
+    let r = get(&app, "/v2/allow.test/other/tool/manifests/v1");
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(&r), "NAME_UNKNOWN");
+    assert!(f.upstream.sent.borrow().is_empty(), "not asked for");
     assert!(f.origin.sent.borrow().is_empty());
     // Unprefixed names are the edge's own, default upstream or not: pushes go to the origin.
     f.origin_answers(|_| {
@@ -520,10 +581,29 @@ fn containerd_namespaces_address_the_mirror() {
     );
     let r = anonymous(&app, Method::GET, "/v2/acme/app/manifests/v1");
     assert_eq!(r.status(), 401, "without ?ns= it is another repository");
-    // A namespace no upstream serves changes nothing.
+    // A namespace no upstream serves: nothing here (containerd then asks the registry itself),
+    // never the edge's own repository or another upstream's of the same name.
     let r = get(&app, "/v2/library/busybox/manifests/latest?ns=quay.io");
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(&r), "NAME_UNKNOWN");
+    // The edge's own host as the namespace: its own repository.
+    let r = get(
+        &app,
+        "/v2/library/busybox/manifests/latest?ns=registry-edge",
+    );
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "oci-namespace"), "");
+    // Writes through ?ns= land in the mirror's namespace, which is read-only.
+    let f = Fixture::new().with_origin().with(CONFIG);
+    let app = f.app();
+    let r = send(
+        &app,
+        Method::POST,
+        "/v2/acme/app/blobs/uploads/?ns=hub.test",
+        &[],
+    );
+    assert_eq!(r.status(), 403);
+    assert!(f.origin.sent.borrow().is_empty());
 }
 
 #[test]
@@ -623,4 +703,110 @@ fn a_fronted_origin_serves_what_storage_lacks_and_writes_refresh_it() {
         hosts(&f)[2],
         "HEAD http://origin.example/v2/acme/app/manifests/v1"
     );
+}
+
+#[test]
+fn tokens_are_fetched_again_when_they_expire() {
+    let (f, _) = fixture();
+    let app = f.app();
+    assert_eq!(
+        get(&app, "/v2/hub.test/acme/app/manifests/v1").status(),
+        200
+    );
+    let tokens = |f: &Fixture| {
+        hosts(f)
+            .iter()
+            .filter(|l| l.contains("auth.example"))
+            .count()
+    };
+    assert_eq!(tokens(&f), 1);
+    // expires_in 300: kept 300 - 35 s. Within that, the tag's revalidations reuse it.
+    f.clock.advance(200);
+    assert_eq!(
+        get(&app, "/v2/hub.test/acme/app/manifests/v1").status(),
+        200
+    );
+    assert_eq!(tokens(&f), 1);
+    f.clock.advance(100);
+    assert_eq!(
+        get(&app, "/v2/hub.test/acme/app/manifests/v1").status(),
+        200
+    );
+    assert_eq!(tokens(&f), 2, "{:?}", hosts(&f));
+}
+
+#[test]
+fn one_repository_one_set_of_locks_whatever_its_name() {
+    let f = Fixture::new().with(CONFIG);
+    f.upstream_answers(|_| answer(404, JSON, b"{}"));
+    let app = f.app();
+    manage(
+        &app,
+        Method::PATCH,
+        "/api/v1/repositories/docker.io/library/nginx",
+        json!({"readEnabled": false}),
+    );
+    // Docker Hub's short name is the same repository.
+    let r = get(&app, "/v2/docker.io/nginx/manifests/1");
+    assert_eq!(r.status(), 403, "{}", String::from_utf8_lossy(r.body()));
+    assert!(error_message(&r).contains("docker.io/library/nginx is locked"));
+    // A default upstream's repository, unprefixed: its namespace's locks hold too.
+    manage(
+        &app,
+        Method::PATCH,
+        "/api/v1/repositories/basic.test/acme/app",
+        json!({"readEnabled": false}),
+    );
+    let r = get(&app, "/v2/acme/app/manifests/v1");
+    assert_eq!(r.status(), 403, "{}", String::from_utf8_lossy(r.body()));
+    assert!(f.upstream.sent.borrow().is_empty());
+}
+
+#[test]
+fn writes_drop_what_the_edge_kept_of_a_fronted_repository() {
+    let f = Fixture::new().with_origin().with(&[(
+        "UPSTREAMS",
+        r#"[{"prefix": "", "url": "http://origin.example"}]"#,
+    )]);
+    let (manifest, digest) = upstream_manifest();
+    let behaviour = Rc::new(RefCell::new(Behaviour {
+        fail: None,
+        served: manifest,
+        digest_header: true,
+    }));
+    f.upstream_answers(registries(behaviour));
+    let app = f.app();
+    let uri = format!("/v2/acme/app/manifests/{digest}");
+    assert_eq!(get(&app, &uri).status(), 200);
+    let blob = format!("sha256:{}", "b".repeat(64));
+    let head = |app: &App<Test<'_>>| {
+        send(
+            app,
+            Method::HEAD,
+            &format!("/v2/acme/app/blobs/{blob}"),
+            &[],
+        )
+        .status()
+    };
+    assert_eq!(head(&app), 200);
+    let count = hosts(&f).len();
+    assert_eq!(get(&app, &uri).status(), 200);
+    assert_eq!(head(&app), 200);
+    assert_eq!(hosts(&f).len(), count, "kept");
+    f.origin_answers(|_| answer(202, &[], b""));
+    assert_eq!(send(&app, Method::DELETE, &uri, &[]).status(), 202);
+    assert_eq!(
+        send(
+            &app,
+            Method::DELETE,
+            &format!("/v2/acme/app/blobs/{blob}"),
+            &[]
+        )
+        .status(),
+        202
+    );
+    // Asked again: the origin says what is there now.
+    assert_eq!(get(&app, &uri).status(), 200);
+    assert_eq!(head(&app), 200);
+    assert_eq!(hosts(&f).len(), count + 2, "{:?}", hosts(&f));
 }
