@@ -44,6 +44,18 @@ impl ObjectStore for MemoryStore {
         Some(presigner.object_url(super::presign::Method::Get, key, expires, now))
     }
 
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.calls.borrow_mut().push(format!("put {key}"));
+        self.objects.borrow_mut().insert(key.to_owned(), bytes);
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.calls.borrow_mut().push(format!("delete {key}"));
+        self.objects.borrow_mut().remove(key);
+        Ok(())
+    }
+
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.calls.borrow_mut().push(format!("list {prefix}"));
         let objects = self.objects.borrow();

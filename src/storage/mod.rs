@@ -1,5 +1,6 @@
 //! What the edge needs from object storage, as one small trait: read a small object, learn an
-//! object's size, list the "directories" under a prefix. Implemented over the S3 API
+//! object's size, list the "directories" under a prefix, and write or delete a small object (the
+//! links and manifests a mirror fill writes). Implemented over the S3 API
 //! (`s3::S3Store`, signed HTTP through any `HttpClient`) and, on Cloudflare, over the R2 binding (in
 //! the platform adapter). Blob bytes never pass through here: downloads are redirected to a
 //! presigned URL (`presign`). `MemoryStore` serves unit tests, and `suite` is the one test suite
@@ -48,8 +49,8 @@ impl From<StoreError> for crate::error::Error {
     }
 }
 
-/// Object storage, read side. Keys are full keys (`Layout` builds them). No `Send` bound: the
-/// worker is single-threaded.
+/// Object storage. Keys are full keys (`Layout` builds them). No `Send` bound: the worker is
+/// single-threaded.
 #[allow(async_fn_in_trait)]
 pub trait ObjectStore {
     /// The bytes of a small object (links, manifests), or `None` when it does not exist.
@@ -61,6 +62,12 @@ pub trait ObjectStore {
     /// The names of the immediate children of `prefix` (which ends with `/`) that have children
     /// themselves ("directories"), all pages read, in no particular order.
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Writes a small object (a link, a manifest), whole, over any object at `key`.
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Deletes the object at `key`; deleting what does not exist succeeds.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
     /// A URL a client can download `key` from without credentials, valid for `expires` from
     /// `now` (Unix seconds), when the backend can sign one: each backend decides its own redirect

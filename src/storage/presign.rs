@@ -21,6 +21,8 @@ pub struct Presigner {
 pub enum Method {
     Get,
     Head,
+    Put,
+    Delete,
 }
 
 impl Presigner {
@@ -55,6 +57,14 @@ impl Presigner {
             Method::Head => self
                 .bucket
                 .head_object(Some(&self.credentials), key)
+                .sign_with_time(expires, &time),
+            Method::Put => self
+                .bucket
+                .put_object(Some(&self.credentials), key)
+                .sign_with_time(expires, &time),
+            Method::Delete => self
+                .bucket
+                .delete_object(Some(&self.credentials), key)
                 .sign_with_time(expires, &time),
         }
     }

@@ -34,10 +34,20 @@ impl<H: HttpClient, K: Clock> S3Store<H, K> {
         method: HttpMethod,
         url: url::Url,
     ) -> Result<http::Response<Vec<u8>>, StoreError> {
+        self.send_body(method, url, Vec::new()).await
+    }
+
+    async fn send_body(
+        &self,
+        method: HttpMethod,
+        url: url::Url,
+        body: Vec<u8>,
+    ) -> Result<http::Response<Vec<u8>>, StoreError> {
         let request = Request::builder()
             .method(method)
             .uri(url.as_str())
-            .body(Vec::new())
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(body)
             .map_err(|e| StoreError(format!("building request: {e}")))?;
         self.http.send(request).await.map_err(StoreError)
     }
@@ -85,6 +95,28 @@ impl<H: HttpClient, K: Clock> ObjectStore for S3Store<H, K> {
 
     fn download_url(&self, key: &str, expires: Duration, now: u64) -> Option<url::Url> {
         Some(self.presigner.object_url(Method::Get, key, expires, now))
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let url = self
+            .presigner
+            .object_url(Method::Put, key, REQUEST_EXPIRY, self.clock.now());
+        let response = self.send_body(HttpMethod::PUT, url, bytes).await?;
+        match response.status() {
+            StatusCode::OK | StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(()),
+            _ => Err(unexpected("PUT", key, &response)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let url = self
+            .presigner
+            .object_url(Method::Delete, key, REQUEST_EXPIRY, self.clock.now());
+        let response = self.send(HttpMethod::DELETE, url).await?;
+        match response.status() {
+            StatusCode::OK | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(unexpected("DELETE", key, &response)),
+        }
     }
 
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -151,6 +183,17 @@ mod tests {
             let ok = |body: Vec<u8>| Ok(http::Response::builder().status(200).body(body).unwrap());
             if query.get("list-type").map(String::as_str) == Some("2") {
                 return ok(self.list(&query).await.into_bytes());
+            }
+            if request.method() == HttpMethod::PUT {
+                self.objects.put(key, request.body().clone());
+                return ok(Vec::new());
+            }
+            if request.method() == HttpMethod::DELETE {
+                self.objects.remove(&key);
+                return Ok(http::Response::builder()
+                    .status(204)
+                    .body(Vec::new())
+                    .unwrap());
             }
             match self.objects.get(&key).await.unwrap() {
                 None => Ok(http::Response::builder()
@@ -234,6 +277,7 @@ mod tests {
         let clock = FixedClock::at(1_700_000_000);
         let store = S3Store::new(Rc::new(Presigner::new(&config()).unwrap()), &fake, &clock);
         futures::executor::block_on(crate::storage::suite::run(&store)).unwrap();
+        futures::executor::block_on(crate::storage::suite::run_writes(&store)).unwrap();
         assert!(
             fake.requests
                 .borrow()

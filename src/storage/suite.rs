@@ -96,9 +96,46 @@ pub async fn run(store: &impl ObjectStore) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks `store`'s writes (keys under `w/`, left as they were found).
+pub async fn run_writes(store: &impl ObjectStore) -> Result<(), String> {
+    let err = |e: super::StoreError| e.0;
+    let key = "w/docker/registry/v2/repositories/m/_layers/sha256/ab/link";
+    store.delete(key).await.map_err(err)?;
+    check!(store.get(key).await.map_err(err)?, None, "get before put");
+    store.put(key, b"sha256:ab".to_vec()).await.map_err(err)?;
+    check!(
+        store.get(key).await.map_err(err)?,
+        Some(b"sha256:ab".to_vec()),
+        "get after put"
+    );
+    check!(
+        store.head(key).await.map_err(err)?,
+        Some(9),
+        "head after put"
+    );
+    store.put(key, b"sha256:abcd".to_vec()).await.map_err(err)?;
+    check!(
+        store.get(key).await.map_err(err)?,
+        Some(b"sha256:abcd".to_vec()),
+        "get after a second put"
+    );
+    store.put("w/empty", Vec::new()).await.map_err(err)?;
+    check!(
+        store.head("w/empty").await.map_err(err)?,
+        Some(0),
+        "an empty put"
+    );
+    store.delete(key).await.map_err(err)?;
+    store.delete("w/empty").await.map_err(err)?;
+    check!(store.get(key).await.map_err(err)?, None, "get after delete");
+    store.delete(key).await.map_err(err)?;
+    Ok(())
+}
+
 #[test]
 fn memory_store_passes() {
     let store = super::memory::MemoryStore::default();
     load(&store);
     futures::executor::block_on(run(&store)).unwrap();
+    futures::executor::block_on(run_writes(&store)).unwrap();
 }

@@ -34,7 +34,7 @@ use crate::reference::{Algorithm, Digest, Name, Tag};
 /// cannot be asked.
 pub const STALE_SECONDS: u64 = 7 * 24 * 3600;
 /// After an upstream failed to revalidate a tag, how long the stale answer stands before it is
-/// asked again.
+/// asked again (at most the tag's lifetime).
 pub const STALE_RETRY_SECONDS: u64 = 30;
 /// Largest manifest fetched (as the edge accepts on push).
 const MANIFEST_MAX_BYTES: usize = crate::handlers::manifests::MANIFEST_MAX_BYTES;
@@ -334,7 +334,8 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
         // flight are answered with the digest known until now, so a hot tag costs one HEAD per
         // tag_ttl_seconds, not one per request.
         // After a failed one, the stale answer (and its warning) stands for a while: a hung
-        // upstream costs one timeout per STALE_RETRY_SECONDS, not one per request.
+        // upstream costs one timeout per STALE_RETRY_SECONDS (or tag lifetime), not one per
+        // request.
         let marker = Self::key(&target, "revalidating", &format!("{}:{tag}", target.name));
         if let Some((digest, _)) = &known {
             if let Some(state) = self.cache.get_local(&marker).await {
@@ -353,9 +354,8 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
         match stale {
             Some(warning) => {
                 let state = format!("stale:{warning}");
-                self.cache
-                    .put_local(&marker, state.as_bytes(), STALE_RETRY_SECONDS)
-                    .await;
+                let retry = STALE_RETRY_SECONDS.min(upstream.tag_ttl_seconds).max(1);
+                self.cache.put_local(&marker, state.as_bytes(), retry).await;
             }
             None => self.cache.delete_local(&marker).await,
         }

@@ -171,6 +171,24 @@ impl ObjectStore for Store {
         }
     }
 
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        match &self.backend {
+            StoreBackend::S3(s) => within(self.timeout, s.put(key, bytes)).await,
+            StoreBackend::R2(s) => within(self.timeout, s.put(key, bytes)).await,
+            StoreBackend::None => Err(StoreError(
+                "STORAGE_BACKEND=none: no storage to write".into(),
+            )),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            StoreBackend::S3(s) => within(self.timeout, s.delete(key)).await,
+            StoreBackend::R2(s) => within(self.timeout, s.delete(key)).await,
+            StoreBackend::None => Ok(()),
+        }
+    }
+
     /// S3 presigns its own; the R2 binding cannot, so R2's S3 API (the S3 settings) signs them.
     fn download_url(&self, key: &str, expires: std::time::Duration, now: u64) -> Option<url::Url> {
         match &self.backend {
@@ -230,7 +248,12 @@ async fn storage_suite(env: &Env) -> http::Response<Vec<u8>> {
     if let Err(e) = futures::future::try_join_all(puts).await {
         return answer(500, e);
     }
-    match crate::storage::suite::run(&r2::R2Store::new(bucket)).await {
+    let store = r2::R2Store::new(bucket);
+    let checked = match crate::storage::suite::run(&store).await {
+        Ok(()) => crate::storage::suite::run_writes(&store).await,
+        failed => failed,
+    };
+    match checked {
         Ok(()) => answer(200, "the storage suite passed on the R2 binding".into()),
         Err(e) => answer(
             500,

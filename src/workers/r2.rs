@@ -48,6 +48,22 @@ impl ObjectStore for R2Store {
         Ok(object.map(|o| o.size()))
     }
 
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.bucket
+            .put(key, bytes)
+            .execute()
+            .await
+            .map(|_| ())
+            .map_err(|e| r2_error("put", key, e))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.bucket
+            .delete(key)
+            .await
+            .map_err(|e| r2_error("delete", key, e))
+    }
+
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut dirs = Vec::new();
         let mut cursor: Option<String> = None;

@@ -412,5 +412,6 @@ def test_a_stopped_upstream_serves_what_the_edge_knows(mirror, upstream):
         assert "basic.test" in r.json()["errors"][0]["message"]
     finally:
         lib(f"start_origin upstream-basic {port}")
+    time.sleep(2.2)                      # the stale answer stands for the tag's lifetime
     r = manifest(mirror, "basic.test/library/busybox", "a")
     assert r.status_code == 200 and warnings_of(r) == ""

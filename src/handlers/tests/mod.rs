@@ -171,6 +171,12 @@ impl crate::storage::ObjectStore for &MemoryStore {
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, crate::storage::StoreError> {
         (**self).list_dirs(prefix).await
     }
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), crate::storage::StoreError> {
+        crate::storage::ObjectStore::put(*self, key, bytes).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), crate::storage::StoreError> {
+        crate::storage::ObjectStore::delete(*self, key).await
+    }
     fn download_url(&self, key: &str, expires: Duration, now: u64) -> Option<url::Url> {
         (**self).download_url(key, expires, now)
     }
