@@ -42,6 +42,8 @@ const MANIFEST_MAX_BYTES: usize = crate::handlers::manifests::MANIFEST_MAX_BYTES
 const LIST_MAX_BYTES: usize = 4 << 20;
 /// Tag-list pages followed.
 const MAX_TAG_PAGES: usize = 20;
+/// Referrers pages followed.
+const MAX_REFERRER_PAGES: usize = 10;
 
 /// The upstreams, as one request reads them.
 pub struct UpstreamContent<'a, H, C> {
@@ -622,47 +624,44 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
             return Ok(cached);
         }
         let client = self.client(target.upstream);
-        let answer = client
-            .send(
-                Method::GET,
-                &format!("/v2/{}/referrers/{subject}", target.name),
-                &target.name,
-                &[],
-            )
-            .await?;
-        let found = match answer.status() {
-            StatusCode::OK => {
-                let body = client
-                    .read(answer.into_body(), LIST_MAX_BYTES, "referrers")
-                    .await?;
-                let index: ReferrersIndex = serde_json::from_slice(&body).map_err(|_| {
-                    Error::new(ErrorCode::UpstreamError).with_message(format!(
-                        "the upstream registry {} sent referrers of {} that are not an index",
-                        target.upstream.label(),
-                        target.name
-                    ))
-                })?;
-                index
-                    .manifests
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|d| {
-                        d.get("digest")
-                            .and_then(Value::as_str)
-                            .is_some_and(|d| d.parse::<Digest>().is_ok())
-                    })
-                    .collect()
+        let base = format!("/v2/{}/referrers/{subject}", target.name);
+        let mut path = base.clone();
+        let mut found = Vec::new();
+        for _ in 0..MAX_REFERRER_PAGES {
+            let answer = client.send(Method::GET, &path, &target.name, &[]).await?;
+            match answer.status() {
+                StatusCode::OK => {}
+                // An upstream without the referrers API has none to tell.
+                StatusCode::NOT_FOUND => {
+                    self.http.discard(answer.into_body());
+                    break;
+                }
+                status => {
+                    self.http.discard(answer.into_body());
+                    return Err(Self::unexpected(&target, status, "the referrers"));
+                }
             }
-            // An upstream without the referrers API has none to tell.
-            StatusCode::NOT_FOUND => {
-                self.http.discard(answer.into_body());
-                Vec::new()
+            let next = next_page(&answer, &target.upstream.url, &base);
+            let body = client
+                .read(answer.into_body(), LIST_MAX_BYTES, "referrers")
+                .await?;
+            let index: ReferrersIndex = serde_json::from_slice(&body).map_err(|_| {
+                Error::new(ErrorCode::UpstreamError).with_message(format!(
+                    "the upstream registry {} sent referrers of {} that are not an index",
+                    target.upstream.label(),
+                    target.name
+                ))
+            })?;
+            found.extend(index.manifests.unwrap_or_default().into_iter().filter(|d| {
+                d.get("digest")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| d.parse::<Digest>().is_ok())
+            }));
+            match next {
+                Some(next) => path = next,
+                None => break,
             }
-            status => {
-                self.http.discard(answer.into_body());
-                return Err(Self::unexpected(&target, status, "the referrers"));
-            }
-        };
+        }
         self.cache
             .put(
                 &cache_key,
@@ -686,6 +685,31 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
     fn warnings(&self) -> Vec<String> {
         std::mem::take(&mut self.warnings.borrow_mut())
     }
+}
+
+/// The next page of `base` an answer's `Link: <...>; rel="next"` names: the same path on the
+/// upstream, with its query rebuilt from the parsed pairs; `None` for anything else.
+fn next_page<B>(answer: &Response<B>, upstream: &Url, base: &str) -> Option<String> {
+    let link = answer.headers().get(header::LINK)?.to_str().ok()?;
+    let (target, params) = link.trim().strip_prefix('<')?.split_once('>')?;
+    if !params.split(';').any(|p| {
+        let p = p.trim().replace(' ', "");
+        p == "rel=\"next\"" || p == "rel=next"
+    }) {
+        return None;
+    }
+    let url = upstream.join(base).ok()?.join(target).ok()?;
+    if url.origin() != upstream.origin() || url.path() != base {
+        return None;
+    }
+    let query = crate::query::encode(
+        url.query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )?;
+    Some(format!("{base}?{query}"))
 }
 
 /// `bytes <start>-<end>/<size>` (or `*/<size>` for a 416), rebuilt from its numbers.

@@ -143,6 +143,30 @@ fn registries(
                     _ => answer(200, &[("content-length", "5")], b"hello"),
                 }
             }
+            Some(p) if p.starts_with("referrers/sha256:eeee") => {
+                let d = |c: &str| format!("sha256:{}", c.repeat(64));
+                let page = |digest: String| {
+                    serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 1}]}))
+                    .unwrap()
+                };
+                let query = uri.query().unwrap_or("");
+                if query.contains("last=2") {
+                    // A Link elsewhere is not followed.
+                    answer(
+                        200,
+                        &[("link", "<https://evil.example/x?last=3>; rel=\"next\"")],
+                        &page(d("2")),
+                    )
+                } else if query.contains("last=1") {
+                    let next = format!("</v2/acme/app/{p}?last=2&n=1>; rel=\"next\"");
+                    answer(200, &[("link", &next)], &page(d("1")))
+                } else {
+                    let next =
+                        format!("<https://registry.example/v2/acme/app/{p}?last=1>; rel=\"next\"");
+                    answer(200, &[("link", &next)], &page(d("0")))
+                }
+            }
             Some(p) if p.starts_with("referrers/") => answer(404, JSON, b"{}"),
             _ => answer(404, JSON, br#"{"errors": [{"code": "MANIFEST_UNKNOWN"}]}"#),
         }
@@ -809,4 +833,31 @@ fn writes_drop_what_the_edge_kept_of_a_fronted_repository() {
     assert_eq!(get(&app, &uri).status(), 200);
     assert_eq!(head(&app), 200);
     assert_eq!(hosts(&f).len(), count + 2, "{:?}", hosts(&f));
+}
+
+#[test]
+fn referrers_pages_are_followed_on_the_upstream_only() {
+    let (f, _) = fixture();
+    let app = f.app();
+    let subject = format!("sha256:{}", "e".repeat(64));
+    let r = get(&app, &format!("/v2/hub.test/acme/app/referrers/{subject}"));
+    assert_eq!(r.status(), 200);
+    let digests: Vec<String> = json_body(&r)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap()[7..8].to_owned())
+        .collect();
+    assert_eq!(digests, ["0", "1", "2"]);
+    assert!(hosts(&f).iter().all(|h| !h.contains("evil.example")));
+    let pages: Vec<String> = f
+        .upstream
+        .sent
+        .borrow()
+        .iter()
+        .filter(|(_, u, h)| u.contains("/referrers/") && h.get("authorization").is_some())
+        .map(|(_, u, _)| u.clone())
+        .collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(pages[2].ends_with("?last=2&n=1"), "{pages:?}");
 }
