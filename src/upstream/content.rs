@@ -154,17 +154,7 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
         };
         if !digest.verifies(&manifest.bytes) {
             // Refused, and nothing kept: the next read asks again.
-            return Err(Error::new(ErrorCode::UpstreamError)
-                .with_message(format!(
-                    "the upstream registry {} sent a manifest for {}@{digest} whose bytes do not \
-                     match that digest",
-                    target.upstream.label(),
-                    target.name
-                ))
-                .with_detail(serde_json::json!({
-                    "digest": digest.to_string(),
-                    "content": Digest::sha256(&manifest.bytes).to_string(),
-                })));
+            return Err(mismatch(target, digest, &manifest));
         }
         self.cache
             .put(&cache_key, &manifest.encode(), IMMUTABLE_SECONDS)
@@ -182,6 +172,29 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
         known: Option<(Digest, u64)>,
     ) -> Result<Option<Digest>> {
         let upstream = target.upstream;
+        if known.is_none() {
+            // Nothing known: one GET by tag brings the digest and the manifest the client asks
+            // for next (a HEAD first would cost a round trip more, and the GET counts against
+            // Docker Hub's limits either way).
+            return match self.fetch_manifest(target, tag.as_str()).await? {
+                Some((manifest, said)) => {
+                    let digest = Digest::sha256(&manifest.bytes);
+                    if let Some(said) = said
+                        && said.algorithm() == Algorithm::Sha256
+                        && said != digest
+                    {
+                        return Err(mismatch(target, &said, &manifest));
+                    }
+                    let key = Self::key(target, "manifest", &format!("{}@{digest}", target.name));
+                    self.cache
+                        .put(&key, &manifest.encode(), IMMUTABLE_SECONDS)
+                        .await;
+                    self.keep_tag(cache_key, &digest, upstream).await;
+                    Ok(Some(digest))
+                }
+                None => Ok(None),
+            };
+        }
         let client = self.client(upstream);
         let path = format!("/v2/{}/manifests/{tag}", target.name);
         let checked = client
@@ -226,6 +239,13 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
             }
             Err(error) => return self.stale(target, tag, known, error),
         };
+        self.keep_tag(cache_key, &digest, upstream).await;
+        Ok(Some(digest))
+    }
+
+    /// Keeps what a tag is now, as of now: answered for its lifetime, and as the last known
+    /// digest for `STALE_SECONDS` past it.
+    async fn keep_tag(&self, cache_key: &str, digest: &Digest, upstream: &Upstream) {
         let entry = format!("{digest} {}", self.now);
         self.cache
             .put(
@@ -234,7 +254,6 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
                 upstream.tag_ttl_seconds + STALE_SECONDS,
             )
             .await;
-        Ok(Some(digest))
     }
 
     /// The answer when the upstream could not say what `tag` is: the last digest known, with a
@@ -284,6 +303,21 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
     fn warn(&self, text: String) {
         self.warnings.borrow_mut().push(text);
     }
+}
+
+/// The refusal of a manifest whose bytes are not the digest it was fetched by (or said to be).
+fn mismatch(target: &Target<'_>, digest: &Digest, manifest: &Manifest) -> Error {
+    Error::new(ErrorCode::UpstreamError)
+        .with_message(format!(
+            "the upstream registry {} sent a manifest for {}@{digest} whose bytes do not match \
+             that digest",
+            target.upstream.label(),
+            target.name
+        ))
+        .with_detail(serde_json::json!({
+            "digest": digest.to_string(),
+            "content": Digest::sha256(&manifest.bytes).to_string(),
+        }))
 }
 
 /// `Docker-Content-Digest`, when it is a digest.

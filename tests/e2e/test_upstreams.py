@@ -338,13 +338,17 @@ def test_an_edge_without_storage_fronts_the_origin(front, origin, tmp_path):
 # --- faults ------------------------------------------------------------------------------------
 
 def test_a_tampered_manifest_is_refused_and_not_kept(mirror, faulty):
-    # Manifests fetched by digest come back with other bytes: the tag's HEAD names the digest,
-    # the manifest does not match it.
+    # Manifests come back with other bytes than the digest the upstream names for them.
     fake("mode?set=tamper")
     r = manifest(mirror, "faulty.test/multi/arch", "latest")
     assert r.status_code == 502, r.text
     assert error_codes(r) == ["UPSTREAM_ERROR"]
     assert "do not match that digest" in r.json()["errors"][0]["message"]
+    # By digest too.
+    digest = raw_digest(Registry("upstream", env("UPSTREAM_BASIC"), tls=False, auth=BASIC),
+                        "multi/arch:latest")
+    r = manifest(mirror, "faulty.test/multi/arch", digest)
+    assert r.status_code == 502 and error_codes(r) == ["UPSTREAM_ERROR"], r.text
     # Nothing was kept: once the upstream behaves, the right bytes are served.
     fake("mode?set=pass")
     r = manifest(mirror, "faulty.test/multi/arch", "latest")
@@ -360,7 +364,7 @@ def test_a_token_realm_elsewhere_gets_nothing(mirror, faulty, mode, host):
     assert r.status_code == 502, r.text
     assert host in r.json()["errors"][0]["message"]
     assert fake("recorded") == [], "the realm received a request"
-    assert any(line.startswith("HEAD /v2/library/busybox/manifests/c") for line in fake("log"))
+    assert any(line.startswith("GET /v2/library/busybox/manifests/c") for line in fake("log"))
 
 
 def test_a_rate_limited_upstream_is_not_asked_before_retry_after(mirror, faulty):

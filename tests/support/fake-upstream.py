@@ -8,7 +8,8 @@ Authorization, Accept and Range headers), unless told to misbehave:
 
   GET /_control/mode?set=pass            forward (the default)
   GET /_control/mode?set=429&retry_after=N   answer every /v2/ request 429 with Retry-After: N
-  GET /_control/mode?set=tamper          forward, but change the bytes of manifests fetched by digest
+  GET /_control/mode?set=tamper          forward, but change the bytes of manifests (their
+                                         Docker-Content-Digest left as it was)
   GET /_control/mode?set=foreign         answer every /v2/ request 401 with a Bearer challenge whose
                                          realm is on another host (127.0.0.2:RECORDER_PORT)
   GET /_control/mode?set=otherport       the same, with the realm on this host's RECORDER_PORT
@@ -96,7 +97,7 @@ class Proxy(Quiet):
         finally:
             conn.close()
         tampered = (mode == "tamper" and self.command == "GET"
-                    and "/manifests/sha256:" in url.path and resp.status == 200)
+                    and "/manifests/" in url.path and resp.status == 200)
         if tampered:
             body = body.replace(b"{", b"{ ", 1)
         out = [(k, v) for k, v in resp.getheaders()
