@@ -14,6 +14,26 @@ use crate::query::Query;
 use crate::reference::{Digest, Name, Reference, Tag};
 use crate::route::{Page, Route};
 
+/// The `name` of an operation's repository, as `Some(&name)` or `Some(&mut name)` after `self`.
+macro_rules! repository_name {
+    ($operation:expr) => {{
+        use Operation::*;
+        match $operation {
+            ApiVersion | Catalog { .. } => None,
+            ListTags { name, .. }
+            | GetManifest { name, .. }
+            | PutManifest { name, .. }
+            | DeleteManifest { name, .. }
+            | HeadBlob { name, .. }
+            | GetBlob { name, .. }
+            | DeleteBlob { name, .. }
+            | StartUpload { name, .. }
+            | Upload { name, .. }
+            | Referrers { name, .. } => Some(name),
+        }
+    }};
+}
+
 /// One request of the registry API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -196,39 +216,13 @@ impl Operation {
 
     /// The repository the operation addresses, if any.
     pub fn name(&self) -> Option<&Name> {
-        use Operation::*;
-        match self {
-            ApiVersion | Catalog { .. } => None,
-            ListTags { name, .. }
-            | GetManifest { name, .. }
-            | PutManifest { name, .. }
-            | DeleteManifest { name, .. }
-            | HeadBlob { name, .. }
-            | GetBlob { name, .. }
-            | DeleteBlob { name, .. }
-            | StartUpload { name, .. }
-            | Upload { name, .. }
-            | Referrers { name, .. } => Some(name),
-        }
+        repository_name!(self)
     }
 
-    /// The repository the operation addresses, to be renamed (containerd's `?ns=`, before
-    /// anything is checked).
+    /// The repository the operation addresses, to be renamed (containerd's `?ns=`, Docker Hub's
+    /// short names), before anything is checked.
     pub fn name_mut(&mut self) -> Option<&mut Name> {
-        use Operation::*;
-        match self {
-            ApiVersion | Catalog { .. } => None,
-            ListTags { name, .. }
-            | GetManifest { name, .. }
-            | PutManifest { name, .. }
-            | DeleteManifest { name, .. }
-            | HeadBlob { name, .. }
-            | GetBlob { name, .. }
-            | DeleteBlob { name, .. }
-            | StartUpload { name, .. }
-            | Upload { name, .. }
-            | Referrers { name, .. } => Some(name),
-        }
+        repository_name!(self)
     }
 
     /// What the caller must hold. The challenge's scope is this need's (`Need::scope`).

@@ -300,6 +300,51 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
         Ok(location)
     }
 
+    /// The bodies of a paginated list at `base` (`?query` on the first page), each next page
+    /// where the answer's `Link` says (on the upstream only), at most `max` pages; none for a
+    /// 404.
+    async fn pages(
+        &self,
+        target: &Target<'a>,
+        base: &str,
+        query: &str,
+        max: usize,
+        what: &str,
+    ) -> Result<Vec<Vec<u8>>> {
+        let client = self.client(target.upstream);
+        let mut path = if query.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{query}")
+        };
+        let mut bodies = Vec::new();
+        for _ in 0..max {
+            let answer = client.send(Method::GET, &path, &target.name, &[]).await?;
+            match answer.status() {
+                StatusCode::OK => {}
+                StatusCode::NOT_FOUND => {
+                    client.discard(answer);
+                    break;
+                }
+                status => {
+                    client.discard(answer);
+                    return Err(Self::unexpected(target, status, what));
+                }
+            }
+            let next = next_page(&answer, &target.upstream.url, base);
+            bodies.push(
+                client
+                    .read(answer.into_body(), LIST_MAX_BYTES, what)
+                    .await?,
+            );
+            match next {
+                Some(next) => path = next,
+                None => break,
+            }
+        }
+        Ok(bodies)
+    }
+
     fn warn(&self, text: String) {
         self.warnings.borrow_mut().push(text);
     }
@@ -577,31 +622,12 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
         {
             return Ok(tags);
         }
-        let client = self.client(target.upstream);
+        let base = format!("/v2/{}/tags/list", target.name);
         let mut tags: Vec<String> = Vec::new();
-        let mut last: Option<String> = None;
-        for _ in 0..MAX_TAG_PAGES {
-            let mut path = format!("/v2/{}/tags/list?n=1000", target.name);
-            if let Some(last) = &last {
-                path.push_str("&last=");
-                path.extend(url::form_urlencoded::byte_serialize(last.as_bytes()));
-            }
-            let answer = client.send(Method::GET, &path, &target.name, &[]).await?;
-            match answer.status() {
-                StatusCode::OK => {}
-                StatusCode::NOT_FOUND => {
-                    self.http.discard(answer.into_body());
-                    break;
-                }
-                status => {
-                    self.http.discard(answer.into_body());
-                    return Err(Self::unexpected(&target, status, "the tags"));
-                }
-            }
-            let more = answer.headers().contains_key(header::LINK);
-            let body = client
-                .read(answer.into_body(), LIST_MAX_BYTES, "a tag list")
-                .await?;
+        for body in self
+            .pages(&target, &base, "n=1000", MAX_TAG_PAGES, "a tag list")
+            .await?
+        {
             let page: TagList = serde_json::from_slice(&body).map_err(|_| {
                 Error::new(ErrorCode::UpstreamError).with_message(format!(
                     "the upstream registry {} sent a tag list of {} that is not one",
@@ -609,20 +635,12 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
                     target.name
                 ))
             })?;
-            let page: Vec<String> = page
-                .tags
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|t| t.parse::<Tag>().is_ok())
-                .collect();
-            let next = page.iter().max().cloned();
-            tags.extend(page);
-            // The next page starts after this page's last tag (its `Link` says where; the edge
-            // asks for it by `last` itself, from what it parsed).
-            match next {
-                Some(next) if more && last.as_ref() != Some(&next) => last = Some(next),
-                _ => break,
-            }
+            tags.extend(
+                page.tags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|t| t.parse::<Tag>().is_ok()),
+            );
         }
         tags.sort();
         tags.dedup();
@@ -657,28 +675,13 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
         {
             return Ok(cached);
         }
-        let client = self.client(target.upstream);
         let base = format!("/v2/{}/referrers/{subject}", target.name);
-        let mut path = base.clone();
         let mut found = Vec::new();
-        for _ in 0..MAX_REFERRER_PAGES {
-            let answer = client.send(Method::GET, &path, &target.name, &[]).await?;
-            match answer.status() {
-                StatusCode::OK => {}
-                // An upstream without the referrers API has none to tell.
-                StatusCode::NOT_FOUND => {
-                    self.http.discard(answer.into_body());
-                    break;
-                }
-                status => {
-                    self.http.discard(answer.into_body());
-                    return Err(Self::unexpected(&target, status, "the referrers"));
-                }
-            }
-            let next = next_page(&answer, &target.upstream.url, &base);
-            let body = client
-                .read(answer.into_body(), LIST_MAX_BYTES, "referrers")
-                .await?;
+        // An upstream without the referrers API (a 404) has none to tell.
+        for body in self
+            .pages(&target, &base, "", MAX_REFERRER_PAGES, "referrers")
+            .await?
+        {
             let index: ReferrersIndex = serde_json::from_slice(&body).map_err(|_| {
                 Error::new(ErrorCode::UpstreamError).with_message(format!(
                     "the upstream registry {} sent referrers of {} that are not an index",
@@ -691,10 +694,6 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
                     .and_then(Value::as_str)
                     .is_some_and(|d| d.parse::<Digest>().is_ok())
             }));
-            match next {
-                Some(next) => path = next,
-                None => break,
-            }
         }
         self.cache
             .put(

@@ -44,27 +44,32 @@ impl ClientBody for Incoming<'_> {
             .get_reader()
             .dyn_into()
             .map_err(|_| "body reader".to_owned())?;
-        let mut bytes = Vec::new();
-        loop {
-            let chunk = JsFuture::from(reader.read()).await.map_err(js_error)?;
-            if Reflect::get(&chunk, &"done".into())
-                .map_err(js_error)?
-                .as_bool()
-                .unwrap_or(true)
-            {
-                return Ok(Some(bytes));
-            }
-            let value: Uint8Array = Reflect::get(&chunk, &"value".into())
-                .map_err(js_error)?
-                .unchecked_into();
-            if bytes.len() + value.length() as usize > limit {
-                let _ = reader.cancel();
-                return Ok(None);
-            }
-            let start = bytes.len();
-            bytes.resize(start + value.length() as usize, 0);
-            value.copy_to(&mut bytes[start..]);
+        read_limited(&reader, limit).await.map_err(js_error)
+    }
+}
+
+/// What `reader` yields, whole, or `None` (the stream cancelled) once it is longer than `limit`.
+pub(crate) async fn read_limited(
+    reader: &web_sys::ReadableStreamDefaultReader,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, JsValue> {
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await?;
+        if Reflect::get(&chunk, &"done".into())?
+            .as_bool()
+            .unwrap_or(true)
+        {
+            return Ok(Some(bytes));
         }
+        let value: Uint8Array = Reflect::get(&chunk, &"value".into())?.unchecked_into();
+        if bytes.len() + value.length() as usize > limit {
+            let _ = reader.cancel();
+            return Ok(None);
+        }
+        let start = bytes.len();
+        bytes.resize(start + value.length() as usize, 0);
+        value.copy_to(&mut bytes[start..]);
     }
 }
 
@@ -146,7 +151,7 @@ impl Origin for WorkerOrigin<'_> {
     }
 }
 
-fn js_error(e: JsValue) -> String {
+pub(crate) fn js_error(e: JsValue) -> String {
     e.as_string()
         .or_else(|| js_sys::JSON::stringify(&e).ok().map(String::from))
         .unwrap_or_else(|| "JS error".into())

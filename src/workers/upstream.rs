@@ -6,7 +6,6 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
@@ -45,11 +44,7 @@ async fn within<T>(
 }
 
 fn unreachable(e: wasm_bindgen::JsValue) -> OriginError {
-    OriginError::Unreachable(
-        e.as_string()
-            .or_else(|| js_sys::JSON::stringify(&e).ok().map(String::from))
-            .unwrap_or_else(|| "fetch failed".into()),
-    )
+    OriginError::Unreachable(super::origin::js_error(e))
 }
 
 impl UpstreamHttp for WorkerUpstream {
@@ -130,27 +125,9 @@ impl UpstreamHttp for WorkerUpstream {
                 let _ = cancel.cancel();
             },
             async {
-                let mut bytes = Vec::new();
-                loop {
-                    let chunk = JsFuture::from(reader.read()).await.map_err(unreachable)?;
-                    let done = Reflect::get(&chunk, &"done".into())
-                        .map_err(unreachable)?
-                        .as_bool()
-                        .unwrap_or(true);
-                    if done {
-                        return Ok(Some(bytes));
-                    }
-                    let value: Uint8Array = Reflect::get(&chunk, &"value".into())
-                        .map_err(unreachable)?
-                        .unchecked_into();
-                    if bytes.len() + value.length() as usize > limit {
-                        let _ = reader.cancel();
-                        return Ok(None);
-                    }
-                    let start = bytes.len();
-                    bytes.resize(start + value.length() as usize, 0);
-                    value.copy_to(&mut bytes[start..]);
-                }
+                super::origin::read_limited(&reader, limit)
+                    .await
+                    .map_err(unreachable)
             },
         )
         .await

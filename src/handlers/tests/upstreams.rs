@@ -124,9 +124,18 @@ fn registries(
             Some(p) if p == format!("manifests/{digest}") => {
                 answer(200, &manifest_headers, &b.served)
             }
+            Some("tags/list") if uri.query().unwrap_or("").contains("last=v1") => {
+                answer(200, JSON, br#"{"name": "acme/app", "tags": ["v2"]}"#)
+            }
             Some("tags/list") => answer(
                 200,
-                JSON,
+                &[
+                    ("content-type", "application/json"),
+                    (
+                        "link",
+                        "</v2/acme/app/tags/list?last=v1&n=1000>; rel=\"next\"",
+                    ),
+                ],
                 br#"{"name": "acme/app", "tags": ["v1", "Bad Tag", "v0"]}"#,
             ),
             Some(p) if p.starts_with("blobs/sha256:aaaa") => {
@@ -657,8 +666,8 @@ fn tag_lists_and_referrers_come_from_the_upstream() {
     assert_eq!(r.status(), 200);
     assert_eq!(
         json_body(&r),
-        json!({"name": "hub.test/acme/app", "tags": ["v0", "v1"]}),
-        "sorted, invalid tags dropped, the edge's name"
+        json!({"name": "hub.test/acme/app", "tags": ["v0", "v1", "v2"]}),
+        "every page (its Link followed), sorted, invalid tags dropped, the edge's name"
     );
     let (_, digest) = upstream_manifest();
     let r = get(&app, &format!("/v2/hub.test/acme/app/referrers/{digest}"));
