@@ -222,7 +222,10 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
                                 .await;
                             digest
                         }
-                        Ok(None) => return Ok(None),
+                        Ok(None) => {
+                            self.cache.delete(cache_key).await;
+                            return Ok(None);
+                        }
                         Err(error) => return self.stale(target, tag, known, error),
                     },
                 }
@@ -310,19 +313,22 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
         query: &str,
         max: usize,
         what: &str,
-    ) -> Result<Vec<Vec<u8>>> {
+        mut each: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         let client = self.client(target.upstream);
         let mut path = if query.is_empty() {
             base.to_owned()
         } else {
             format!("{base}?{query}")
         };
-        let mut bodies = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         for _ in 0..max {
+            seen.insert(path.clone());
             let answer = client.send(Method::GET, &path, &target.name, &[]).await?;
             match answer.status() {
                 StatusCode::OK => {}
-                StatusCode::NOT_FOUND => {
+                // None at all (a 404 on a later page is a list cut short: an error).
+                StatusCode::NOT_FOUND if seen.len() == 1 => {
                     client.discard(answer);
                     break;
                 }
@@ -332,17 +338,18 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
                 }
             }
             let next = next_page(&answer, &target.upstream.url, base);
-            bodies.push(
-                client
+            // Each page is read, parsed and let go before the next is asked for.
+            each(
+                &client
                     .read(answer.into_body(), LIST_MAX_BYTES, what)
                     .await?,
-            );
+            )?;
             match next {
-                Some(next) => path = next,
-                None => break,
+                Some(next) if !seen.contains(&next) => path = next,
+                _ => break,
             }
         }
-        Ok(bodies)
+        Ok(())
     }
 
     fn warn(&self, text: String) {
@@ -624,24 +631,30 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
         }
         let base = format!("/v2/{}/tags/list", target.name);
         let mut tags: Vec<String> = Vec::new();
-        for body in self
-            .pages(&target, &base, "n=1000", MAX_TAG_PAGES, "a tag list")
-            .await?
-        {
-            let page: TagList = serde_json::from_slice(&body).map_err(|_| {
-                Error::new(ErrorCode::UpstreamError).with_message(format!(
-                    "the upstream registry {} sent a tag list of {} that is not one",
-                    target.upstream.label(),
-                    target.name
-                ))
-            })?;
-            tags.extend(
-                page.tags
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|t| t.parse::<Tag>().is_ok()),
-            );
-        }
+        self.pages(
+            &target,
+            &base,
+            "n=1000",
+            MAX_TAG_PAGES,
+            "a tag list",
+            |body| {
+                let page: TagList = serde_json::from_slice(body).map_err(|_| {
+                    Error::new(ErrorCode::UpstreamError).with_message(format!(
+                        "the upstream registry {} sent a tag list of {} that is not one",
+                        target.upstream.label(),
+                        target.name
+                    ))
+                })?;
+                tags.extend(
+                    page.tags
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|t| t.parse::<Tag>().is_ok()),
+                );
+                Ok(())
+            },
+        )
+        .await?;
         tags.sort();
         tags.dedup();
         self.cache
@@ -678,23 +691,29 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
         let base = format!("/v2/{}/referrers/{subject}", target.name);
         let mut found = Vec::new();
         // An upstream without the referrers API (a 404) has none to tell.
-        for body in self
-            .pages(&target, &base, "", MAX_REFERRER_PAGES, "referrers")
-            .await?
-        {
-            let index: ReferrersIndex = serde_json::from_slice(&body).map_err(|_| {
-                Error::new(ErrorCode::UpstreamError).with_message(format!(
-                    "the upstream registry {} sent referrers of {} that are not an index",
-                    target.upstream.label(),
-                    target.name
-                ))
-            })?;
-            found.extend(index.manifests.unwrap_or_default().into_iter().filter(|d| {
-                d.get("digest")
-                    .and_then(Value::as_str)
-                    .is_some_and(|d| d.parse::<Digest>().is_ok())
-            }));
-        }
+        self.pages(
+            &target,
+            &base,
+            "",
+            MAX_REFERRER_PAGES,
+            "referrers",
+            |body| {
+                let index: ReferrersIndex = serde_json::from_slice(body).map_err(|_| {
+                    Error::new(ErrorCode::UpstreamError).with_message(format!(
+                        "the upstream registry {} sent referrers of {} that are not an index",
+                        target.upstream.label(),
+                        target.name
+                    ))
+                })?;
+                found.extend(index.manifests.unwrap_or_default().into_iter().filter(|d| {
+                    d.get("digest")
+                        .and_then(Value::as_str)
+                        .is_some_and(|d| d.parse::<Digest>().is_ok())
+                }));
+                Ok(())
+            },
+        )
+        .await?;
         self.cache
             .put(
                 &cache_key,
@@ -723,15 +742,15 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
 /// The next page of `base` an answer's `Link: <...>; rel="next"` names: the same path on the
 /// upstream, with its query rebuilt from the parsed pairs; `None` for anything else.
 fn next_page<B>(answer: &Response<B>, upstream: &Url, base: &str) -> Option<String> {
-    let link = answer.headers().get(header::LINK)?.to_str().ok()?;
-    let (target, params) = link.trim().strip_prefix('<')?.split_once('>')?;
-    if !params.split(';').any(|p| {
-        let p = p.trim().replace(' ', "");
-        p == "rel=\"next\"" || p == "rel=next"
-    }) {
-        return None;
-    }
-    let url = upstream.join(base).ok()?.join(target).ok()?;
+    let target = answer
+        .headers()
+        .get_all(header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(link_values)
+        .find(|(_, rels)| rels.iter().any(|r| r.eq_ignore_ascii_case("next")))?
+        .0;
+    let url = upstream.join(base).ok()?.join(&target).ok()?;
     if url.origin() != upstream.origin() || url.path() != base {
         return None;
     }
@@ -743,6 +762,75 @@ fn next_page<B>(answer: &Response<B>, upstream: &Url, base: &str) -> Option<Stri
             .map(|(k, v)| (k.as_str(), v.as_str())),
     )?;
     Some(format!("{base}?{query}"))
+}
+
+/// The link-values of one `Link` header (RFC 8288): each target, and its `rel` types.
+fn link_values(header: &str) -> Vec<(String, Vec<String>)> {
+    let mut values = Vec::new();
+    let mut rest = header;
+    while let Some(start) = rest.find('<') {
+        let Some(end) = rest[start..].find('>') else {
+            break;
+        };
+        let target = rest[start + 1..start + end].to_owned();
+        let after = &rest[start + end + 1..];
+        // The parameters run to the next link-value (a `,` before a `<`) or the end.
+        let params_end = after
+            .find('<')
+            .map_or(after.len(), |i| after[..i].rfind(',').unwrap_or(i));
+        let rels = after[..params_end]
+            .split(';')
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("rel")
+                    .then(|| v.trim().trim_matches('"').to_owned())
+            })
+            .flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        values.push((target, rels));
+        rest = &after[params_end..];
+    }
+    values
+}
+
+#[cfg(test)]
+#[test]
+fn link_headers_name_their_next_page() {
+    let answer = |links: &[&str]| {
+        let mut r = Response::builder();
+        for l in links {
+            r = r.header(header::LINK, *l);
+        }
+        r.body(()).unwrap()
+    };
+    let upstream = Url::parse("https://r.example").unwrap();
+    let base = "/v2/a/tags/list";
+    let next = |links: &[&str]| next_page(&answer(links), &upstream, base);
+    assert_eq!(
+        next(&[
+            r#"</v2/a/tags/list?last=a>; rel="prev", </v2/a/tags/list?last=c&n=2>; rel="next""#
+        ]),
+        Some("/v2/a/tags/list?last=c&n=2".into())
+    );
+    assert_eq!(
+        next(&[
+            r#"</v2/a/tags/list?last=a>; rel="prev""#,
+            r#"<https://r.example/v2/a/tags/list?last=d>; REL="Next""#
+        ]),
+        Some("/v2/a/tags/list?last=d".into())
+    );
+    assert_eq!(next(&[r#"</v2/a/tags/list?last=a>; rel="prev""#]), None);
+    assert_eq!(
+        next(&[r#"<https://evil.example/v2/a/tags/list?last=a>; rel="next""#]),
+        None,
+        "another origin"
+    );
+    assert_eq!(
+        next(&[r#"</v2/b/tags/list?last=a>; rel="next""#]),
+        None,
+        "another path"
+    );
 }
 
 /// `bytes <start>-<end>/<size>` (or `*/<size>` for a 416), rebuilt from its numbers.

@@ -161,12 +161,10 @@ fn registries(
                 };
                 let query = uri.query().unwrap_or("");
                 if query.contains("last=2") {
-                    // A Link elsewhere is not followed.
-                    answer(
-                        200,
-                        &[("link", "<https://evil.example/x?last=3>; rel=\"next\"")],
-                        &page(d("2")),
-                    )
+                    // A Link to the same path on another origin is not followed.
+                    let elsewhere =
+                        format!("<https://evil.example/v2/acme/app/{p}?last=3>; rel=\"next\"");
+                    answer(200, &[("link", &elsewhere)], &page(d("2")))
                 } else if query.contains("last=1") {
                     let next = format!("</v2/acme/app/{p}?last=2&n=1>; rel=\"next\"");
                     answer(200, &[("link", &next)], &page(d("1")))
