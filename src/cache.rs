@@ -34,6 +34,16 @@ pub trait EdgeCache {
     async fn delete_local(&self, key: &str) {
         self.delete(key).await
     }
+
+    /// A number kept as its decimal text (a blob size); `None` when absent or not a number.
+    async fn get_number(&self, key: &str) -> Option<u64> {
+        String::from_utf8(self.get(key).await?).ok()?.parse().ok()
+    }
+
+    async fn put_number(&self, key: &str, number: u64, ttl_seconds: u64) {
+        self.put(key, number.to_string().as_bytes(), ttl_seconds)
+            .await
+    }
 }
 
 /// The cache's keys, in one place.

@@ -402,9 +402,7 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
             return Ok(None);
         };
         let cache_key = key::blob_size(&stored);
-        if let Some(size) = self.cache.get(&cache_key).await
-            && let Some(size) = std::str::from_utf8(&size).ok().and_then(|s| s.parse().ok())
-        {
+        if let Some(size) = self.cache.get_number(&cache_key).await {
             return Ok(Some(size));
         }
         let Some(size) = self.store.head(&self.layout.blob_data(&stored)).await? else {
@@ -413,7 +411,7 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
                 .with_detail(json!({ "name": name.as_str(), "digest": digest.to_string() })));
         };
         self.cache
-            .put(&cache_key, size.to_string().as_bytes(), IMMUTABLE_SECONDS)
+            .put_number(&cache_key, size, IMMUTABLE_SECONDS)
             .await;
         Ok(Some(size))
     }

@@ -152,22 +152,14 @@ impl<H: UpstreamHttp, C: EdgeCache> Client<'_, H, C> {
         self.discard(answer);
         let until = self.now + seconds;
         self.cache
-            .put(
-                &self.key("backoff", ""),
-                until.to_string().as_bytes(),
-                seconds,
-            )
+            .put_number(&self.key("backoff", ""), until, seconds)
             .await;
         self.rate_limited(seconds)
     }
 
     /// Refuses to ask while a `429`'s `Retry-After` runs.
     async fn check_backoff(&self) -> Result<()> {
-        let until = self
-            .cache
-            .get(&self.key("backoff", ""))
-            .await
-            .and_then(|v| String::from_utf8(v).ok()?.parse::<u64>().ok());
+        let until = self.cache.get_number(&self.key("backoff", "")).await;
         match until {
             Some(until) if until > self.now => Err(self.rate_limited(until - self.now)),
             _ => Ok(()),
@@ -263,11 +255,13 @@ impl<H: UpstreamHttp, C: EdgeCache> Client<'_, H, C> {
             // (CVE-2026-33540). Here the realm gets nothing, not even an anonymous request.
             return Err(Error::new(ErrorCode::UpstreamError)
                 .with_message(format!(
-                    "the upstream registry {label} sent its token realm to {}, which is neither \
-                     its own host nor one of the entry's realm_hosts: the edge sends it nothing",
-                    url.host_str().unwrap_or("?")
+                    "the upstream registry {label} named a token realm that is neither its own \
+                     origin nor one of the entry's realm_hosts: the edge sends it nothing"
                 ))
-                .with_log(format!("refused token realm {realm}")));
+                .with_log(format!(
+                    "refused the token realm {realm} of {}",
+                    self.upstream.url
+                )));
         }
         url.query_pairs_mut()
             .extend_pairs(service.map(|s| ("service", s)))

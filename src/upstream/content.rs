@@ -126,13 +126,8 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
         let bytes = client
             .read(answer.into_body(), MANIFEST_MAX_BYTES, "a manifest")
             .await?;
-        let from_bytes = media::manifest_media_type(&bytes).ok_or_else(|| {
-            Error::new(ErrorCode::UpstreamError).with_message(format!(
-                "the upstream registry {} sent a manifest of {} that is not JSON",
-                target.upstream.label(),
-                target.name
-            ))
-        })?;
+        let from_bytes =
+            media::manifest_media_type(&bytes).ok_or_else(|| garbled(target, "a manifest"))?;
         // The upstream's type when it names a manifest type, as the client would have seen it.
         let media_type = content_type
             .filter(|t| media::is_manifest_type(t))
@@ -357,6 +352,16 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
     }
 }
 
+/// The refusal of an answer that is not what it should be (a manifest that is not JSON, a tag
+/// list or referrers index that does not parse).
+fn garbled(target: &Target<'_>, what: &str) -> Error {
+    Error::new(ErrorCode::UpstreamError).with_message(format!(
+        "the upstream registry {} sent {what} of {} that the edge cannot read",
+        target.upstream.label(),
+        target.name
+    ))
+}
+
 /// The refusal of a manifest whose bytes are not the digest it was fetched by (or said to be).
 fn mismatch(target: &Target<'_>, digest: &Digest, manifest: &Manifest) -> Error {
     Error::new(ErrorCode::UpstreamError)
@@ -470,12 +475,7 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
             return Ok(None);
         }
         let cache_key = Self::key(&target, "size", &format!("{}@{digest}", target.name));
-        if let Some(size) = self
-            .cache
-            .get(&cache_key)
-            .await
-            .and_then(|s| String::from_utf8(s).ok()?.parse().ok())
-        {
+        if let Some(size) = self.cache.get_number(&cache_key).await {
             return Ok(Some(size));
         }
         let answer = self
@@ -532,7 +532,7 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
             })?;
         self.http.discard(answer.into_body());
         self.cache
-            .put(&cache_key, size.to_string().as_bytes(), IMMUTABLE_SECONDS)
+            .put_number(&cache_key, size, IMMUTABLE_SECONDS)
             .await;
         Ok(Some(size))
     }
@@ -638,13 +638,8 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
             MAX_TAG_PAGES,
             "a tag list",
             |body| {
-                let page: TagList = serde_json::from_slice(body).map_err(|_| {
-                    Error::new(ErrorCode::UpstreamError).with_message(format!(
-                        "the upstream registry {} sent a tag list of {} that is not one",
-                        target.upstream.label(),
-                        target.name
-                    ))
-                })?;
+                let page: TagList =
+                    serde_json::from_slice(body).map_err(|_| garbled(&target, "a tag list"))?;
                 tags.extend(
                     page.tags
                         .unwrap_or_default()
@@ -698,13 +693,8 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
             MAX_REFERRER_PAGES,
             "referrers",
             |body| {
-                let index: ReferrersIndex = serde_json::from_slice(body).map_err(|_| {
-                    Error::new(ErrorCode::UpstreamError).with_message(format!(
-                        "the upstream registry {} sent referrers of {} that are not an index",
-                        target.upstream.label(),
-                        target.name
-                    ))
-                })?;
+                let index: ReferrersIndex =
+                    serde_json::from_slice(body).map_err(|_| garbled(&target, "referrers"))?;
                 found.extend(index.manifests.unwrap_or_default().into_iter().filter(|d| {
                     d.get("digest")
                         .and_then(Value::as_str)

@@ -249,10 +249,11 @@ fn entry(
 }
 
 impl Upstream {
-    /// How the upstream is named in messages: its namespace, or its host for the empty prefix.
+    /// How the upstream is named in messages to clients: its namespace, never its URL or host
+    /// (a fronted registry's address is the edge's own business).
     pub fn label(&self) -> &str {
         if self.prefix.is_empty() {
-            self.url.host_str().unwrap_or("the upstream")
+            "this edge fronts"
         } else {
             &self.prefix
         }
@@ -394,10 +395,9 @@ pub fn check_writable(upstreams: &[Upstream], name: &Name) -> Result<(), crate::
             crate::error::ErrorCode::Denied,
         )
         .with_message(format!(
-            "{name} is read-only: the namespace {} mirrors the upstream registry {}, and only it \
-             changes what is there",
-            target.upstream.prefix,
-            target.upstream.url.host_str().unwrap_or("")
+            "{name} is read-only: the namespace {} mirrors an upstream registry, and only that \
+             registry changes what is there",
+            target.upstream.prefix
         ))),
         _ => Ok(()),
     }

@@ -414,9 +414,13 @@ fn a_realm_on_a_foreign_host_gets_nothing() {
     let r = get(&app, "/v2/evil.test/acme/app/manifests/v1");
     assert_eq!(r.status(), 502);
     assert!(
-        error_message(&r).contains("collector.example"),
+        error_message(&r).contains("neither its own origin nor one of the entry's realm_hosts"),
         "{}",
         error_message(&r)
+    );
+    assert!(
+        !error_message(&r).contains("collector.example"),
+        "the realm is for the log"
     );
     let sent = f.upstream.sent.borrow();
     assert!(
@@ -558,7 +562,7 @@ fn mirror_namespaces_are_read_only() {
         assert_eq!(r.status(), 403, "{method} {uri}");
         assert_eq!(error_code(&r), "DENIED");
         assert!(
-            error_message(&r).contains("mirrors the upstream registry registry.example"),
+            error_message(&r).contains("the namespace hub.test mirrors an upstream registry"),
             "{}",
             error_message(&r)
         );
@@ -728,6 +732,22 @@ fn a_fronted_origin_serves_what_storage_lacks_and_writes_refresh_it() {
     assert_eq!(hosts(&f).len(), 1, "{:?}", hosts(&f));
     assert_eq!(get(&app, "/v2/acme/app/manifests/v1").status(), 200);
     assert_eq!(hosts(&f).len(), 1, "kept for tag_ttl_seconds");
+    // The fronted registry's address is never in an answer.
+    f.upstream_answers(|_| Err(OriginError::Unreachable("connection refused".into())));
+    let r = get(&app, "/v2/acme/app/manifests/v9");
+    assert_eq!(r.status(), 502);
+    assert!(!String::from_utf8_lossy(r.body()).contains("origin.example"));
+    assert!(
+        error_message(&r).contains("this edge fronts"),
+        "{}",
+        error_message(&r)
+    );
+    f.upstream_answers(registries(Rc::new(RefCell::new(Behaviour {
+        fail: None,
+        served: upstream_manifest().0,
+        digest_header: true,
+    }))));
+    f.upstream.sent.borrow_mut().clear();
     // A push of the tag through the edge: the next read asks again.
     f.origin_answers(|_| answer(201, &[("docker-content-digest", "sha256:00")], b""));
     let pushed = send_body(
@@ -745,7 +765,7 @@ fn a_fronted_origin_serves_what_storage_lacks_and_writes_refresh_it() {
     );
     assert_eq!(get(&app, "/v2/acme/app/manifests/v1").status(), 200);
     assert_eq!(
-        hosts(&f)[1],
+        hosts(&f)[0],
         "GET http://origin.example/v2/acme/app/manifests/v1"
     );
 }
