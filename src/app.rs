@@ -33,6 +33,8 @@ pub struct App<P: Platform> {
     pub background: P::Background,
     /// Requests to the upstream registries of `UPSTREAMS`.
     pub upstream: P::Upstream,
+    /// The queue of work off the request's path (mirror fills).
+    pub jobs: P::Jobs,
 }
 
 impl<P: Platform> App<P> {
@@ -230,26 +232,40 @@ impl<P: Platform> App<P> {
 
     /// The registry's content, as the reads see it: the edge's storage, then its upstreams.
     pub(crate) fn content(&self) -> ReadSources<'_, P> {
-        use crate::platform::Clock;
-        let now = self.clock.now();
         Sources {
-            own: LayoutContent {
-                store: &self.store,
-                cache: &self.cache,
-                layout: &self.config.layout,
-                tag_cache_seconds: self.config.tag_cache_seconds,
-                blob_base_url: self.config.blob_base_url.as_ref(),
-                presign_seconds: self.config.presign_seconds,
-                now,
-            },
-            upstream: UpstreamContent {
-                upstreams: &self.config.upstreams,
-                http: &self.upstream,
-                cache: &self.cache,
-                now,
-                warnings: Default::default(),
-            },
+            own: self.layout_content(),
+            upstream: self.upstream_content(),
             upstreams: &self.config.upstreams,
+            jobs: &self.jobs,
+            cache: &self.cache,
+            log: self.log,
+            warnings: Default::default(),
+        }
+    }
+
+    /// The edge's storage, as reads see it.
+    pub(crate) fn layout_content(&self) -> LayoutContent<'_, P::Store, P::Cache> {
+        use crate::platform::Clock;
+        LayoutContent {
+            store: &self.store,
+            cache: &self.cache,
+            layout: &self.config.layout,
+            tag_cache_seconds: self.config.tag_cache_seconds,
+            blob_base_url: self.config.blob_base_url.as_ref(),
+            presign_seconds: self.config.presign_seconds,
+            now: self.clock.now(),
+        }
+    }
+
+    /// The upstream registries, as reads see them.
+    pub(crate) fn upstream_content(&self) -> UpstreamContent<'_, P::Upstream, P::Cache> {
+        use crate::platform::Clock;
+        UpstreamContent {
+            upstreams: &self.config.upstreams,
+            http: &self.upstream,
+            cache: &self.cache,
+            now: self.clock.now(),
+            warnings: Default::default(),
         }
     }
 
@@ -275,6 +291,8 @@ pub(crate) type ReadSources<'a, P> = Sources<
     'a,
     LayoutContent<'a, <P as Platform>::Store, <P as Platform>::Cache>,
     UpstreamContent<'a, <P as Platform>::Upstream, <P as Platform>::Cache>,
+    <P as Platform>::Jobs,
+    <P as Platform>::Cache,
 >;
 
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {

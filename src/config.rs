@@ -49,6 +49,8 @@ const fn secret(name: &'static str) -> Setting {
 pub const R2_BINDING: &str = "REGISTRY_BUCKET";
 /// The KV namespace of the registry's records (tokens, scope maps, settings, attributes).
 pub const KV_BINDING: &str = "REGISTRY_KV";
+/// The queue binding (producer and consumer) of work off the request's path: mirror fills.
+pub const QUEUE_BINDING: &str = "REGISTRY_QUEUE";
 
 /// Every variable, secret and binding the edge reads, in one list. `Config::from_lookup` reads
 /// only these; the README's configuration table, `wrangler.toml` and `scripts/lib.sh` are checked
@@ -94,6 +96,11 @@ pub const SETTINGS: &[Setting] = &[
     var("REFRESH_TOKEN_SECONDS", Some("2592000")),
     var("AUTH_CACHE_SECONDS", Some("10")),
     var("UPSTREAMS", None),
+    Setting {
+        name: QUEUE_BINDING,
+        kind: Kind::Binding,
+        default: None,
+    },
 ];
 
 /// Where the edge reads the registry from.
@@ -381,6 +388,17 @@ impl Config {
                  with the empty prefix (\"prefix\": \"\", the registry the edge fronts)"
                     .into(),
             );
+        }
+        if backend == Backend::None
+            && let Some(mirror) = upstreams
+                .iter()
+                .find(|u| u.mode == crate::upstream::Mode::Mirror)
+        {
+            return Err(format!(
+                "UPSTREAMS entry {:?} is a mirror (mode \"mirror\"), which copies into storage: \
+                 STORAGE_BACKEND=none has none",
+                mirror.prefix
+            ));
         }
         Ok(Config {
             upstreams,

@@ -515,14 +515,21 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
 }
 
 /// The content sources of one request, in order: the edge's own storage (`own`), then the
-/// upstream registries (`upstream`). A name under an upstream's namespace (`docker.io/...`) is
-/// the upstream's (a proxy keeps nothing in storage); a name the default upstream serves (Docker's
-/// `registry-mirrors`, or the fronted origin) is the edge's own first, and the upstream's only
-/// where storage has nothing.
-pub struct Sources<'a, O, U> {
+/// upstream registries (`upstream`). A name under a proxy's namespace (`docker.io/...`) is the
+/// upstream's (a proxy keeps nothing in storage); a name under a mirror's namespace is read from
+/// storage first, and what the upstream had to serve is queued to be copied there (`jobs`); a
+/// name the default upstream serves (Docker's `registry-mirrors`, or the fronted origin) is the
+/// edge's own first, and the upstream's only where storage has nothing.
+pub struct Sources<'a, O, U, J, C> {
     pub own: O,
     pub upstream: U,
     pub upstreams: &'a [crate::upstream::Upstream],
+    /// Where mirror fills are queued.
+    pub jobs: &'a J,
+    /// Remembers the fills queued, so that a hot object is queued once.
+    pub cache: &'a C,
+    pub log: fn(&str),
+    pub warnings: std::cell::RefCell<Vec<String>>,
 }
 
 /// Which source answers for a name.
@@ -532,19 +539,129 @@ enum Route {
     Upstream,
     /// Own storage, then the upstream.
     Fallback,
+    /// A mirror's: storage first for what a digest names, the upstream first for what changes
+    /// (tags, lists), with storage as the last known answer; what the upstream served is copied
+    /// into storage.
+    Mirror,
 }
 
-impl<O: Content, U: Content> Sources<'_, O, U> {
+/// How long a queued fill is remembered (it is queued again after that, if storage still lacks
+/// the object: the job finds what is done and does the rest).
+pub const FILL_MARKER_SECONDS: u64 = 600;
+
+impl<O: Content, U: Content, J: crate::jobs::Jobs, C: EdgeCache> Sources<'_, O, U, J, C> {
     fn route(&self, name: &Name) -> Route {
         match crate::upstream::resolve(self.upstreams, name, None) {
             None => Route::Own,
+            Some(target)
+                if target.prefixed
+                    && target.allowed
+                    && target.upstream.mode == crate::upstream::Mode::Mirror =>
+            {
+                Route::Mirror
+            }
             Some(target) if target.prefixed => Route::Upstream,
             Some(_) => Route::Fallback,
         }
     }
+
+    /// Queues `job` unless it was queued within `FILL_MARKER_SECONDS` (by this location).
+    /// A queue that cannot take it is logged, never the client's failure.
+    async fn fill(&self, name: &Name, what: &str, job: crate::jobs::Job) {
+        let marker = fill_marker(self.upstreams, name, what);
+        if self.cache.get(&marker).await.is_some() {
+            return;
+        }
+        self.cache.put(&marker, b"1", FILL_MARKER_SECONDS).await;
+        if let Err(e) = self.jobs.enqueue(std::slice::from_ref(&job)).await {
+            self.cache.delete(&marker).await;
+            (self.log)(&format!("mirror fill of {name} {what} not queued: {e}"));
+        }
+    }
+
+    /// A mirror's tag: the upstream's answer, copied into storage when storage says otherwise;
+    /// the tag storage holds when the upstream cannot be asked, with a warning.
+    async fn mirror_tag(&self, name: &Name, tag: &Tag) -> Result<Option<Digest>> {
+        match self.upstream.resolve_tag(name, tag).await {
+            Ok(Some(digest)) => {
+                let what = format!(":{tag}@{digest}");
+                let marker = fill_marker(self.upstreams, name, &what);
+                if self.cache.get(&marker).await.is_none() {
+                    let stored = self.own.resolve_tag(name, tag).await.ok().flatten();
+                    if stored.as_ref() == Some(&digest) {
+                        self.cache.put(&marker, b"1", FILL_MARKER_SECONDS).await;
+                    } else {
+                        let job = crate::jobs::Job::FillManifest {
+                            name: name.to_string(),
+                            digest: digest.to_string(),
+                            tag: Some(tag.to_string()),
+                        };
+                        self.fill(name, &what, job).await;
+                        // The manifest itself is in that job.
+                        let by_digest = fill_marker(self.upstreams, name, &format!("@{digest}"));
+                        self.cache.put(&by_digest, b"1", FILL_MARKER_SECONDS).await;
+                    }
+                }
+                Ok(Some(digest))
+            }
+            Ok(None) => Ok(None),
+            Err(error) if crate::upstream::client::is_transient(&error) => {
+                match self.own.resolve_tag(name, tag).await? {
+                    Some(digest) => {
+                        self.warnings.borrow_mut().push(format!(
+                            "the upstream registry could not be asked about {name}:{tag} ({}); \
+                             this is the digest the mirror stored for the tag, which may be stale",
+                            error.message.as_deref().unwrap_or(error.code.message())
+                        ));
+                        Ok(Some(digest))
+                    }
+                    None => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A mirror's list (tags, referrers): the upstream's, or storage's when the upstream cannot
+    /// be asked.
+    async fn mirror_list<T>(
+        &self,
+        name: &Name,
+        upstream: Result<Vec<T>>,
+        own: impl std::future::Future<Output = Result<Vec<T>>>,
+    ) -> Result<Vec<T>> {
+        match upstream {
+            Err(error) if crate::upstream::client::is_transient(&error) => {
+                let stored = own.await?;
+                if stored.is_empty() {
+                    return Err(error);
+                }
+                self.warnings.borrow_mut().push(format!(
+                    "the upstream registry could not be asked about {name} ({}); this list is \
+                     what the mirror stored, which may be stale",
+                    error.message.as_deref().unwrap_or(error.code.message())
+                ));
+                Ok(stored)
+            }
+            answer => answer,
+        }
+    }
 }
 
-/// `own`'s answer, unless the route falls back and it has none: then `upstream`'s.
+/// The cache key that remembers a fill of `what` in `name` was queued.
+pub(crate) fn fill_marker(
+    upstreams: &[crate::upstream::Upstream],
+    name: &Name,
+    what: &str,
+) -> String {
+    let prefix = crate::upstream::resolve(upstreams, name, None)
+        .map(|t| t.upstream.prefix.as_str())
+        .unwrap_or("");
+    key::upstream(prefix, "fill", &format!("{name}{what}"))
+}
+
+/// `own`'s answer, unless the route falls back and it has none: then `upstream`'s. (A mirror's
+/// routes are spelled out in each method.)
 macro_rules! routed {
     ($self:ident, $name:expr, |$source:ident| $call:expr, $none:expr) => {{
         match $self.route($name) {
@@ -556,7 +673,7 @@ macro_rules! routed {
                 let $source = &$self.upstream;
                 $call
             }
-            Route::Fallback => {
+            Route::Fallback | Route::Mirror => {
                 let found = {
                     let $source = &$self.own;
                     $call
@@ -572,8 +689,13 @@ macro_rules! routed {
     }};
 }
 
-impl<O: Content, U: Content> Content for Sources<'_, O, U> {
+impl<O: Content, U: Content, J: crate::jobs::Jobs, C: EdgeCache> Content
+    for Sources<'_, O, U, J, C>
+{
     async fn resolve_tag(&self, name: &Name, tag: &Tag) -> Result<Option<Digest>> {
+        if self.route(name) == Route::Mirror {
+            return self.mirror_tag(name, tag).await;
+        }
         routed!(
             self,
             name,
@@ -583,6 +705,23 @@ impl<O: Content, U: Content> Content for Sources<'_, O, U> {
     }
 
     async fn manifest(&self, name: &Name, digest: &Digest) -> Result<Option<Manifest>> {
+        if self.route(name) == Route::Mirror {
+            // Storage first; a storage failure is no reason to fail a read the upstream can
+            // answer.
+            if let Ok(Some(found)) = self.own.manifest(name, digest).await {
+                return Ok(Some(found));
+            }
+            let found = self.upstream.manifest(name, digest).await?;
+            if found.is_some() {
+                let job = crate::jobs::Job::FillManifest {
+                    name: name.to_string(),
+                    digest: digest.to_string(),
+                    tag: None,
+                };
+                self.fill(name, &format!("@{digest}"), job).await;
+            }
+            return Ok(found);
+        }
         routed!(
             self,
             name,
@@ -610,6 +749,20 @@ impl<O: Content, U: Content> Content for Sources<'_, O, U> {
         digest: &Digest,
         range: Option<&str>,
     ) -> Result<Option<Download>> {
+        if self.route(name) == Route::Mirror {
+            if let Ok(Some(found)) = self.own.blob_download(name, digest, range).await {
+                return Ok(Some(found));
+            }
+            let found = self.upstream.blob_download(name, digest, range).await?;
+            if found.is_some() {
+                let job = crate::jobs::Job::FillBlob {
+                    name: name.to_string(),
+                    digest: digest.to_string(),
+                };
+                self.fill(name, &format!("@{digest}"), job).await;
+            }
+            return Ok(found);
+        }
         routed!(
             self,
             name,
@@ -619,15 +772,25 @@ impl<O: Content, U: Content> Content for Sources<'_, O, U> {
     }
 
     async fn tags(&self, name: &Name) -> Result<Vec<String>> {
+        if self.route(name) == Route::Mirror {
+            let upstream = self.upstream.tags(name).await;
+            return self.mirror_list(name, upstream, self.own.tags(name)).await;
+        }
         routed!(self, name, |s| s.tags(name).await, Vec::is_empty)
     }
 
-    /// The catalog lists what the edge stores.
+    /// The catalog lists what the edge stores (a mirror's repositories once filled).
     async fn repositories(&self) -> Result<Vec<String>> {
         self.own.repositories().await
     }
 
     async fn referrers(&self, name: &Name, subject: &Digest) -> Result<Vec<Value>> {
+        if self.route(name) == Route::Mirror {
+            let upstream = self.upstream.referrers(name, subject).await;
+            return self
+                .mirror_list(name, upstream, self.own.referrers(name, subject))
+                .await;
+        }
         routed!(
             self,
             name,
@@ -657,6 +820,7 @@ impl<O: Content, U: Content> Content for Sources<'_, O, U> {
     fn warnings(&self) -> Vec<String> {
         let mut warnings = self.own.warnings();
         warnings.extend(self.upstream.warnings());
+        warnings.extend(self.warnings.borrow_mut().drain(..));
         warnings
     }
 }

@@ -86,6 +86,16 @@ impl Layout {
         format!("{}/repositories/{name}/_manifests/tags/", self.root)
     }
 
+    /// The tag's history entry for `digest`, which distribution writes beside `current`.
+    pub fn tag_index_link(&self, name: &Name, tag: &Tag, digest: &Digest) -> String {
+        format!(
+            "{}/repositories/{name}/_manifests/tags/{tag}/index/{}/{}/link",
+            self.root,
+            digest.algorithm().as_str(),
+            digest.hex()
+        )
+    }
+
     pub fn tag_current_link(&self, name: &Name, tag: &Tag) -> String {
         format!(
             "{}/repositories/{name}/_manifests/tags/{tag}/current/link",

@@ -111,7 +111,9 @@ impl<T: UpstreamHttp> UpstreamHttp for &T {
 /// The implementations one deployment of the App runs on, named once: the worker's in
 /// `workers`, in-memory ones in tests.
 pub trait Platform {
-    type Store: crate::storage::ObjectStore;
+    /// Storage, and uploads into it of bodies the upstream streams (mirror fills).
+    type Store: crate::storage::ObjectStore
+        + crate::storage::BlobSink<Body = <Self::Upstream as UpstreamHttp>::Body>;
     type Cache: crate::cache::EdgeCache;
     type Clock: Clock;
     type Origin: crate::origin::Origin;
@@ -119,6 +121,8 @@ pub trait Platform {
     type Kv: KeyValue;
     type Background: Background;
     type Upstream: UpstreamHttp;
+    /// The queue of work off the request's path.
+    type Jobs: crate::jobs::Jobs;
 }
 
 /// Work that may finish after the response is sent: `ctx.waitUntil` on Workers (which ends the

@@ -28,6 +28,64 @@ impl MemoryStore {
     }
 }
 
+/// An upload in progress: the parts so far.
+#[derive(Debug)]
+pub struct MemoryUpload {
+    key: String,
+    bytes: Vec<u8>,
+}
+
+/// Uploads of byte vectors; a part that is not `length` bytes fails, as the runtime's would.
+impl super::BlobSink for MemoryStore {
+    type Body = Vec<u8>;
+    type Upload = MemoryUpload;
+
+    async fn begin(&self, key: &str) -> Result<MemoryUpload, StoreError> {
+        self.calls.borrow_mut().push(format!("begin {key}"));
+        Ok(MemoryUpload {
+            key: key.to_owned(),
+            bytes: Vec::new(),
+        })
+    }
+
+    async fn part(
+        &self,
+        upload: &mut MemoryUpload,
+        body: Vec<u8>,
+        length: u64,
+    ) -> Result<(), StoreError> {
+        self.calls.borrow_mut().push(format!("part {}", upload.key));
+        if body.len() as u64 != length {
+            return Err(StoreError(format!(
+                "part of {}: {} bytes where {length} were due",
+                upload.key,
+                body.len()
+            )));
+        }
+        upload.bytes.extend_from_slice(&body);
+        Ok(())
+    }
+
+    async fn sha256(&self, upload: &mut MemoryUpload) -> Result<String, StoreError> {
+        use sha2::Digest as _;
+        Ok(hex::encode(sha2::Sha256::digest(&upload.bytes)))
+    }
+
+    async fn commit(&self, upload: MemoryUpload) -> Result<(), StoreError> {
+        self.calls
+            .borrow_mut()
+            .push(format!("commit {}", upload.key));
+        self.objects.borrow_mut().insert(upload.key, upload.bytes);
+        Ok(())
+    }
+
+    async fn abort(&self, upload: MemoryUpload) {
+        self.calls
+            .borrow_mut()
+            .push(format!("abort {}", upload.key));
+    }
+}
+
 impl ObjectStore for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.calls.borrow_mut().push(format!("get {key}"));

@@ -82,6 +82,41 @@ pub trait ObjectStore {
     }
 }
 
+/// Writes a large object from a stream the core never reads (an upstream's blob): a multipart
+/// upload whose parts are bodies of the platform's own kind, with the sha256 of everything they
+/// held computed by the runtime as the bytes go by (`crypto.DigestStream` on Workers). The object
+/// exists only once `commit` is called, so a copy that fails or does not verify leaves nothing
+/// behind: S3 and R2 both keep an uncompleted upload out of sight.
+#[allow(async_fn_in_trait)]
+pub trait BlobSink {
+    /// A body streamed from elsewhere.
+    type Body;
+    /// An upload in progress, with the running sha256 of its parts.
+    type Upload;
+
+    /// Starts an upload of the object `key`.
+    async fn begin(&self, key: &str) -> Result<Self::Upload, StoreError>;
+
+    /// Uploads the next part: `body`, which holds `length` bytes (a body that ends early or runs
+    /// over fails the part).
+    async fn part(
+        &self,
+        upload: &mut Self::Upload,
+        body: Self::Body,
+        length: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The sha256 (lowercase hex) of every byte the parts held, in order; after the last part.
+    async fn sha256(&self, upload: &mut Self::Upload) -> Result<String, StoreError>;
+
+    /// Completes the upload: the object exists, whole.
+    async fn commit(&self, upload: Self::Upload) -> Result<(), StoreError>;
+
+    /// Gives the upload up: no object appears. Failures are the store's to clean up (S3's and R2's
+    /// lifecycle rules end abandoned uploads), so none is returned.
+    async fn abort(&self, upload: Self::Upload);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,6 +87,63 @@ impl Presigner {
     }
 }
 
+/// A step of a multipart upload, for `Presigner::multipart_url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Multipart<'a> {
+    /// `POST ?uploads`: starts one; the answer names its upload id.
+    Create,
+    /// `PUT ?partNumber=N&uploadId=ID`: one part (numbered from 1).
+    Part { upload_id: &'a str, number: u16 },
+    /// `POST ?uploadId=ID`, with the parts' ETags as the body (`complete_body`).
+    Complete { upload_id: &'a str },
+    /// `DELETE ?uploadId=ID`.
+    Abort { upload_id: &'a str },
+}
+
+impl Presigner {
+    /// A URL for one step of a multipart upload of `key`.
+    pub fn multipart_url(
+        &self,
+        step: Multipart<'_>,
+        key: &str,
+        expires: Duration,
+        now: u64,
+    ) -> Url {
+        let time = timestamp(now);
+        let credentials = Some(&self.credentials);
+        match step {
+            Multipart::Create => self
+                .bucket
+                .create_multipart_upload(credentials, key)
+                .sign_with_time(expires, &time),
+            Multipart::Part { upload_id, number } => self
+                .bucket
+                .upload_part(credentials, key, number, upload_id)
+                .sign_with_time(expires, &time),
+            Multipart::Complete { upload_id } => self
+                .bucket
+                .complete_multipart_upload(credentials, key, upload_id, std::iter::empty())
+                .sign_with_time(expires, &time),
+            Multipart::Abort { upload_id } => self
+                .bucket
+                .abort_multipart_upload(credentials, key, upload_id)
+                .sign_with_time(expires, &time),
+        }
+    }
+
+    /// The body of a `Complete`: the parts' ETags, in part order.
+    pub fn complete_body(&self, key: &str, upload_id: &str, etags: &[String]) -> String {
+        self.bucket
+            .complete_multipart_upload(
+                Some(&self.credentials),
+                key,
+                upload_id,
+                etags.iter().map(String::as_str),
+            )
+            .body()
+    }
+}
+
 fn timestamp(unix_seconds: u64) -> jiff::Timestamp {
     jiff::Timestamp::from_second(unix_seconds as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }

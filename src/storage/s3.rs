@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::{Method as HttpMethod, Request, StatusCode};
 
-use super::presign::{Method, Presigner};
+use super::presign::{Method, Multipart, Presigner};
 use super::{ObjectStore, StoreError};
 use crate::platform::{Clock, HttpClient};
 
@@ -50,6 +50,76 @@ impl<H: HttpClient, K: Clock> S3Store<H, K> {
             .body(body)
             .map_err(|e| StoreError(format!("building request: {e}")))?;
         self.http.send(request).await.map_err(StoreError)
+    }
+}
+
+/// The steps of a multipart upload around its parts, whose bodies are streams the platform sends
+/// itself (to `part_url`).
+impl<H: HttpClient, K: Clock> S3Store<H, K> {
+    /// Starts a multipart upload of `key`; its upload id.
+    pub async fn start_multipart(&self, key: &str) -> Result<String, StoreError> {
+        let url =
+            self.presigner
+                .multipart_url(Multipart::Create, key, REQUEST_EXPIRY, self.clock.now());
+        let response = self.send(HttpMethod::POST, url).await?;
+        if response.status() != StatusCode::OK {
+            return Err(unexpected("CreateMultipartUpload", key, &response));
+        }
+        let text = String::from_utf8_lossy(response.body());
+        rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
+            .map(|r| r.upload_id().to_owned())
+            .map_err(|e| StoreError(format!("CreateMultipartUpload {key}: {e}")))
+    }
+
+    /// Where part `number` of the upload goes (a `PUT` of exactly the part's bytes), signed for
+    /// `expires`.
+    pub fn part_url(&self, key: &str, upload_id: &str, number: u16, expires: Duration) -> url::Url {
+        self.presigner.multipart_url(
+            Multipart::Part { upload_id, number },
+            key,
+            expires,
+            self.clock.now(),
+        )
+    }
+
+    /// Completes the upload with the parts' ETags, in order.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        etags: &[String],
+    ) -> Result<(), StoreError> {
+        let url = self.presigner.multipart_url(
+            Multipart::Complete { upload_id },
+            key,
+            REQUEST_EXPIRY,
+            self.clock.now(),
+        );
+        let body = self.presigner.complete_body(key, upload_id, etags);
+        let response = self
+            .send_body(HttpMethod::POST, url, body.into_bytes())
+            .await?;
+        // S3 may answer 200 and put the failure in the body.
+        let failed = String::from_utf8_lossy(response.body()).contains("<Error>");
+        if response.status() != StatusCode::OK || failed {
+            return Err(unexpected("CompleteMultipartUpload", key, &response));
+        }
+        Ok(())
+    }
+
+    /// Aborts the upload; its parts are dropped.
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        let url = self.presigner.multipart_url(
+            Multipart::Abort { upload_id },
+            key,
+            REQUEST_EXPIRY,
+            self.clock.now(),
+        );
+        let response = self.send(HttpMethod::DELETE, url).await?;
+        match response.status() {
+            StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(unexpected("AbortMultipartUpload", key, &response)),
+        }
     }
 }
 

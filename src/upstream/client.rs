@@ -183,7 +183,7 @@ impl<H: UpstreamHttp, C: EdgeCache> Client<'_, H, C> {
         ))
     }
 
-    fn transport_error(&self, error: OriginError) -> Error {
+    pub(crate) fn transport_error(&self, error: OriginError) -> Error {
         let label = self.upstream.label();
         match error {
             OriginError::Unreachable(why) => Error::new(ErrorCode::UpstreamUnreachable)

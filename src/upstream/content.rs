@@ -57,7 +57,7 @@ pub struct UpstreamContent<'a, H, C> {
 
 impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
     /// The upstream repository `name` is, when the entry's allow list lets the edge serve it.
-    fn target(&self, name: &Name) -> Option<Target<'a>> {
+    pub(crate) fn target(&self, name: &Name) -> Option<Target<'a>> {
         resolve(self.upstreams, name, None).filter(|t| t.allowed)
     }
 
@@ -345,6 +345,90 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
             }
         }
         Ok(())
+    }
+
+    /// Bytes `start..end` of the blob `digest` of `target` (whose size is `size`), as the
+    /// upstream's body, for a mirror's copy: asked by `Range` unless it is the whole blob, through
+    /// the upstream's redirect (followed without credentials) when it sends one. The answer must
+    /// hold exactly those bytes: a 200 for a part, a length that is not the part's, or an encoded
+    /// body is refused.
+    pub(crate) async fn blob_part(
+        &self,
+        target: &Target<'a>,
+        digest: &Digest,
+        (start, end): (u64, u64),
+        size: u64,
+    ) -> Result<H::Body> {
+        let whole = start == 0 && end == size;
+        let mut headers = vec![(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        )];
+        if !whole {
+            let range = HeaderValue::from_str(&format!("bytes={start}-{}", end - 1))
+                .map_err(|e| Error::internal(format!("range header: {e}")))?;
+            headers.push((header::RANGE, range));
+        }
+        let path = format!("/v2/{}/blobs/{digest}", target.name);
+        let mut answer = self
+            .client(target.upstream)
+            .send(Method::GET, &path, &target.name, &headers)
+            .await?;
+        if answer.status().is_redirection() {
+            let location = self.redirect(target, &path, &answer);
+            self.http.discard(answer.into_body());
+            let mut request = http::Request::get(location?.as_str());
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let request = request
+                .body(())
+                .map_err(|e| Error::internal(format!("upstream redirect: {e}")))?;
+            answer = self
+                .http
+                .send(request, target.upstream.timeout)
+                .await
+                .map_err(|e| self.client(target.upstream).transport_error(e))?;
+        }
+        let status = answer.status();
+        let expected = if whole {
+            StatusCode::OK
+        } else {
+            StatusCode::PARTIAL_CONTENT
+        };
+        if status != expected {
+            self.http.discard(answer.into_body());
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                return Err(
+                    Error::new(ErrorCode::UpstreamUnavailable).with_message(format!(
+                        "the upstream registry {} answered {} for a blob of {}",
+                        target.upstream.label(),
+                        status.as_u16(),
+                        target.name
+                    )),
+                );
+            }
+            return Err(Self::unexpected(target, status, "a part of a blob"));
+        }
+        let encoded = answer
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|e| e.as_bytes() != b"identity");
+        let length = answer
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        if encoded || length.is_some_and(|n| n != end - start) {
+            self.http.discard(answer.into_body());
+            return Err(Error::new(ErrorCode::UpstreamError).with_message(format!(
+                "the upstream registry {} sent a part of {}@{digest} that is not bytes \
+                 {start}-{} as asked",
+                target.upstream.label(),
+                target.name,
+                end - 1
+            )));
+        }
+        Ok(answer.into_body())
     }
 
     fn warn(&self, text: String) {

@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod content;
+pub mod fill;
 
 use std::time::Duration;
 
@@ -26,6 +27,13 @@ pub const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
 
 /// How long a tag is answered from the edge before one upstream `HEAD` revalidates it.
 pub const DEFAULT_TAG_TTL_SECONDS: u64 = 300;
+
+/// A mirror's copies go in parts of 64 MiB: a 5 GiB layer is 80 parts, each an upstream `Range`
+/// request and an upload of its own.
+pub const DEFAULT_PART_BYTES: u64 = 64 << 20;
+/// S3's smallest part (but the last), and its largest.
+pub const MIN_PART_BYTES: u64 = 5 << 20;
+pub const MAX_PART_BYTES: u64 = 5 << 30;
 
 /// How long one upstream request may take before the read fails over (to stale content, or a 504).
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 10;
@@ -53,6 +61,9 @@ pub struct Upstream {
     pub allow: Vec<Pattern>,
     pub tag_ttl_seconds: u64,
     pub mode: Mode,
+    /// A mirror copies blobs into storage in parts of this many bytes (the last one shorter),
+    /// each one upstream `Range` request and one part of a multipart upload.
+    pub part_bytes: u64,
     /// Hosts besides the upstream's own whose token realm may receive its credentials
     /// (Docker Hub's `auth.docker.io`).
     pub realm_hosts: Vec<String>,
@@ -111,6 +122,8 @@ struct Entry {
     default: bool,
     #[serde(default)]
     timeout_seconds: Option<u64>,
+    #[serde(default)]
+    part_bytes: Option<u64>,
 }
 
 /// The upstreams of `UPSTREAMS` (a JSON list), each checked, their credentials read through
@@ -222,12 +235,19 @@ fn entry(
         // Docker Hub's token service.
         realm_hosts.push("auth.docker.io".into());
     }
-    if entry.mode == Mode::Mirror {
+    if entry.mode == Mode::Mirror && entry.prefix.is_empty() {
         return Err(
-            "mode \"mirror\" (copying what is fetched into the edge's storage) is not available \
-             yet: use \"proxy\", which keeps what is fetched in the edge's cache"
+            "mode \"mirror\" needs a prefix: the registry with the empty prefix is the one the \
+             edge fronts, and its storage is its own to write"
                 .into(),
         );
+    }
+    let part_bytes = entry.part_bytes.unwrap_or(DEFAULT_PART_BYTES);
+    if !(MIN_PART_BYTES..=MAX_PART_BYTES).contains(&part_bytes) {
+        return Err(format!(
+            "part_bytes {part_bytes} must be between {MIN_PART_BYTES} (5 MiB) and {MAX_PART_BYTES} \
+             (5 GiB)"
+        ));
     }
     let timeout = entry.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
     if !(1..=300).contains(&timeout) {
@@ -243,6 +263,7 @@ fn entry(
         allow,
         tag_ttl_seconds,
         mode: entry.mode,
+        part_bytes,
         realm_hosts,
         timeout: Duration::from_secs(timeout),
     })
@@ -534,8 +555,12 @@ mod tests {
                 "unknown variant",
             ),
             (
-                r#"[{"prefix": "a", "url": "https://x", "mode": "mirror"}]"#,
-                "is not available yet",
+                r#"[{"prefix": "", "url": "https://x", "mode": "mirror"}]"#,
+                "mode \"mirror\" needs a prefix",
+            ),
+            (
+                r#"[{"prefix": "a", "url": "https://x", "mode": "mirror", "part_bytes": 1024}]"#,
+                "part_bytes 1024 must be between",
             ),
             (
                 r#"[{"prefix": "a", "url": "https://x", "username_secret": "HUB_USER", "password_secret": "NOPE"}]"#,

@@ -8,6 +8,7 @@ mod fetch;
 mod kv;
 mod origin;
 mod r2;
+mod sink;
 mod upstream;
 
 use std::cell::RefCell;
@@ -105,6 +106,48 @@ impl<'a> Platform for WorkerPlatform<'a> {
     type Kv = kv::Kv;
     type Background = WorkerBackground;
     type Upstream = upstream::WorkerUpstream;
+    type Jobs = WorkerJobs;
+}
+
+/// The queue's producer binding; `None` when the deployment has no queue (a mirror then serves
+/// as a proxy, and says so in the log).
+pub(crate) struct WorkerJobs(Option<worker::Queue>);
+
+impl crate::jobs::Jobs for WorkerJobs {
+    async fn enqueue(&self, jobs: &[crate::jobs::Job]) -> Result<(), String> {
+        let Some(queue) = &self.0 else {
+            return Err(format!(
+                "no queue: bind {} (wrangler.toml [[queues.producers]])",
+                crate::config::QUEUE_BINDING
+            ));
+        };
+        let batch = jobs.iter().map(|job| {
+            worker::MessageBuilder::new(crate::jobs::Envelope {
+                job: job.clone(),
+                tried: 0,
+            })
+            .build()
+        });
+        queue
+            .send_batch(batch.collect::<Vec<_>>())
+            .await
+            .map_err(|e| format!("queue: {e}"))
+    }
+}
+
+impl WorkerJobs {
+    /// Sends `envelope` again, to be delivered after `delay` seconds.
+    async fn send_later(&self, envelope: crate::jobs::Envelope, delay: u32) -> Result<(), String> {
+        let queue = self.0.as_ref().ok_or("no queue")?;
+        queue
+            .send(
+                worker::MessageBuilder::new(envelope)
+                    .delay_seconds(delay)
+                    .build(),
+            )
+            .await
+            .map_err(|e| format!("queue: {e}"))
+    }
 }
 
 /// `ctx.waitUntil`: the fetch event lives on until the task ends (or ~30 s after the client went).
@@ -131,6 +174,52 @@ enum StoreBackend {
     R2(r2::R2Store),
     /// `STORAGE_BACKEND=none`: a store that holds nothing, so every read goes to the upstream.
     None,
+}
+
+impl crate::storage::BlobSink for Store {
+    type Body = web_sys::Response;
+    type Upload = sink::WorkerUpload;
+
+    async fn begin(&self, key: &str) -> Result<sink::WorkerUpload, StoreError> {
+        match &self.backend {
+            StoreBackend::S3(s) => within(self.timeout, sink::begin_s3(s, key)).await,
+            StoreBackend::R2(s) => within(self.timeout, sink::begin_r2(s.bucket(), key)).await,
+            StoreBackend::None => Err(StoreError(
+                "STORAGE_BACKEND=none: no storage to write".into(),
+            )),
+        }
+    }
+
+    /// Not bounded by the storage timeout: a part streams as long as the upstream sends it.
+    async fn part(
+        &self,
+        upload: &mut sink::WorkerUpload,
+        body: web_sys::Response,
+        length: u64,
+    ) -> Result<(), StoreError> {
+        sink::part(self.s3(), upload, body, length).await
+    }
+
+    async fn sha256(&self, upload: &mut sink::WorkerUpload) -> Result<String, StoreError> {
+        sink::sha256(upload).await
+    }
+
+    async fn commit(&self, upload: sink::WorkerUpload) -> Result<(), StoreError> {
+        within(self.timeout, sink::commit(self.s3(), upload)).await
+    }
+
+    async fn abort(&self, upload: sink::WorkerUpload) {
+        sink::abort(self.s3(), upload).await
+    }
+}
+
+impl Store {
+    fn s3(&self) -> Option<&S3Store<fetch::FetchClient, WorkerClock>> {
+        match &self.backend {
+            StoreBackend::S3(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 /// `op`, or a timeout error once `timeout` has passed (the runtime's timer).
@@ -280,6 +369,25 @@ async fn handle(
         }
     };
     let setup = setup(env, &req.url()).map_err(|e| format!("configuration: {e}"))?;
+    let origin = setup
+        .config
+        .origin
+        .as_ref()
+        .map(|_| origin::WorkerOrigin { incoming: req });
+    let app = build_app(env, &setup, background, origin)?;
+    let request = request.map(|()| origin::Incoming(req));
+    let response = app.handle(request).await;
+    let passed = app.upstream.take_passed();
+    Ok((response, passed))
+}
+
+/// The App on this isolate's setup and the environment's bindings.
+fn build_app<'a>(
+    env: &Env,
+    setup: &Setup,
+    background: WorkerBackground,
+    origin: Option<origin::WorkerOrigin<'a>>,
+) -> Result<App<WorkerPlatform<'a>>, String> {
     let backend = match setup.config.backend {
         Backend::R2 => StoreBackend::R2(r2::R2Store::new(
             env.bucket(R2_BINDING)
@@ -299,18 +407,14 @@ async fn handle(
         timeout: setup.config.storage_timeout,
         presigner: setup.presigner.clone(),
     };
-    let app: App<WorkerPlatform<'_>> = App {
+    Ok(App {
         config: setup.config.clone(),
         store,
         cache: cache::TieredCache {
             background: background.clone(),
         },
         clock: WorkerClock,
-        origin: setup
-            .config
-            .origin
-            .as_ref()
-            .map(|_| origin::WorkerOrigin { incoming: req }),
+        origin,
         events: WorkerEvents,
         kv: kv::Kv(
             env.kv(KV_BINDING)
@@ -319,11 +423,56 @@ async fn handle(
         log,
         background,
         upstream: upstream::WorkerUpstream::default(),
-    };
-    let request = request.map(|()| origin::Incoming(req));
-    let response = app.handle(request).await;
-    let passed = app.upstream.take_passed();
-    Ok((response, passed))
+        jobs: WorkerJobs(env.queue(crate::config::QUEUE_BINDING).ok()),
+    })
+}
+
+/// The queue consumer: each message is one job (`App::run_job`). A job that failed in passing is
+/// sent again with a growing delay (`jobs::retry_delay_seconds`), at most `jobs::ATTEMPTS` times
+/// in all; the platform's own redelivery (wrangler.toml's `max_retries`) covers only a consumer
+/// that fails as a whole.
+#[event(queue)]
+async fn queue(
+    batch: worker::MessageBatch<crate::jobs::Envelope>,
+    env: Env,
+    ctx: Context,
+) -> worker::Result<()> {
+    use worker::MessageExt;
+    let setup = setup(&env, "http://localhost/")
+        .map_err(|e| worker::Error::RustError(format!("configuration: {e}")))?;
+    let app = build_app(&env, &setup, WorkerBackground(Rc::new(ctx)), None)
+        .map_err(worker::Error::RustError)?;
+    for message in batch.messages()? {
+        let envelope = message.body().clone();
+        let attempt = envelope.tried + 1;
+        let last = attempt >= crate::jobs::ATTEMPTS;
+        match app.run_job(&envelope.job, last).await {
+            crate::jobs::Outcome::Done => {}
+            crate::jobs::Outcome::Failed(why) => log(&format!("job dropped: {why}")),
+            crate::jobs::Outcome::Retry(why) if last => {
+                log(&format!("job dropped after {attempt} attempts: {why}"))
+            }
+            crate::jobs::Outcome::Retry(why) => {
+                let delay = crate::jobs::retry_delay_seconds(attempt);
+                log(&format!(
+                    "job failed (attempt {attempt}), again in {delay} s: {why}"
+                ));
+                let again = crate::jobs::Envelope {
+                    job: envelope.job,
+                    tried: attempt,
+                };
+                if let Err(e) = app.jobs.send_later(again, delay).await {
+                    log(&format!(
+                        "job not queued again ({e}): the platform redelivers it"
+                    ));
+                    message.retry();
+                    continue;
+                }
+            }
+        }
+        message.ack();
+    }
+    Ok(())
 }
 
 /// Reads and discards a request body the edge answered without reading (a refused chunk, a

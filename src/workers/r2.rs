@@ -12,6 +12,10 @@ impl R2Store {
     pub(crate) fn new(bucket: Bucket) -> Self {
         R2Store { bucket }
     }
+
+    pub(crate) fn bucket(&self) -> &Bucket {
+        &self.bucket
+    }
 }
 
 fn r2_error(op: &str, key: &str, e: worker::Error) -> StoreError {

@@ -104,6 +104,9 @@ const mf = new Miniflare({
   bindings,
   r2Buckets: ["REGISTRY_BUCKET"],
   kvNamespaces: ["REGISTRY_KV"],
+  // Jobs off the request's path (mirror fills), as wrangler.toml declares them.
+  queueProducers: { REGISTRY_QUEUE: { queueName: "registry-edge-jobs" } },
+  queueConsumers: { "registry-edge-jobs": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 3 } },
   host,
   port,
   https,

@@ -28,6 +28,7 @@ mod lists;
 mod locks;
 mod manage;
 mod manifests;
+mod mirror;
 mod network;
 mod origin;
 mod permissions;
@@ -159,6 +160,36 @@ impl<'a> Platform for Test<'a> {
     type Kv = &'a MemoryKv;
     type Background = &'a DeferredTasks;
     type Upstream = &'a FakeUpstream;
+    type Jobs = &'a crate::jobs::MemoryJobs;
+}
+
+impl crate::storage::BlobSink for &MemoryStore {
+    type Body = Vec<u8>;
+    type Upload = crate::storage::memory::MemoryUpload;
+
+    async fn begin(&self, key: &str) -> Result<Self::Upload, crate::storage::StoreError> {
+        crate::storage::BlobSink::begin(*self, key).await
+    }
+    async fn part(
+        &self,
+        upload: &mut Self::Upload,
+        body: Vec<u8>,
+        length: u64,
+    ) -> Result<(), crate::storage::StoreError> {
+        crate::storage::BlobSink::part(*self, upload, body, length).await
+    }
+    async fn sha256(
+        &self,
+        upload: &mut Self::Upload,
+    ) -> Result<String, crate::storage::StoreError> {
+        crate::storage::BlobSink::sha256(*self, upload).await
+    }
+    async fn commit(&self, upload: Self::Upload) -> Result<(), crate::storage::StoreError> {
+        crate::storage::BlobSink::commit(*self, upload).await
+    }
+    async fn abort(&self, upload: Self::Upload) {
+        crate::storage::BlobSink::abort(*self, upload).await
+    }
 }
 
 impl crate::storage::ObjectStore for &MemoryStore {
@@ -223,6 +254,7 @@ struct Fixture {
     clock: FixedClock,
     kv: MemoryKv,
     background: DeferredTasks,
+    jobs: crate::jobs::MemoryJobs,
     vars: Vec<(&'static str, &'static str)>,
     config: Rc<Config>,
     manifest: Vec<u8>,
@@ -298,6 +330,7 @@ impl Fixture {
             clock: FixedClock::at(NOW),
             kv: MemoryKv::default(),
             background: Default::default(),
+            jobs: Default::default(),
             vars: Vec::new(),
             config: Rc::new(config),
             manifest,
@@ -337,6 +370,7 @@ impl Fixture {
             log: |_| {},
             background: &self.background,
             upstream: &self.upstream,
+            jobs: &self.jobs,
         }
     }
 

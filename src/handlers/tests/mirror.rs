@@ -1,0 +1,438 @@
+//! Mirror fills (`"mode": "mirror"`): reads through the upstream queue copies, the jobs copy
+//! manifests and blobs into storage (blobs in verified parts), and what was copied is then read
+//! from storage, with the upstream gone.
+
+use std::rc::Rc;
+
+use http::{Method, Request, Response};
+
+use super::*;
+use crate::jobs::{Job, Outcome};
+
+const UPSTREAMS: &str = r#"[
+  {"prefix": "mirror.test", "url": "https://mirror.example", "mode": "mirror", "tag_ttl_seconds": 60, "part_bytes": 5242880},
+  {"prefix": "proxy.test", "url": "https://mirror.example"}
+]"#;
+
+const MIRROR_PARTS: usize = 5 << 20;
+
+/// What the fake upstream holds: an image (config, a small layer and one of three parts) under
+/// `acme/app:1`, and how it misbehaves.
+struct Held {
+    manifest: Vec<u8>,
+    blobs: Vec<(Digest, Vec<u8>)>,
+    /// Every registry request fails as unreachable.
+    down: bool,
+    /// Blob bytes are served with this byte changed.
+    tamper: bool,
+    /// Parts are served one byte short.
+    short: bool,
+}
+
+fn held() -> Held {
+    let config = br#"{"architecture":"amd64"}"#.to_vec();
+    let small = b"small layer".to_vec();
+    let large: Vec<u8> = (0..(2 * MIRROR_PARTS + 1234))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let blobs: Vec<(Digest, Vec<u8>)> = [config, small, large]
+        .into_iter()
+        .map(|b| (Digest::sha256(&b), b))
+        .collect();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blobs[0].0.to_string(), "size": blobs[0].1.len()},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": blobs[1].0.to_string(), "size": blobs[1].1.len()},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": blobs[2].0.to_string(), "size": blobs[2].1.len()},
+        ],
+    }))
+    .unwrap();
+    Held {
+        manifest,
+        blobs,
+        down: false,
+        tamper: false,
+        short: false,
+    }
+}
+
+fn registry(
+    held: Rc<RefCell<Held>>,
+) -> impl Fn(&Request<()>) -> Result<Response<Vec<u8>>, OriginError> {
+    move |request| {
+        let h = held.borrow();
+        if h.down {
+            return Err(OriginError::Unreachable("down".into()));
+        }
+        let path = request.uri().path();
+        let manifest_digest = Digest::sha256(&h.manifest).to_string();
+        if path == "/v2/acme/app/manifests/1"
+            || path == format!("/v2/acme/app/manifests/{manifest_digest}")
+        {
+            return answer(
+                200,
+                &[
+                    ("content-type", "application/vnd.oci.image.manifest.v1+json"),
+                    ("docker-content-digest", &manifest_digest),
+                ],
+                &h.manifest,
+            );
+        }
+        let Some(digest) = path.strip_prefix("/v2/acme/app/blobs/") else {
+            return answer(404, &[], b"");
+        };
+        let Some((_, bytes)) = h.blobs.iter().find(|(d, _)| d.to_string() == digest) else {
+            return answer(404, &[], b"");
+        };
+        let mut bytes = bytes.clone();
+        if h.tamper {
+            bytes[0] ^= 1;
+        }
+        let length = bytes.len().to_string();
+        if request.method() == Method::HEAD {
+            return answer(200, &[("content-length", &length)], b"");
+        }
+        match request
+            .headers()
+            .get("range")
+            .map(|v| v.to_str().unwrap().to_owned())
+        {
+            None => answer(200, &[("content-length", &length)], &bytes),
+            Some(range) => {
+                let (start, end) = range
+                    .strip_prefix("bytes=")
+                    .unwrap()
+                    .split_once('-')
+                    .unwrap();
+                let (start, end): (usize, usize) = (start.parse().unwrap(), end.parse().unwrap());
+                let mut part = bytes[start..=end].to_vec();
+                if h.short {
+                    part.pop();
+                }
+                let content_range = format!("bytes {start}-{end}/{}", bytes.len());
+                answer(206, &[("content-range", &content_range)], &part)
+            }
+        }
+    }
+}
+
+fn mirror() -> (Fixture, Rc<RefCell<Held>>) {
+    let f = Fixture::new().with(&[("UPSTREAMS", UPSTREAMS)]);
+    let held = Rc::new(RefCell::new(held()));
+    f.upstream_answers(registry(held.clone()));
+    (f, held)
+}
+
+/// Runs queued jobs (and the jobs they queue) until none is left; their outcomes.
+fn run_jobs(f: &Fixture, app: &App<Test<'_>>) -> Vec<(Job, Outcome)> {
+    let mut done = Vec::new();
+    loop {
+        let jobs = f.jobs.take();
+        if jobs.is_empty() {
+            return done;
+        }
+        for job in jobs {
+            let outcome = futures::executor::block_on(app.run_job(&job, false));
+            done.push((job, outcome));
+        }
+    }
+}
+
+fn stored(f: &Fixture, key: &str) -> Option<Vec<u8>> {
+    futures::executor::block_on(crate::storage::ObjectStore::get(&f.store, key)).unwrap()
+}
+
+#[test]
+fn a_read_through_a_mirror_queues_one_fill() {
+    let (f, held) = mirror();
+    let app = f.app();
+    let digest = Digest::sha256(&held.borrow().manifest);
+    let r = send(
+        &app,
+        Method::GET,
+        "/v2/mirror.test/acme/app/manifests/1",
+        &[("accept", OCI_ACCEPT)],
+    );
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    assert_eq!(r.body(), &held.borrow().manifest);
+    assert_eq!(
+        f.jobs.take(),
+        [Job::FillManifest {
+            name: "mirror.test/acme/app".into(),
+            digest: digest.to_string(),
+            tag: Some("1".into()),
+        }]
+    );
+    // Hot: neither the tag nor the manifest by digest queues it again.
+    for uri in [
+        "/v2/mirror.test/acme/app/manifests/1".to_owned(),
+        format!("/v2/mirror.test/acme/app/manifests/{digest}"),
+    ] {
+        let r = send(&app, Method::GET, &uri, &[("accept", OCI_ACCEPT)]);
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(f.jobs.take(), []);
+    // A proxy of the same registry fills nothing.
+    let r = send(
+        &app,
+        Method::GET,
+        "/v2/proxy.test/acme/app/manifests/1",
+        &[("accept", OCI_ACCEPT)],
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(f.jobs.take(), []);
+}
+
+#[test]
+fn fills_copy_an_image_and_storage_serves_it_with_the_upstream_gone() {
+    let (f, held) = mirror();
+    let app = f.app();
+    let r = send(
+        &app,
+        Method::GET,
+        "/v2/mirror.test/acme/app/manifests/1",
+        &[("accept", OCI_ACCEPT)],
+    );
+    assert_eq!(r.status(), 200);
+    let done = run_jobs(&f, &app);
+    assert_eq!(done.len(), 4, "{done:?}");
+    assert!(done.iter().all(|(_, o)| *o == Outcome::Done), "{done:?}");
+
+    let layout = Layout::new(ROOT);
+    let name: crate::reference::Name = "mirror.test/acme/app".parse().unwrap();
+    let manifest_digest = Digest::sha256(&held.borrow().manifest);
+    assert_eq!(
+        stored(&f, &layout.blob_data(&manifest_digest)).unwrap(),
+        held.borrow().manifest
+    );
+    assert_eq!(
+        stored(&f, &layout.tag_current_link(&name, &"1".parse().unwrap())).unwrap(),
+        manifest_digest.to_string().as_bytes()
+    );
+    for (digest, bytes) in &held.borrow().blobs {
+        assert_eq!(stored(&f, &layout.blob_data(digest)).as_ref(), Some(bytes));
+        assert!(stored(&f, &layout.layer_link(&name, digest)).is_some());
+    }
+    // The large layer went in three parts, each one Range request.
+    let large = held.borrow().blobs[2].0.clone();
+    let ranges: Vec<String> = f
+        .upstream
+        .sent
+        .borrow()
+        .iter()
+        .filter(|(m, uri, _)| m == Method::GET && uri.ends_with(&large.to_string()))
+        .map(|(_, _, h)| {
+            h.get("range")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let end = 2 * MIRROR_PARTS + 1234 - 1;
+    assert_eq!(
+        ranges,
+        [
+            format!("bytes=0-{}", MIRROR_PARTS - 1),
+            format!("bytes={MIRROR_PARTS}-{}", 2 * MIRROR_PARTS - 1),
+            format!("bytes={}-{end}", 2 * MIRROR_PARTS),
+        ]
+    );
+
+    // The upstream is gone; another location (a new cache) reads the mirror from storage.
+    held.borrow_mut().down = true;
+    let app = f.app();
+    let r = send(
+        &app,
+        Method::GET,
+        "/v2/mirror.test/acme/app/manifests/1",
+        &[("accept", OCI_ACCEPT)],
+    );
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(r.body()));
+    assert_eq!(r.body(), &held.borrow().manifest);
+    assert!(
+        header(&r, "warning").starts_with("299 - \""),
+        "{:?}",
+        r.headers()
+    );
+    for (digest, _) in &held.borrow().blobs {
+        let r = get(&app, &format!("/v2/mirror.test/acme/app/blobs/{digest}"));
+        assert_eq!(r.status(), 307);
+        assert!(
+            header(&r, "location").starts_with(
+                "http://127.0.0.1:9000/registry/origin/docker/registry/v2/blobs/sha256/"
+            )
+        );
+    }
+    let r = get(&app, "/v2/mirror.test/acme/app/tags/list");
+    assert_eq!(r.status(), 200);
+    assert_eq!(json_body(&r)["tags"], json!(["1"]));
+    let r = get(&app, "/v2/_catalog");
+    assert!(
+        json_body(&r)["repositories"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("mirror.test/acme/app"))
+    );
+    // Nothing more to fill: storage has it all.
+    assert_eq!(f.jobs.take(), []);
+}
+
+#[test]
+fn a_blob_that_does_not_match_its_digest_is_not_kept() {
+    let (f, held) = mirror();
+    let app = f.app();
+    held.borrow_mut().tamper = true;
+    let (small, _) = held.borrow().blobs[1].clone();
+    let (large, _) = held.borrow().blobs[2].clone();
+    for digest in [&small, &large] {
+        let job = Job::FillBlob {
+            name: "mirror.test/acme/app".into(),
+            digest: digest.to_string(),
+        };
+        let outcome = futures::executor::block_on(app.run_job(&job, false));
+        assert!(
+            matches!(&outcome, Outcome::Failed(why) if why.contains("do not match")),
+            "{outcome:?}"
+        );
+    }
+    let layout = Layout::new(ROOT);
+    let name = "mirror.test/acme/app".parse().unwrap();
+    for digest in [&small, &large] {
+        assert_eq!(stored(&f, &layout.blob_data(digest)), None);
+        assert_eq!(stored(&f, &layout.layer_link(&name, digest)), None);
+    }
+    let calls = f.store.calls.borrow();
+    assert_eq!(calls.iter().filter(|c| c.starts_with("abort ")).count(), 2);
+    assert_eq!(calls.iter().filter(|c| c.starts_with("commit ")).count(), 0);
+}
+
+#[test]
+fn an_interrupted_copy_leaves_nothing_and_is_retried() {
+    let (f, held) = mirror();
+    let app = f.app();
+    held.borrow_mut().short = true;
+    let (large, bytes) = held.borrow().blobs[2].clone();
+    let job = Job::FillBlob {
+        name: "mirror.test/acme/app".into(),
+        digest: large.to_string(),
+    };
+    let outcome = futures::executor::block_on(app.run_job(&job, false));
+    assert!(matches!(outcome, Outcome::Retry(_)), "{outcome:?}");
+    let layout = Layout::new(ROOT);
+    assert_eq!(stored(&f, &layout.blob_data(&large)), None);
+    // The upstream is whole again: the retry copies it.
+    held.borrow_mut().short = false;
+    assert_eq!(
+        futures::executor::block_on(app.run_job(&job, false)),
+        Outcome::Done
+    );
+    assert_eq!(stored(&f, &layout.blob_data(&large)), Some(bytes));
+    // And a stored blob is never copied twice: the job only links it.
+    let parts = f
+        .store
+        .calls
+        .borrow()
+        .iter()
+        .filter(|c| c.starts_with("part "))
+        .count();
+    assert_eq!(
+        futures::executor::block_on(app.run_job(&job, false)),
+        Outcome::Done
+    );
+    assert_eq!(
+        f.store
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.starts_with("part "))
+            .count(),
+        parts
+    );
+}
+
+#[test]
+fn a_failed_fill_is_queued_again_by_the_next_read() {
+    let (f, held) = mirror();
+    let app = f.app();
+    let (small, _) = held.borrow().blobs[1].clone();
+    let uri = format!("/v2/mirror.test/acme/app/blobs/{small}");
+    assert_eq!(get(&app, &uri).status(), 200);
+    let jobs = f.jobs.take();
+    assert_eq!(jobs.len(), 1);
+    // Within the marker's lifetime, a read queues nothing more.
+    assert_eq!(get(&app, &uri).status(), 200);
+    assert_eq!(f.jobs.take(), []);
+    held.borrow_mut().tamper = true;
+    assert!(matches!(
+        futures::executor::block_on(app.run_job(&jobs[0], false)),
+        Outcome::Failed(_)
+    ));
+    held.borrow_mut().tamper = false;
+    assert_eq!(get(&app, &uri).status(), 200);
+    assert_eq!(f.jobs.take(), jobs);
+}
+
+#[test]
+fn jobs_for_names_no_mirror_serves_do_nothing() {
+    let (f, _) = mirror();
+    let app = f.app();
+    for job in [
+        Job::FillBlob {
+            name: "proxy.test/acme/app".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+        },
+        Job::FillManifest {
+            name: "library/busybox".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            tag: None,
+        },
+    ] {
+        assert_eq!(
+            futures::executor::block_on(app.run_job(&job, false)),
+            Outcome::Done
+        );
+    }
+    for job in [
+        Job::FillBlob {
+            name: "../etc".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+        },
+        Job::FillBlob {
+            name: "mirror.test/acme/app".into(),
+            digest: format!("sha512:{}", "a".repeat(128)),
+        },
+    ] {
+        assert!(matches!(
+            futures::executor::block_on(app.run_job(&job, false)),
+            Outcome::Failed(_)
+        ));
+    }
+    assert!(
+        f.store
+            .calls
+            .borrow()
+            .iter()
+            .all(|c| !c.starts_with("put "))
+    );
+    assert!(f.upstream.sent.borrow().is_empty());
+}
+
+#[test]
+fn a_mirror_namespace_is_read_only() {
+    let (f, _) = mirror();
+    let f = f.with_origin();
+    let app = f.app();
+    let r = send(
+        &app,
+        Method::POST,
+        "/v2/mirror.test/acme/app/blobs/uploads/",
+        &[],
+    );
+    assert_eq!(r.status(), 403);
+    assert!(
+        error_message(&r).contains("mirrors an upstream"),
+        "{}",
+        error_message(&r)
+    );
+}

@@ -1,0 +1,157 @@
+//! Work that runs off the request's path, for minutes if it must: a message on the registry's
+//! queue (`REGISTRY_QUEUE`, a Cloudflare Queue), consumed by the same worker (`App::run_job`).
+//! `waitUntil` ends ~30 s after the client went; a queue consumer runs as long as the copy takes
+//! and is retried when it fails.
+//!
+//! Delivery is at least once: every job is idempotent (a fill that finds its content stored only
+//! writes the links, which it writes again with the same bytes).
+
+use serde::{Deserialize, Serialize};
+
+/// One job, as its queue message carries it (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum Job {
+    /// Copy the manifest `digest` of the mirror repository `name` (the edge's name for it,
+    /// `docker.io/library/nginx`) into storage and link it there; with `tag`, point the tag at it
+    /// too. What the manifest references (an index's manifests, an image's config and layers) is
+    /// queued as jobs of its own.
+    FillManifest {
+        name: String,
+        digest: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tag: Option<String>,
+    },
+    /// Copy the blob `digest` of the mirror repository `name` into storage, verified, then link it
+    /// in the repository.
+    FillBlob { name: String, digest: String },
+}
+
+/// A job as a queue message carries it: the job, and how many times it was tried before (a
+/// retry is the same job sent again, later, with the count one higher, so that the consumer
+/// knows the attempt and the delay grows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    #[serde(flatten)]
+    pub job: Job,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tried: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// How many times a job is tried before it is dropped (the next read queues it again).
+pub const ATTEMPTS: u32 = 6;
+
+/// What became of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, or nothing left to do (the upstream no longer has it, the configuration changed).
+    Done,
+    /// A passing failure (the upstream or storage could not be reached): try again later.
+    Retry(String),
+    /// A failure another attempt would repeat (content that does not match its digest): dropped.
+    Failed(String),
+}
+
+/// The wait before the `attempt`-th delivery of a job is retried (attempts count from 1): 10 s,
+/// doubling, at most 10 minutes.
+pub fn retry_delay_seconds(attempt: u32) -> u32 {
+    10u32
+        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
+        .min(600)
+}
+
+/// Where jobs are sent: the queue's producer binding on Workers, a list in tests.
+#[allow(async_fn_in_trait)]
+pub trait Jobs {
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), String>;
+}
+
+impl<T: Jobs> Jobs for &T {
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), String> {
+        (**self).enqueue(jobs).await
+    }
+}
+
+/// The jobs sent so far, for tests.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct MemoryJobs(pub std::cell::RefCell<Vec<Job>>);
+
+#[cfg(test)]
+impl MemoryJobs {
+    pub fn take(&self) -> Vec<Job> {
+        std::mem::take(&mut *self.0.borrow_mut())
+    }
+}
+
+#[cfg(test)]
+impl Jobs for MemoryJobs {
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), String> {
+        self.0.borrow_mut().extend_from_slice(jobs);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_are_json_messages() {
+        let job = Job::FillManifest {
+            name: "docker.io/library/nginx".into(),
+            digest: "sha256:ab".into(),
+            tag: Some("1".into()),
+        };
+        let text = serde_json::to_string(&job).unwrap();
+        assert_eq!(
+            text,
+            r#"{"job":"fill_manifest","name":"docker.io/library/nginx","digest":"sha256:ab","tag":"1"}"#
+        );
+        assert_eq!(serde_json::from_str::<Job>(&text).unwrap(), job);
+        let blob: Job =
+            serde_json::from_str(r#"{"job":"fill_blob","name":"a/b","digest":"sha256:cd"}"#)
+                .unwrap();
+        assert!(matches!(blob, Job::FillBlob { .. }));
+    }
+
+    #[test]
+    fn envelopes_count_the_tries() {
+        let job = Job::FillBlob {
+            name: "a/b".into(),
+            digest: "sha256:cd".into(),
+        };
+        let first = Envelope {
+            job: job.clone(),
+            tried: 0,
+        };
+        assert_eq!(
+            serde_json::to_string(&first).unwrap(),
+            r#"{"job":"fill_blob","name":"a/b","digest":"sha256:cd"}"#
+        );
+        let again = Envelope { job, tried: 2 };
+        let text = serde_json::to_string(&again).unwrap();
+        assert_eq!(
+            text,
+            r#"{"job":"fill_blob","name":"a/b","digest":"sha256:cd","tried":2}"#
+        );
+        assert_eq!(serde_json::from_str::<Envelope>(&text).unwrap(), again);
+        assert_eq!(
+            serde_json::from_str::<Envelope>(
+                r#"{"job":"fill_blob","name":"a/b","digest":"sha256:cd"}"#
+            )
+            .unwrap(),
+            first
+        );
+    }
+
+    #[test]
+    fn retries_back_off() {
+        let delays: Vec<u32> = (1..=9).map(retry_delay_seconds).collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 600, 600, 600]);
+    }
+}
