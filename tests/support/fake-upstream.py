@@ -10,6 +10,9 @@ Authorization, Accept and Range headers), unless told to misbehave:
   GET /_control/mode?set=429&retry_after=N   answer every /v2/ request 429 with Retry-After: N
   GET /_control/mode?set=tamper          forward, but change the bytes of manifests (their
                                          Docker-Content-Digest left as it was)
+  GET /_control/mode?set=down            close every /v2/ connection without an answer (stopped)
+  GET /_control/mode?set=cut             forward, but send only the first half of every blob body
+                                         (its Content-Length whole), then close the connection
   GET /_control/mode?set=foreign         answer every /v2/ request 401 with a Bearer challenge whose
                                          realm is on another host (127.0.0.2:RECORDER_PORT)
   GET /_control/mode?set=otherport       the same, with the realm on this host's RECORDER_PORT
@@ -46,8 +49,16 @@ class Quiet(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        if self.command == "HEAD":
+            return
+        if mode == "cut" and "/blobs/" in url.path and resp.status in (200, 206) and len(body) > 1:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            with lock:
+                state["log"].append(f"CUT {url.path}")
+            return
+        self.wfile.write(body)
 
 
 class Proxy(Quiet):
@@ -76,6 +87,9 @@ class Proxy(Quiet):
         with lock:
             state["log"].append(f"{self.command} {url.path}")
             mode, retry_after = state["mode"], state["retry_after"]
+        if mode == "down" and url.path.startswith("/v2/"):
+            self.close_connection = True
+            return
         if mode == "429" and url.path.startswith("/v2/"):
             return self.answer(429, b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}',
                                [("Retry-After", retry_after), ("Content-Type", "application/json")])
@@ -108,8 +122,16 @@ class Proxy(Quiet):
         length = resp.getheader("Content-Length") if self.command == "HEAD" else str(len(body))
         self.send_header("Content-Length", length or "0")
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        if self.command == "HEAD":
+            return
+        if mode == "cut" and "/blobs/" in url.path and resp.status in (200, 206) and len(body) > 1:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            with lock:
+                state["log"].append(f"CUT {url.path}")
+            return
+        self.wfile.write(body)
 
     do_GET = do_HEAD = handle_any
 
