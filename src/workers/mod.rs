@@ -438,11 +438,7 @@ fn build_app<'a>(
 /// in all; the platform's own redelivery (wrangler.toml's `max_retries`) covers only a consumer
 /// that fails as a whole.
 #[event(queue)]
-async fn queue(
-    batch: worker::MessageBatch<String>,
-    env: Env,
-    ctx: Context,
-) -> worker::Result<()> {
+async fn queue(batch: worker::MessageBatch<String>, env: Env, ctx: Context) -> worker::Result<()> {
     use worker::MessageExt;
     let setup = setup(&env, "http://localhost/")
         .map_err(|e| worker::Error::RustError(format!("configuration: {e}")))?;
@@ -451,7 +447,9 @@ async fn queue(
     for message in batch.raw_iter() {
         let text = message.body().as_string().unwrap_or_default();
         let Ok(envelope) = serde_json::from_str::<crate::jobs::Envelope>(&text) else {
-            log(&format!("a queue message that is no job, dropped: {text:.200}"));
+            log(&format!(
+                "a queue message that is no job, dropped: {text:.200}"
+            ));
             message.ack();
             continue;
         };
