@@ -9,6 +9,7 @@
 //! <root>/repositories/<name>/_manifests/tags/<tag>/current/link        tag -> manifest digest
 //! <root>/repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
 //! <root>/repositories/<name>/_uploads/<id>/...                         uploads in progress
+//! <prefix>/registry-edge/mirrored/<upstream prefix>/<alg>/<hex>         a mirror's copy, verified
 //! ```
 //!
 //! A `link` file holds a digest as text (`sha256:...`). A repository is a directory under
@@ -22,18 +23,35 @@ use crate::reference::{Algorithm, Digest, Name, Tag};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     root: String,
+    /// The edge's own objects, beside distribution's tree (never inside it).
+    edge: String,
 }
 
 impl Layout {
     /// `prefix` is the origin's `rootdirectory` (`/origin`, `origin/`, or empty).
     pub fn new(prefix: &str) -> Layout {
         let prefix = prefix.trim_matches('/');
-        let root = if prefix.is_empty() {
-            "docker/registry/v2".to_owned()
+        let (root, edge) = if prefix.is_empty() {
+            ("docker/registry/v2".to_owned(), "registry-edge".to_owned())
         } else {
-            format!("{prefix}/docker/registry/v2")
+            (
+                format!("{prefix}/docker/registry/v2"),
+                format!("{prefix}/registry-edge"),
+            )
         };
-        Layout { root }
+        Layout { root, edge }
+    }
+
+    /// The mark that the upstream of the mirror namespace `prefix` served the bytes of `digest`,
+    /// verified (a mirror's fill wrote it): the only blob data a mirror links without copying it
+    /// again. Data the origin or another upstream wrote is not the upstream's to claim.
+    pub fn mirrored(&self, prefix: &str, digest: &Digest) -> String {
+        format!(
+            "{}/mirrored/{prefix}/{}/{}",
+            self.edge,
+            digest.algorithm().as_str(),
+            digest.hex()
+        )
     }
 
     pub fn blob_data(&self, digest: &Digest) -> String {

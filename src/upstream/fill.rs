@@ -10,8 +10,10 @@
 //! does not verify leaves no object and no link. Then the revision or layer link, and for a tag
 //! its index entry and `current` link (last known: the tag as the upstream said it when read).
 //!
-//! Jobs are idempotent: content already stored is not copied again, and links are rewritten with
-//! the same bytes. A manifest's references are jobs of their own, each remembered like a read's
+//! Jobs are idempotent: content this upstream already supplied is not copied again, and links are
+//! rewritten with the same bytes. Blob data stored by anything else (the origin's pushes, another
+//! upstream) is copied from the upstream, verified, before the mirror links it: knowing a digest
+//! never opens its content. A manifest's references are jobs of their own, each remembered like a read's
 //! (one job per object and location within `FILL_MARKER_SECONDS`).
 
 use serde::Deserialize;
@@ -192,13 +194,23 @@ impl<P: Platform> App<P> {
             return Ok(());
         };
         let layout = &self.config.layout;
+        // The upstream must say the repository has the blob, whatever storage holds.
+        let Some(size) = self.upstream_content().blob_size(&name, &digest).await? else {
+            return Ok(());
+        };
+        // Data already stored is linked without a copy only when this upstream's own bytes are
+        // what is stored (a mirror's earlier fill): a digest an upstream names (an attacker's
+        // manifest can name any) is no proof that it has the content, and linking the origin's
+        // private blob into a public mirror would serve it to the mirror's readers.
         let data = layout.blob_data(&digest);
-        if self.store.head(&data).await?.is_none() {
-            let upstream = self.upstream_content();
-            let Some(size) = upstream.blob_size(&name, &digest).await? else {
-                return Ok(());
-            };
+        let mark = layout.mirrored(&target.upstream.prefix, &digest);
+        let vouched =
+            self.store.head(&data).await? == Some(size) && self.store.head(&mark).await?.is_some();
+        if !vouched {
             self.copy_blob(&target, &digest, size, &data).await?;
+            self.store
+                .put(&mark, digest.to_string().into_bytes())
+                .await?;
         }
         self.store
             .put(

@@ -80,8 +80,9 @@ def blobs_of(reg: Registry, repo: str, reference: str) -> list[str]:
 
 def stored(reg: Registry, repo: str, digest: str) -> bool:
     """Whether `reg` answers the blob with a redirect to the edge's storage (it holds it)."""
-    r = reg.request("GET", f"/v2/{repo}/blobs/{digest}")
-    return r.status_code == 307 and r.headers["Location"].startswith(env("S3_ENDPOINT") + "/registry/mirror/")
+    with reg.request("GET", f"/v2/{repo}/blobs/{digest}", stream=True) as r:
+        return r.status_code == 307 and r.headers["Location"].startswith(
+            env("S3_ENDPOINT") + "/registry/mirror/")
 
 
 def wait_until(what: str, check, seconds: float = 90):
@@ -168,6 +169,27 @@ def test_an_interrupted_copy_links_nothing_and_is_retried(fill, gone, upstream, 
     r = gone.request("GET", f"/v2/fill.test/fill/interrupted/blobs/{blob}")
     assert r.status_code == 200
     assert hashlib.sha256(r.content).hexdigest() == blob.split(":")[1]
+
+
+def test_fills_on_the_r2_binding(upstream, faulty):
+    """The mirror on the R2 binding: its fills go through the binding's multipart uploads. What it
+    holds it serves as 307s, which it does only for a blob linked in the repository whose data
+    R2 has (it asks R2 for the size first)."""
+    r2 = edge_registry("edge-fill-r2", "EDGE_FILL_R2", tls=False)
+    layer = os.urandom(11 * MIB + 17)  # three parts of 5 MiB
+    _, blobs = random_image(upstream, "fill/r2", layer)
+    r = manifest(r2, "fill.test/fill/r2", "1")
+    assert r.status_code == 200, r.text
+    def redirected(b: str) -> bool:
+        with r2.request("GET", f"/v2/fill.test/fill/r2/blobs/{b}", stream=True) as r:
+            return r.status_code == 307
+
+    for b in blobs:
+        wait_until(f"{b} in R2", lambda: redirected(b))
+    r = r2.request("HEAD", f"/v2/fill.test/fill/r2/blobs/{blobs[1]}")
+    assert int(r.headers["Content-Length"]) == len(layer)
+    r = r2.request("GET", "/v2/_catalog")
+    assert "fill.test/fill/r2" in r.json()["repositories"], r.text
 
 
 def test_a_mirror_namespace_is_read_only(fill):

@@ -436,3 +436,56 @@ fn a_mirror_namespace_is_read_only() {
         error_message(&r)
     );
 }
+
+#[test]
+fn a_digest_an_upstream_names_never_links_content_it_did_not_supply() {
+    // The attack: a manifest on the upstream names the digest of the edge's private blob (a
+    // digest is no secret), and the upstream claims to have it. Storage holds that blob, so a
+    // mirror that linked what storage holds would serve the private layer to its readers.
+    let (f, held) = mirror();
+    let app = f.app();
+    let private = f.private_digest.clone();
+    held.borrow_mut()
+        .blobs
+        .push((private.clone(), b"not the private bytes".to_vec()));
+    let job = Job::FillBlob {
+        name: "mirror.test/acme/app".into(),
+        digest: private.to_string(),
+    };
+    let outcome = futures::executor::block_on(app.run_job(&job, false));
+    assert!(
+        matches!(&outcome, Outcome::Failed(why) if why.contains("do not match")),
+        "{outcome:?}"
+    );
+    let layout = Layout::new(ROOT);
+    let name = "mirror.test/acme/app".parse().unwrap();
+    assert_eq!(stored(&f, &layout.layer_link(&name, &private)), None);
+    assert_eq!(
+        stored(&f, &layout.blob_data(&private)).unwrap(),
+        b"private layer"
+    );
+    let r = get(&app, &format!("/v2/mirror.test/acme/app/blobs/{private}"));
+    assert_ne!(r.status(), 307);
+
+    // Content the upstream does supply, verified, is the mirror's from then on; a later fill of
+    // it links it without copying again.
+    let (small, _) = held.borrow().blobs[1].clone();
+    for name in ["mirror.test/acme/app"; 2] {
+        let job = Job::FillBlob {
+            name: name.into(),
+            digest: small.to_string(),
+        };
+        assert_eq!(
+            futures::executor::block_on(app.run_job(&job, false)),
+            Outcome::Done
+        );
+    }
+    let copies = f
+        .store
+        .calls
+        .borrow()
+        .iter()
+        .filter(|c| c.starts_with("commit "))
+        .count();
+    assert_eq!(copies, 1);
+}
