@@ -122,23 +122,33 @@ impl crate::jobs::Jobs for WorkerJobs {
             ));
         };
         let batch = jobs.iter().map(|job| {
-            worker::MessageBuilder::new(message_text(&crate::jobs::Envelope {
-                job: job.clone(),
-                tried: 0,
-            }))
-            .build()
+            message(
+                &crate::jobs::Envelope {
+                    job: job.clone(),
+                    tried: 0,
+                },
+                None,
+            )
         });
         queue
-            .send_batch(batch.collect::<Vec<_>>())
+            .send_raw_batch(batch.collect::<Vec<_>>())
             .await
             .map_err(|e| format!("queue: {e}"))
     }
 }
 
-/// A message's body: the envelope as JSON text (read back by the core's own parser, never
-/// through the JS structure a serializer would choose).
-fn message_text(envelope: &crate::jobs::Envelope) -> String {
-    serde_json::to_string(envelope).expect("a job serializes")
+/// A message: the envelope as JSON text, sent as text (read back by the core's own parser,
+/// never through the JS structure a serializer would choose), delivered after `delay` seconds.
+fn message(
+    envelope: &crate::jobs::Envelope,
+    delay: Option<u32>,
+) -> worker::SendMessage<wasm_bindgen::JsValue> {
+    let text = serde_json::to_string(envelope).expect("a job serializes");
+    let mut builder = worker::RawMessageBuilder::new(wasm_bindgen::JsValue::from_str(&text));
+    if let Some(delay) = delay {
+        builder = builder.delay_seconds(delay);
+    }
+    builder.build_with_content_type(worker::QueueContentType::Text)
 }
 
 impl WorkerJobs {
@@ -182,6 +192,9 @@ enum StoreBackend {
     None,
 }
 
+/// How long completing a multipart upload may take.
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl crate::storage::BlobSink for Store {
     type Body = web_sys::Response;
     type Upload = sink::WorkerUpload;
@@ -210,8 +223,10 @@ impl crate::storage::BlobSink for Store {
         sink::sha256(upload).await
     }
 
+    /// Completing a large upload takes the store a while (S3 may take minutes for gigabytes):
+    /// bounded by `COMMIT_TIMEOUT`, not the storage timeout of reads.
     async fn commit(&self, upload: sink::WorkerUpload) -> Result<(), StoreError> {
-        within(self.timeout, sink::commit(self.s3(), upload)).await
+        within(COMMIT_TIMEOUT, sink::commit(self.s3(), upload)).await
     }
 
     async fn abort(&self, upload: sink::WorkerUpload) {
@@ -445,7 +460,8 @@ async fn queue(batch: worker::MessageBatch<String>, env: Env, ctx: Context) -> w
     let app = build_app(&env, &setup, WorkerBackground(Rc::new(ctx)), None)
         .map_err(worker::Error::RustError)?;
     for message in batch.raw_iter() {
-        let text = message.body().as_string().unwrap_or_default();
+        let body = message.body();
+        let text = body.as_string().unwrap_or_else(|| format!("{body:?}"));
         let Ok(envelope) = serde_json::from_str::<crate::jobs::Envelope>(&text) else {
             log(&format!(
                 "a queue message that is no job, dropped: {text:.200}"
