@@ -239,6 +239,7 @@ impl<P: Platform> App<P> {
             jobs: &self.jobs,
             cache: &self.cache,
             log: self.log,
+            now: crate::platform::Clock::now(&self.clock),
             warnings: Default::default(),
         }
     }

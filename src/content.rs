@@ -529,6 +529,8 @@ pub struct Sources<'a, O, U, J, C> {
     /// Remembers the fills queued, so that a hot object is queued once.
     pub cache: &'a C,
     pub log: fn(&str),
+    /// Unix seconds.
+    pub now: u64,
     pub warnings: std::cell::RefCell<Vec<String>>,
 }
 
@@ -595,6 +597,7 @@ impl<O: Content, U: Content, J: crate::jobs::Jobs, C: EdgeCache> Sources<'_, O, 
                             name: name.to_string(),
                             digest: digest.to_string(),
                             tag: Some(tag.to_string()),
+                            seen: self.now,
                         };
                         self.fill(name, &what, job).await;
                         // The manifest itself is in that job.
@@ -717,6 +720,7 @@ impl<O: Content, U: Content, J: crate::jobs::Jobs, C: EdgeCache> Content
                     name: name.to_string(),
                     digest: digest.to_string(),
                     tag: None,
+                    seen: 0,
                 };
                 self.fill(name, &format!("@{digest}"), job).await;
             }
@@ -735,6 +739,12 @@ impl<O: Content, U: Content, J: crate::jobs::Jobs, C: EdgeCache> Content
     }
 
     async fn blob_size(&self, name: &Name, digest: &Digest) -> Result<Option<u64>> {
+        if self.route(name) == Route::Mirror {
+            if let Ok(Some(size)) = self.own.blob_size(name, digest).await {
+                return Ok(Some(size));
+            }
+            return self.upstream.blob_size(name, digest).await;
+        }
         routed!(
             self,
             name,

@@ -21,6 +21,10 @@ pub enum Job {
         digest: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tag: Option<String>,
+        /// When the edge learnt that the tag points at the digest (Unix seconds): a fill never
+        /// puts a tag back to what an older read saw.
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        seen: u64,
     },
     /// Copy the blob `digest` of the mirror repository `name` into storage, verified, then link it
     /// in the repository.
@@ -39,6 +43,10 @@ pub struct Envelope {
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
@@ -106,11 +114,12 @@ mod tests {
             name: "docker.io/library/nginx".into(),
             digest: "sha256:ab".into(),
             tag: Some("1".into()),
+            seen: 1_700_000_000,
         };
         let text = serde_json::to_string(&job).unwrap();
         assert_eq!(
             text,
-            r#"{"job":"fill_manifest","name":"docker.io/library/nginx","digest":"sha256:ab","tag":"1"}"#
+            r#"{"job":"fill_manifest","name":"docker.io/library/nginx","digest":"sha256:ab","tag":"1","seen":1700000000}"#
         );
         assert_eq!(serde_json::from_str::<Job>(&text).unwrap(), job);
         let blob: Job =

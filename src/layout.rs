@@ -9,7 +9,8 @@
 //! <root>/repositories/<name>/_manifests/tags/<tag>/current/link        tag -> manifest digest
 //! <root>/repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
 //! <root>/repositories/<name>/_uploads/<id>/...                         uploads in progress
-//! <prefix>/registry-edge/mirrored/<upstream prefix>/<alg>/<hex>         a mirror's copy, verified
+//! <prefix>/registry-edge/mirrored/<upstream prefix>/<upstream id>/<alg>/<hex>   a mirror's copy, verified
+//! <prefix>/registry-edge/mirrored-tags/<name>/_tags/<tag>             when a mirror's tag was seen
 //! ```
 //!
 //! A `link` file holds a digest as text (`sha256:...`). A repository is a directory under
@@ -45,13 +46,22 @@ impl Layout {
     /// The mark that the upstream of the mirror namespace `prefix` served the bytes of `digest`,
     /// verified (a mirror's fill wrote it): the only blob data a mirror links without copying it
     /// again. Data the origin or another upstream wrote is not the upstream's to claim.
-    pub fn mirrored(&self, prefix: &str, digest: &Digest) -> String {
+    /// `upstream` names the registry behind the namespace (`Upstream::identity`): a prefix
+    /// pointed at another registry, or at other credentials, vouches for nothing the earlier one
+    /// supplied.
+    pub fn mirrored(&self, prefix: &str, upstream: &str, digest: &Digest) -> String {
         format!(
-            "{}/mirrored/{prefix}/{}/{}",
+            "{}/mirrored/{prefix}/{upstream}/{}/{}",
             self.edge,
             digest.algorithm().as_str(),
             digest.hex()
         )
+    }
+
+    /// What a mirror's fills last wrote for a tag: `<digest> <unix seconds the edge saw it>`, so
+    /// that a fill delivered late never puts the tag back. (No name component starts with `_`.)
+    pub fn mirrored_tag(&self, name: &Name, tag: &Tag) -> String {
+        format!("{}/mirrored-tags/{name}/_tags/{tag}", self.edge)
     }
 
     pub fn blob_data(&self, digest: &Digest) -> String {

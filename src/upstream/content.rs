@@ -350,15 +350,16 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
     /// Bytes `start..end` of the blob `digest` of `target` (whose size is `size`), as the
     /// upstream's body, for a mirror's copy: asked by `Range` unless it is the whole blob, through
     /// the upstream's redirect (followed without credentials) when it sends one. The answer must
-    /// hold exactly those bytes: a 200 for a part, a length that is not the part's, or an encoded
-    /// body is refused.
+    /// hold exactly those bytes, or (`true`) the whole blob when the first part's `Range` is
+    /// answered with all of it (a server that ignores ranges); a length that is not the part's,
+    /// or an encoded body, is refused.
     pub(crate) async fn blob_part(
         &self,
         target: &Target<'a>,
         digest: &Digest,
         (start, end): (u64, u64),
         size: u64,
-    ) -> Result<H::Body> {
+    ) -> Result<(H::Body, bool)> {
         let whole = start == 0 && end == size;
         let mut headers = vec![(
             header::ACCEPT_ENCODING,
@@ -391,11 +392,14 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
                 .map_err(|e| self.client(target.upstream).transport_error(e))?;
         }
         let status = answer.status();
-        let expected = if whole {
+        // All of it, to the first part's Range: copied in one part.
+        let all = !whole && start == 0 && status == StatusCode::OK;
+        let expected = if whole || all {
             StatusCode::OK
         } else {
             StatusCode::PARTIAL_CONTENT
         };
+        let (start, end) = if all { (0, size) } else { (start, end) };
         if status != expected {
             self.http.discard(answer.into_body());
             if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
@@ -428,7 +432,7 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
                 end - 1
             )));
         }
-        Ok(answer.into_body())
+        Ok((answer.into_body(), whole || all))
     }
 
     fn warn(&self, text: String) {

@@ -57,20 +57,34 @@ impl Reference {
     }
 }
 
+/// The sha256 of no bytes: the one blob stored without an upload.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 impl<P: Platform> App<P> {
     /// Runs one job off the queue. `last` says no retry follows this attempt: a failure then
-    /// forgets that the fill was queued, so the next read queues it again.
+    /// forgets that the fill was queued, so the next read (in the location that queued it)
+    /// queues it again.
     pub async fn run_job(&self, job: &Job, last: bool) -> Outcome {
-        let (result, name, what) = match job {
-            Job::FillManifest { name, digest, tag } => (
-                self.fill_manifest(name, digest, tag.as_deref()).await,
+        let (result, name, markers) = match job {
+            Job::FillManifest {
                 name,
-                format!("@{digest}"),
-            ),
+                digest,
+                tag,
+                seen,
+            } => {
+                let mut markers = vec![format!("@{digest}")];
+                if let Some(tag) = tag {
+                    markers.push(format!(":{tag}@{digest}"));
+                }
+                let filled = self
+                    .fill_manifest(name, digest, tag.as_deref(), *seen)
+                    .await;
+                (filled, name, markers)
+            }
             Job::FillBlob { name, digest } => (
                 self.fill_blob(name, digest).await,
                 name,
-                format!("@{digest}"),
+                vec![format!("@{digest}")],
             ),
         };
         let error = match result {
@@ -86,8 +100,10 @@ impl<P: Platform> App<P> {
         if (last || !passing)
             && let Ok(name) = name.parse::<Name>()
         {
-            let marker = crate::content::fill_marker(&self.config.upstreams, &name, &what);
-            self.cache.delete(&marker).await;
+            for what in markers {
+                let marker = crate::content::fill_marker(&self.config.upstreams, &name, &what);
+                self.cache.delete(&marker).await;
+            }
         }
         if passing {
             Outcome::Retry(text)
@@ -103,7 +119,13 @@ impl<P: Platform> App<P> {
             .filter(|t| t.prefixed && t.allowed && t.upstream.mode == Mode::Mirror)
     }
 
-    async fn fill_manifest(&self, name: &str, digest: &str, tag: Option<&str>) -> Result<()> {
+    async fn fill_manifest(
+        &self,
+        name: &str,
+        digest: &str,
+        tag: Option<&str>,
+        seen: u64,
+    ) -> Result<()> {
         let (name, digest) = parse_job(name, digest)?;
         let tag: Option<Tag> = tag
             .map(|t| t.parse())
@@ -129,41 +151,110 @@ impl<P: Platform> App<P> {
         self.store
             .put(&layout.manifest_revision_link(&name, &digest), link.clone())
             .await?;
-        self.queue_references(&name, &manifest.bytes).await;
-        if let Some(tag) = tag {
-            self.store
-                .put(&layout.tag_index_link(&name, &tag, &digest), link.clone())
-                .await?;
-            self.store
-                .put(&layout.tag_current_link(&name, &tag), link)
-                .await?;
-            self.cache
-                .delete(&crate::cache::key::tag(&name, &tag))
-                .await;
+        self.queue_references(&name, &manifest.bytes).await?;
+        let Some(tag) = tag else {
+            return Ok(());
+        };
+        // The tag is written last, once everything it leads to is stored: a reader that finds
+        // the tag in storage (the upstream gone) can pull the whole image. Until then the job
+        // waits, retried with its delays.
+        if !self.stored_whole(&name, &manifest.bytes, 0).await? {
+            return Err(Error::internal(format!(
+                "{name}:{tag} waits for what {digest} references to be stored"
+            )));
         }
+        // Never back to what an older read saw (jobs arrive in any order).
+        let record_key = layout.mirrored_tag(&name, &tag);
+        if let Some(record) = self.store.get(&record_key).await?
+            && let Some((_, at)) = std::str::from_utf8(&record)
+                .ok()
+                .and_then(|r| r.split_once(' '))
+            && at.parse::<u64>().is_ok_and(|at| at > seen)
+        {
+            return Ok(());
+        }
+        self.store
+            .put(&layout.tag_index_link(&name, &tag, &digest), link.clone())
+            .await?;
+        self.store
+            .put(&layout.tag_current_link(&name, &tag), link)
+            .await?;
+        self.store
+            .put(&record_key, format!("{digest} {seen}").into_bytes())
+            .await?;
+        self.cache
+            .delete(&crate::cache::key::tag(&name, &tag))
+            .await;
         Ok(())
     }
 
-    /// Queues fills of what the manifest `bytes` references: an index's manifests, an image's
-    /// config and layers (sha256 only; foreign layers are not the registry's).
-    async fn queue_references(&self, name: &Name, bytes: &[u8]) {
+    /// Whether storage holds, linked in `name`, everything the manifest `bytes` references: an
+    /// image's config and layers; an index's manifests, and theirs (one level down).
+    async fn stored_whole(&self, name: &Name, bytes: &[u8], depth: usize) -> Result<bool> {
         let Ok(refs) = serde_json::from_slice::<References>(bytes) else {
-            return;
+            return Ok(true);
         };
+        let layout = &self.config.layout;
+        let blobs = refs.config.iter().chain(&refs.layers);
+        for digest in blobs.filter_map(Reference::digest) {
+            if self
+                .store
+                .head(&layout.layer_link(name, &digest))
+                .await?
+                .is_none()
+            {
+                return Ok(false);
+            }
+        }
+        for digest in refs.manifests.iter().filter_map(Reference::digest) {
+            let Some(child) = self.layout_content().manifest(name, &digest).await? else {
+                return Ok(false);
+            };
+            if depth == 0 && !Box::pin(self.stored_whole(name, &child.bytes, depth + 1)).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Queues fills of what the manifest `bytes` references: an index's manifests, an image's
+    /// config and layers (sha256 only; foreign layers are not the registry's). What is already
+    /// stored is not queued. A queue that cannot take them is a passing failure of the job.
+    async fn queue_references(&self, name: &Name, bytes: &[u8]) -> Result<()> {
+        let Ok(refs) = serde_json::from_slice::<References>(bytes) else {
+            return Ok(());
+        };
+        let layout = &self.config.layout;
         let mut jobs = Vec::new();
-        let manifests = refs.manifests.iter().filter_map(Reference::digest);
-        for digest in manifests {
+        for digest in refs.manifests.iter().filter_map(Reference::digest) {
+            if self
+                .store
+                .head(&layout.manifest_revision_link(name, &digest))
+                .await?
+                .is_some()
+            {
+                continue;
+            }
             jobs.push((
                 format!("@{digest}"),
                 Job::FillManifest {
                     name: name.to_string(),
                     digest: digest.to_string(),
                     tag: None,
+                    seen: 0,
                 },
             ));
         }
         let blobs = refs.config.iter().chain(&refs.layers);
         for digest in blobs.filter_map(Reference::digest) {
+            if self
+                .store
+                .head(&layout.layer_link(name, &digest))
+                .await?
+                .is_some()
+            {
+                continue;
+            }
             jobs.push((
                 format!("@{digest}"),
                 Job::FillBlob {
@@ -172,20 +263,27 @@ impl<P: Platform> App<P> {
                 },
             ));
         }
-        let mut queued = Vec::new();
+        let mut queued: Vec<(String, Job)> = Vec::new();
         for (what, job) in jobs {
             let marker = crate::content::fill_marker(&self.config.upstreams, name, &what);
-            if self.cache.get(&marker).await.is_some() || queued.contains(&job) {
+            if self.cache.get(&marker).await.is_some() || queued.iter().any(|(_, j)| *j == job) {
                 continue;
             }
             self.cache.put(&marker, b"1", FILL_MARKER_SECONDS).await;
-            queued.push(job);
+            queued.push((marker, job));
         }
         for batch in queued.chunks(BATCH) {
-            if let Err(e) = self.jobs.enqueue(batch).await {
-                (self.log)(&format!("mirror fills for {name} not queued: {e}"));
+            let jobs: Vec<Job> = batch.iter().map(|(_, job)| job.clone()).collect();
+            if let Err(e) = self.jobs.enqueue(&jobs).await {
+                for (marker, _) in batch {
+                    self.cache.delete(marker).await;
+                }
+                return Err(Error::internal(format!(
+                    "mirror fills for {name} not queued: {e}"
+                )));
             }
         }
+        Ok(())
     }
 
     async fn fill_blob(&self, name: &str, digest: &str) -> Result<()> {
@@ -203,11 +301,23 @@ impl<P: Platform> App<P> {
         // manifest can name any) is no proof that it has the content, and linking the origin's
         // private blob into a public mirror would serve it to the mirror's readers.
         let data = layout.blob_data(&digest);
-        let mark = layout.mirrored(&target.upstream.prefix, &digest);
+        let mark = layout.mirrored(
+            &target.upstream.prefix,
+            &target.upstream.identity(),
+            &digest,
+        );
         let vouched =
             self.store.head(&data).await? == Some(size) && self.store.head(&mark).await?.is_some();
         if !vouched {
-            self.copy_blob(&target, &digest, size, &data).await?;
+            if size == 0 {
+                // No bytes to fetch: the digest says whether the upstream is right.
+                if digest.hex() != EMPTY_SHA256 {
+                    return Err(blob_mismatch(&target, &digest, EMPTY_SHA256));
+                }
+                self.store.put(&data, Vec::new()).await?;
+            } else {
+                self.copy_blob(&target, &digest, size, &data).await?;
+            }
             self.store
                 .put(&mark, digest.to_string().into_bytes())
                 .await?;
@@ -221,8 +331,9 @@ impl<P: Platform> App<P> {
         Ok(())
     }
 
-    /// Copies the blob `digest` (`size` bytes) of `target` to `key` in parts, verified: the
-    /// upload is completed only when the sha256 of its parts is the digest.
+    /// Copies the blob `digest` (`size` bytes, more than none) of `target` to `key` in parts,
+    /// verified: the upload is completed only when the sha256 of its parts is the digest. An
+    /// upstream that answers the first part's `Range` with the whole blob is copied in one part.
     async fn copy_blob(
         &self,
         target: &Target<'_>,
@@ -235,30 +346,18 @@ impl<P: Platform> App<P> {
         let mut upload = self.store.begin(key).await?;
         let copied = async {
             let mut start = 0;
-            loop {
+            while start < size {
                 let end = size.min(start + part);
-                let body = upstream
+                let (body, whole) = upstream
                     .blob_part(target, digest, (start, end), size)
                     .await?;
+                let end = if whole { size } else { end };
                 self.store.part(&mut upload, body, end - start).await?;
                 start = end;
-                if start >= size {
-                    break;
-                }
             }
             let sha256 = self.store.sha256(&mut upload).await?;
             if sha256 != digest.hex() {
-                return Err(Error::new(ErrorCode::UpstreamError)
-                    .with_message(format!(
-                        "the upstream registry {} sent a blob for {}@{digest} whose bytes do not \
-                         match that digest",
-                        target.upstream.label(),
-                        target.name
-                    ))
-                    .with_detail(serde_json::json!({
-                        "digest": digest.to_string(),
-                        "content": format!("sha256:{sha256}"),
-                    })));
+                return Err(blob_mismatch(target, digest, &sha256));
             }
             Ok(())
         }
@@ -271,6 +370,21 @@ impl<P: Platform> App<P> {
             }
         }
     }
+}
+
+/// The refusal of a blob whose bytes hash to `sha256`, not to its digest: dropped, never retried.
+fn blob_mismatch(target: &Target<'_>, digest: &Digest, sha256: &str) -> Error {
+    Error::new(ErrorCode::UpstreamError)
+        .with_message(format!(
+            "the upstream registry {} sent a blob for {}@{digest} whose bytes do not match that \
+             digest",
+            target.upstream.label(),
+            target.name
+        ))
+        .with_detail(serde_json::json!({
+            "digest": digest.to_string(),
+            "content": format!("sha256:{sha256}"),
+        }))
 }
 
 /// A job's repository and digest, parsed as a request's would be (a job is only queued with

@@ -280,6 +280,18 @@ impl Upstream {
         }
     }
 
+    /// Which registry (and which account) the entry reads, as 16 hex digits: the sha256 of its
+    /// URL and user name. What a mirror's copies were vouched by.
+    pub fn identity(&self) -> String {
+        use sha2::Digest as _;
+        let user = self
+            .credentials
+            .as_ref()
+            .map_or("", |c| c.username.as_str());
+        let hash = sha2::Sha256::digest(format!("{}\n{user}", self.url).as_bytes());
+        hex::encode(&hash[..8])
+    }
+
     fn is_docker_hub(&self) -> bool {
         self.url.host_str() == Some(DOCKER_HUB_REGISTRY)
     }

@@ -156,11 +156,7 @@ impl WorkerJobs {
     async fn send_later(&self, envelope: crate::jobs::Envelope, delay: u32) -> Result<(), String> {
         let queue = self.0.as_ref().ok_or("no queue")?;
         queue
-            .send(
-                worker::MessageBuilder::new(envelope)
-                    .delay_seconds(delay)
-                    .build(),
-            )
+            .send_raw(message(&envelope, Some(delay)))
             .await
             .map_err(|e| format!("queue: {e}"))
     }

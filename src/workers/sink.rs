@@ -29,6 +29,8 @@ pub(crate) struct WorkerUpload {
     target: Target,
     digest: worker::crypto::DigestStream,
     writer: web_sys::WritableStreamDefaultWriter,
+    /// The digest's writer was closed (`sha256`).
+    closed: bool,
 }
 
 enum Target {
@@ -59,29 +61,32 @@ impl WorkerUpload {
             target,
             digest,
             writer,
+            closed: false,
         })
     }
 
     /// `body` as a stream of exactly `length` bytes whose chunks also go to the upload's digest,
-    /// in order; and the pipes' end (which fails when the body does).
-    fn hashed(
-        &self,
-        body: &web_sys::Response,
-        length: u64,
-    ) -> Result<(web_sys::ReadableStream, js_sys::Promise, Transform), StoreError> {
+    /// in order; the pipes' end (which fails when the body does); the callback to keep alive
+    /// while they run; and the controller that stops them.
+    fn hashed(&self, body: &web_sys::Response, length: u64) -> Result<Hashed, StoreError> {
         let key = &self.key;
-        let source = match body.body() {
-            Some(stream) => stream,
-            // An empty body (a part of zero bytes).
-            None => web_sys::ReadableStream::new().map_err(|e| js_error("empty body", key, e))?,
-        };
+        let source = body
+            .body()
+            .ok_or_else(|| StoreError(format!("part of {key}: the upstream sent no body")))?;
         let writer = self.writer.clone();
         let transform = Closure::wrap(Box::new(
             move |chunk: JsValue, controller: web_sys::TransformStreamDefaultController| {
-                // The digest takes the chunk first; then it goes on, once the digest has it.
+                // The digest takes the chunk first; it goes on once the digest has it.
                 let written = writer.write_with_chunk(&chunk);
-                let _ = controller.enqueue_with_chunk(&chunk);
-                written
+                let pass = Closure::once_into_js(move |_: JsValue| {
+                    let _ = controller.enqueue_with_chunk(&chunk);
+                });
+                let then: Result<js_sys::Function, _> =
+                    js_sys::Reflect::get(&written, &"then".into()).map(JsCast::unchecked_into);
+                match then.and_then(|then| then.call1(&written, &pass)) {
+                    Ok(chained) => chained.unchecked_into(),
+                    Err(e) => js_sys::Promise::reject(&e),
+                }
             },
         ) as Box<TransformFn>);
         let transformer = js_sys::Object::new();
@@ -93,20 +98,64 @@ impl WorkerUpload {
             worker::worker_sys::FixedLengthStream::new_big_int(js_sys::BigInt::from(length))
                 .map_err(|e| js_error("fixed-length stream", key, e))?;
         let fixed: &web_sys::TransformStream = fixed.unchecked_ref();
-        let first = source.pipe_to(&hashing.writable());
-        let second = hashing.readable().pipe_to(&fixed.writable());
-        let both = js_sys::Promise::all(&js_sys::Array::of2(&first, &second));
-        Ok((fixed.readable(), both, transform))
+        let stop = web_sys::AbortController::new().map_err(|e| js_error("abort", key, e))?;
+        let options = web_sys::StreamPipeOptions::new();
+        options.set_signal(&stop.signal());
+        let first = source.pipe_to_with_options(&hashing.writable(), &options);
+        let second = hashing
+            .readable()
+            .pipe_to_with_options(&fixed.writable(), &options);
+        let pipes = js_sys::Promise::all(&js_sys::Array::of2(&first, &second));
+        Ok(Hashed {
+            stream: fixed.readable(),
+            pipes,
+            _transform: transform,
+            stop,
+        })
     }
 }
 
-/// Awaits `pipes` after `upload` (the part's upload) ended: a failed pipe is the part's failure
-/// even when the store took what it was given.
-async fn finish_part(key: &str, pipes: js_sys::Promise) -> Result<(), StoreError> {
-    JsFuture::from(pipes)
+/// A part's stream on its way.
+struct Hashed {
+    /// What the store reads: exactly the part's bytes.
+    stream: web_sys::ReadableStream,
+    /// Both pipes' end.
+    pipes: js_sys::Promise,
+    _transform: Transform,
+    stop: web_sys::AbortController,
+}
+
+/// How long one part may take, upstream to store (a stalled upstream must not hold the consumer
+/// until the platform ends it).
+const PART_SECONDS: u64 = 600;
+
+/// Runs `upload` (the store reading `hashed.stream`) to its end, bounded by `PART_SECONDS`, then
+/// the pipes: a failed pipe is the part's failure even when the store took what it was given. A
+/// failed or stalled upload stops the pipes, so nothing waits on a stream nobody reads.
+async fn stream_part<T>(
+    key: &str,
+    hashed: Hashed,
+    upload: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let upload = std::pin::pin!(upload);
+    let timer = std::pin::pin!(worker::Delay::from(std::time::Duration::from_secs(
+        PART_SECONDS
+    )));
+    let uploaded = match futures::future::select(upload, timer).await {
+        futures::future::Either::Left((uploaded, _)) => uploaded,
+        futures::future::Either::Right(_) => Err(StoreError(format!(
+            "a part of {key} did not finish within {PART_SECONDS} s"
+        ))),
+    };
+    if uploaded.is_err() {
+        hashed.stop.abort();
+    }
+    let piped = JsFuture::from(hashed.pipes)
         .await
-        .map(|_| ())
-        .map_err(|e| js_error("streaming part of", key, e))
+        .map_err(|e| js_error("streaming a part of", key, e));
+    let value = uploaded?;
+    piped?;
+    Ok(value)
 }
 
 pub(crate) async fn begin_r2(
@@ -147,17 +196,19 @@ pub(crate) async fn part(
     body: web_sys::Response,
     length: u64,
 ) -> Result<(), StoreError> {
-    let (stream, pipes, _transform) = upload.hashed(&body, length)?;
+    let hashed = upload.hashed(&body, length)?;
+    let stream = hashed.stream.clone();
     let key = upload.key.clone();
     match &mut upload.target {
         Target::R2 { upload: r2, parts } => {
             let number = parts.len() as u16 + 1;
-            let uploaded = r2
-                .upload_part(number, worker::Data::ReadableStream(stream))
-                .await
-                .map_err(|e| StoreError(format!("R2 uploadPart {number} of {key}: {e}")));
-            finish_part(&key, pipes).await?;
-            parts.push(uploaded?);
+            let sent = async {
+                r2.upload_part(number, worker::Data::ReadableStream(stream))
+                    .await
+                    .map_err(|e| StoreError(format!("R2 uploadPart {number} of {key}: {e}")))
+            };
+            let uploaded = stream_part(&key, hashed, sent).await?;
+            parts.push(uploaded);
         }
         Target::S3 { upload_id, etags } => {
             let s3 = s3.ok_or_else(|| StoreError("an S3 upload without S3".into()))?;
@@ -168,36 +219,39 @@ pub(crate) async fn part(
                 number,
                 std::time::Duration::from_secs(PART_URL_SECONDS),
             );
-            let init = web_sys::RequestInit::new();
-            init.set_method("PUT");
-            init.set_body(&stream);
-            let request = web_sys::Request::new_with_str_and_init(url.as_str(), &init)
-                .map_err(|e| js_error("part request", &key, e))?;
-            let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-            let sent = JsFuture::from(global.fetch_with_request(&request)).await;
-            finish_part(&key, pipes).await?;
-            let response: web_sys::Response = sent
-                .map_err(|e| js_error("UploadPart", &key, e))?
-                .unchecked_into();
-            let etag = response.headers().get("etag").ok().flatten();
-            if let Some(body) = response.body() {
-                let _ = body.cancel();
-            }
-            match etag {
-                Some(etag) if response.status() == 200 => etags.push(etag),
-                _ => {
-                    return Err(StoreError(format!(
+            let sent = async {
+                let init = web_sys::RequestInit::new();
+                init.set_method("PUT");
+                init.set_body(&stream);
+                let request = web_sys::Request::new_with_str_and_init(url.as_str(), &init)
+                    .map_err(|e| js_error("part request", &key, e))?;
+                let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+                let response: web_sys::Response =
+                    JsFuture::from(global.fetch_with_request(&request))
+                        .await
+                        .map_err(|e| js_error("UploadPart", &key, e))?
+                        .unchecked_into();
+                let etag = response.headers().get("etag").ok().flatten();
+                if let Some(body) = response.body() {
+                    let _ = body.cancel();
+                }
+                match etag {
+                    Some(etag) if response.status() == 200 => Ok(etag),
+                    _ => Err(StoreError(format!(
                         "UploadPart {number} of {key}: HTTP {}",
                         response.status()
-                    )));
+                    ))),
                 }
-            }
+            };
+            let etag = stream_part(&key, hashed, sent).await?;
+            etags.push(etag);
         }
     }
     Ok(())
 }
 
 pub(crate) async fn sha256(upload: &mut WorkerUpload) -> Result<String, StoreError> {
+    upload.closed = true;
     JsFuture::from(upload.writer.close())
         .await
         .map_err(|e| js_error("digest of", &upload.key, e))?;
@@ -228,7 +282,10 @@ pub(crate) async fn commit(
 }
 
 pub(crate) async fn abort(s3: Option<&S3Store<FetchClient, WorkerClock>>, upload: WorkerUpload) {
-    let _ = upload.writer.abort();
+    if !upload.closed {
+        // Its rejection (the stream may have errored already) is of no interest.
+        let _ = JsFuture::from(upload.writer.abort()).await;
+    }
     let key = upload.key;
     let failed = match upload.target {
         Target::R2 { upload, .. } => upload.abort().await.err().map(|e| e.to_string()),

@@ -106,7 +106,7 @@ const mf = new Miniflare({
   kvNamespaces: ["REGISTRY_KV"],
   // Jobs off the request's path (mirror fills), as wrangler.toml declares them.
   queueProducers: { REGISTRY_QUEUE: { queueName: "registry-edge-jobs" } },
-  queueConsumers: { "registry-edge-jobs": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 3 } },
+  queueConsumers: { "registry-edge-jobs": { maxBatchSize: 1, maxBatchTimeout: 1, maxRetries: 3 } },
   host,
   port,
   https,

@@ -27,6 +27,8 @@ struct Held {
     tamper: bool,
     /// Parts are served one byte short.
     short: bool,
+    /// `Range` is ignored: every blob answer is the whole blob.
+    no_ranges: bool,
 }
 
 fn held() -> Held {
@@ -55,6 +57,7 @@ fn held() -> Held {
         down: false,
         tamper: false,
         short: false,
+        no_ranges: false,
     }
 }
 
@@ -66,7 +69,12 @@ fn registry(
         if h.down {
             return Err(OriginError::Unreachable("down".into()));
         }
-        let path = request.uri().path();
+        // Two repositories with the same image.
+        let path = request
+            .uri()
+            .path()
+            .replacen("/v2/acme/other/", "/v2/acme/app/", 1);
+        let path = path.as_str();
         let manifest_digest = Digest::sha256(&h.manifest).to_string();
         if path == "/v2/acme/app/manifests/1"
             || path == format!("/v2/acme/app/manifests/{manifest_digest}")
@@ -94,11 +102,8 @@ fn registry(
         if request.method() == Method::HEAD {
             return answer(200, &[("content-length", &length)], b"");
         }
-        match request
-            .headers()
-            .get("range")
-            .map(|v| v.to_str().unwrap().to_owned())
-        {
+        let range = request.headers().get("range").filter(|_| !h.no_ranges);
+        match range.map(|v| v.to_str().unwrap().to_owned()) {
             None => answer(200, &[("content-length", &length)], &bytes),
             Some(range) => {
                 let (start, end) = range
@@ -125,19 +130,27 @@ fn mirror() -> (Fixture, Rc<RefCell<Held>>) {
     (f, held)
 }
 
-/// Runs queued jobs (and the jobs they queue) until none is left; their outcomes.
+/// Runs queued jobs (and the jobs they queue) until none is left, a job that asks to be retried
+/// again after the others (as the queue does, later); their last outcomes.
 fn run_jobs(f: &Fixture, app: &App<Test<'_>>) -> Vec<(Job, Outcome)> {
     let mut done = Vec::new();
-    loop {
-        let jobs = f.jobs.take();
+    let mut retried = Vec::new();
+    for _ in 0..10 {
+        let mut jobs = f.jobs.take();
+        jobs.append(&mut retried);
         if jobs.is_empty() {
             return done;
         }
         for job in jobs {
             let outcome = futures::executor::block_on(app.run_job(&job, false));
-            done.push((job, outcome));
+            if matches!(outcome, Outcome::Retry(_)) {
+                retried.push(job);
+            } else {
+                done.push((job, outcome));
+            }
         }
     }
+    panic!("jobs still retried after 10 rounds: {retried:?}");
 }
 
 fn stored(f: &Fixture, key: &str) -> Option<Vec<u8>> {
@@ -163,6 +176,7 @@ fn a_read_through_a_mirror_queues_one_fill() {
             name: "mirror.test/acme/app".into(),
             digest: digest.to_string(),
             tag: Some("1".into()),
+            seen: NOW,
         }]
     );
     // Hot: neither the tag nor the manifest by digest queues it again.
@@ -386,6 +400,7 @@ fn jobs_for_names_no_mirror_serves_do_nothing() {
             name: "library/busybox".into(),
             digest: format!("sha256:{}", "a".repeat(64)),
             tag: None,
+            seen: 0,
         },
     ] {
         assert_eq!(
@@ -468,9 +483,9 @@ fn a_digest_an_upstream_names_never_links_content_it_did_not_supply() {
     assert_ne!(r.status(), 307);
 
     // Content the upstream does supply, verified, is the mirror's from then on; a later fill of
-    // it links it without copying again.
+    // it, in another repository of the mirror too, links it without copying again.
     let (small, _) = held.borrow().blobs[1].clone();
-    for name in ["mirror.test/acme/app"; 2] {
+    for name in ["mirror.test/acme/app", "mirror.test/acme/other"] {
         let job = Job::FillBlob {
             name: name.into(),
             digest: small.to_string(),
@@ -488,4 +503,143 @@ fn a_digest_an_upstream_names_never_links_content_it_did_not_supply() {
         .filter(|c| c.starts_with("commit "))
         .count();
     assert_eq!(copies, 1);
+    let other = "mirror.test/acme/other".parse().unwrap();
+    assert!(stored(&f, &layout.layer_link(&other, &small)).is_some());
+}
+
+#[test]
+fn the_tag_is_stored_last_and_never_goes_back() {
+    let (f, held) = mirror();
+    let app = f.app();
+    let digest = Digest::sha256(&held.borrow().manifest);
+    let layout = Layout::new(ROOT);
+    let name: crate::reference::Name = "mirror.test/acme/app".parse().unwrap();
+    let current = layout.tag_current_link(&name, &"1".parse().unwrap());
+    let job = |seen| Job::FillManifest {
+        name: name.to_string(),
+        digest: digest.to_string(),
+        tag: Some("1".into()),
+        seen,
+    };
+    // Its layers are not stored yet: the manifest is, the tag waits.
+    let outcome = futures::executor::block_on(app.run_job(&job(NOW), false));
+    assert!(
+        matches!(&outcome, Outcome::Retry(why) if why.contains("waits")),
+        "{outcome:?}"
+    );
+    assert!(stored(&f, &layout.manifest_revision_link(&name, &digest)).is_some());
+    assert_eq!(stored(&f, &current), None);
+    assert_eq!(f.jobs.0.borrow().len(), 3, "config and two layers queued");
+    run_jobs(&f, &app);
+    assert_eq!(
+        futures::executor::block_on(app.run_job(&job(NOW), false)),
+        Outcome::Done
+    );
+    assert_eq!(stored(&f, &current).unwrap(), digest.to_string().as_bytes());
+    // A fill of what an older read saw, delivered late, leaves the tag as it is.
+    let other = f.put_manifest("elsewhere/x", b"{}", &[]);
+    f.store.put(&current, other.to_string());
+    assert_eq!(
+        futures::executor::block_on(app.run_job(&job(NOW - 10), false)),
+        Outcome::Done
+    );
+    assert_eq!(stored(&f, &current).unwrap(), other.to_string().as_bytes());
+}
+
+#[test]
+fn a_mark_of_another_upstream_vouches_for_nothing() {
+    // The namespace once mirrored another registry (or account), which supplied the blob.
+    let (f, held) = mirror();
+    let app = f.app();
+    let (small, bytes) = held.borrow().blobs[1].clone();
+    let layout = Layout::new(ROOT);
+    f.store.put(layout.blob_data(&small), bytes.clone());
+    f.store.put(
+        layout.mirrored("mirror.test", "0123456789abcdef", &small),
+        small.to_string(),
+    );
+    let job = Job::FillBlob {
+        name: "mirror.test/acme/app".into(),
+        digest: small.to_string(),
+    };
+    assert_eq!(
+        futures::executor::block_on(app.run_job(&job, false)),
+        Outcome::Done
+    );
+    // Copied from this upstream, verified, before it was linked.
+    assert_eq!(
+        f.store
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.starts_with("commit "))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn an_upstream_that_ignores_ranges_is_copied_in_one_part() {
+    let (f, held) = mirror();
+    let app = f.app();
+    held.borrow_mut().no_ranges = true;
+    let (large, bytes) = held.borrow().blobs[2].clone();
+    let job = Job::FillBlob {
+        name: "mirror.test/acme/app".into(),
+        digest: large.to_string(),
+    };
+    assert_eq!(
+        futures::executor::block_on(app.run_job(&job, false)),
+        Outcome::Done
+    );
+    assert_eq!(
+        stored(&f, &Layout::new(ROOT).blob_data(&large)),
+        Some(bytes)
+    );
+    let parts = f
+        .store
+        .calls
+        .borrow()
+        .iter()
+        .filter(|c| c.starts_with("part "))
+        .count();
+    assert_eq!(
+        parts,
+        1,
+        "{:?} {:?}",
+        f.store.calls.borrow(),
+        f.upstream.sent.borrow()
+    );
+}
+
+#[test]
+fn an_empty_blob_is_stored_without_an_upload() {
+    let (f, held) = mirror();
+    let app = f.app();
+    let empty = Digest::sha256(b"");
+    held.borrow_mut().blobs.push((empty.clone(), Vec::new()));
+    let job = Job::FillBlob {
+        name: "mirror.test/acme/app".into(),
+        digest: empty.to_string(),
+    };
+    assert_eq!(
+        futures::executor::block_on(app.run_job(&job, false)),
+        Outcome::Done
+    );
+    let layout = Layout::new(ROOT);
+    assert_eq!(stored(&f, &layout.blob_data(&empty)), Some(Vec::new()));
+    assert!(
+        stored(
+            &f,
+            &layout.layer_link(&"mirror.test/acme/app".parse().unwrap(), &empty)
+        )
+        .is_some()
+    );
+    assert!(
+        f.store
+            .calls
+            .borrow()
+            .iter()
+            .all(|c| !c.starts_with("begin "))
+    );
 }
