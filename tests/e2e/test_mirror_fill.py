@@ -260,8 +260,9 @@ def test_a_large_layer_is_copied_in_parts_with_the_memory_flat(fill, gone, upstr
     grown = peak_rss_mib("edge-fill") - before
     print(f"\nmirror fill of {LARGE_MIB} MiB in parts of 64 MiB: {seconds:.1f} s "
           f"({LARGE_MIB / seconds:.0f} MiB/s), workerd peak RSS grew {grown:.0f} MiB")
-    # Streamed, never held: the copy costs far less memory than one part, let alone the layer.
-    assert grown < 48, f"workerd peak RSS grew {grown:.0f} MiB copying {LARGE_MIB} MiB"
+    # Streamed, never held: the copy's cost in memory does not grow with the layer (here 23 to
+    # 40 MiB, the runtime's own buffers and heap growth; a layer held whole would be 600).
+    assert grown < LARGE_MIB / 5, f"workerd peak RSS grew {grown:.0f} MiB copying {LARGE_MIB} MiB"
     # What storage holds is the layer, whole: its size, and a download that hashes to it.
     r = gone.request("HEAD", f"/v2/direct.test/fill/large/blobs/{digest}")
     assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(large), r.headers
