@@ -5,6 +5,7 @@
 #   start_origin [NAME] [PORT]        docker-registry (s3 driver; ORIGIN_STORAGE_DIR: filesystem) on $ORIGIN_PORT
 #   start_edge_wrangler [NAME] [PORT] the worker in `wrangler dev --local`
 #   start_blackhole NAME PORT         a listener that never answers
+#   start_webhook_receiver NAME PORT  a webhook receiver that records and fails on request
 #   start_edge_miniflare NAME PORT [https]
 #                                     the built worker (build/index.js) in Miniflare
 #   stop_part NAME / stop_stack       stop one part / every recorded part
@@ -43,7 +44,7 @@ STACK_TLS_DIR="$REGISTRY_EDGE_CACHE/tls"
 # Every variable and secret the worker reads (config::SETTINGS; a unit test keeps this list equal
 # to it). Only those set in the environment are passed (the worker reads an empty one as unset). S3_ENDPOINT and ORIGIN_URL
 # follow S3_PORT and ORIGIN_PORT at start time; ORIGIN_URL= makes a read-only edge.
-EDGE_VAR_NAMES="STORAGE_BACKEND STORAGE_ROOT S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY PRESIGN_SECONDS STORAGE_TIMEOUT_SECONDS BLOB_BASE_URL TAG_CACHE_SECONDS ORIGIN_URL ORIGIN_USERNAME ORIGIN_PASSWORD ORIGIN_TIMEOUT_SECONDS ORIGIN_UPLOAD_TIMEOUT_SECONDS CHUNK_MAX_LENGTH PUBLIC_URL EDGE_SECRET TOKEN_SIGNING_KEY TOKEN_PREVIOUS_KEYS ADMIN_USER ADMIN_PASSWORD REGISTRY_SERVICE TOKEN_ISSUER TOKEN_SECONDS REFRESH_TOKEN_SECONDS AUTH_CACHE_SECONDS UPSTREAMS"
+EDGE_VAR_NAMES="STORAGE_BACKEND STORAGE_ROOT S3_ENDPOINT S3_BUCKET S3_REGION S3_URL_STYLE S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY PRESIGN_SECONDS STORAGE_TIMEOUT_SECONDS BLOB_BASE_URL TAG_CACHE_SECONDS ORIGIN_URL ORIGIN_USERNAME ORIGIN_PASSWORD ORIGIN_TIMEOUT_SECONDS ORIGIN_UPLOAD_TIMEOUT_SECONDS CHUNK_MAX_LENGTH PUBLIC_URL EDGE_SECRET TOKEN_SIGNING_KEY TOKEN_PREVIOUS_KEYS ADMIN_USER ADMIN_PASSWORD REGISTRY_SERVICE TOKEN_ISSUER TOKEN_SECONDS REFRESH_TOKEN_SECONDS AUTH_CACHE_SECONDS UPSTREAMS JOB_RETRY_SECONDS WEBHOOK_ALLOW_HTTP"
 : "${S3_BUCKET:=registry}"
 : "${S3_REGION:=us-east-1}"
 : "${S3_URL_STYLE:=path}"
@@ -426,6 +427,16 @@ start_fake_upstream() {
   _stack_spawn "$name" python3 "$REGISTRY_EDGE_ROOT/tests/support/fake-upstream.py" "$port" "$upstream" "$recorder"
   _stack_wait "$name" "listening on $port" "$STACK_WAIT_SECONDS" _stack_log_has "$name" '^listening' || return 1
   echo "stack: $name (misbehaves on request, in front of $upstream) on 127.0.0.1:$port"
+}
+
+# start_webhook_receiver NAME PORT: a webhook receiver that records what it is sent and fails on
+# request (tests/support/webhook-receiver.py).
+start_webhook_receiver() {
+  local name="$1" port="$2"
+  _stack_port_free "$port" "$name" || return 1
+  _stack_spawn "$name" python3 "$REGISTRY_EDGE_ROOT/tests/support/webhook-receiver.py" "$port"
+  _stack_wait "$name" "listening on $port" "$STACK_WAIT_SECONDS" _stack_log_has "$name" '^listening' || return 1
+  echo "stack: $name (webhook receiver) on 127.0.0.1:$port"
 }
 
 # start_warning_proxy NAME PORT UPSTREAM: an origin that adds registry warnings to every answer

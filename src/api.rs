@@ -18,6 +18,13 @@
 //! DELETE /api/v1/tokens/<name>/passwords/<password name>
 //! GET    /api/v1/repositories                  repositories that have attributes
 //! GET    /api/v1/repositories/<name>[?tag=|?manifest=]   PATCH AttributesUpdate, DELETE
+//! GET    /api/v1/webhooks                      [WebhookView]
+//! GET    /api/v1/webhooks/<name>               WebhookView; PUT WebhookCreate -> CreatedWebhook
+//!                                              (its signing secret, once); PATCH WebhookUpdate;
+//!                                              DELETE
+//! POST   /api/v1/webhooks/<name>/ping          -> {"id"}: ACR's ping event, queued
+//! GET    /api/v1/webhooks/<name>/events        [DeliveryEntry], newest first
+//! GET    /api/v1/webhooks/<name>/config        WebhookConfig (the URI, the header names)
 //! ```
 //!
 //! Every body the server reads refuses an unknown field (`ManagementBody`): a misspelt setting is
@@ -51,6 +58,11 @@ pub enum Endpoint {
     TokenPassword(String, PasswordSlot),
     Repositories,
     Repository(Name),
+    Webhooks,
+    Webhook(String),
+    WebhookPing(String),
+    WebhookEvents(String),
+    WebhookConfig(String),
 }
 
 impl Endpoint {
@@ -75,6 +87,11 @@ impl Endpoint {
             ["tokens", name, "passwords", password] => {
                 Endpoint::TokenPassword(own(name), password.parse().ok()?)
             }
+            ["webhooks"] => Endpoint::Webhooks,
+            ["webhooks", name] => Endpoint::Webhook(own(name)),
+            ["webhooks", name, "ping"] => Endpoint::WebhookPing(own(name)),
+            ["webhooks", name, "events"] => Endpoint::WebhookEvents(own(name)),
+            ["webhooks", name, "config"] => Endpoint::WebhookConfig(own(name)),
             ["repositories"] => Endpoint::Repositories,
             ["repositories", name @ ..] => Endpoint::Repository(name.join("/").parse().ok()?),
             _ => return None,
@@ -100,18 +117,24 @@ impl Endpoint {
             }
             Endpoint::Repositories => "/repositories".into(),
             Endpoint::Repository(name) => format!("/repositories/{name}"),
+            Endpoint::Webhooks => "/webhooks".into(),
+            Endpoint::Webhook(name) => format!("/webhooks/{name}"),
+            Endpoint::WebhookPing(name) => format!("/webhooks/{name}/ping"),
+            Endpoint::WebhookEvents(name) => format!("/webhooks/{name}/events"),
+            Endpoint::WebhookConfig(name) => format!("/webhooks/{name}/config"),
         };
         format!("{PREFIX}{rest}")
     }
 
     /// The top-level endpoints, as `GET /api/v1` lists them.
-    pub const INDEX: [&'static str; 6] = [
+    pub const INDEX: [&'static str; 7] = [
         "admin",
         "anonymous-pull",
         "network-rules",
         "scope-maps",
         "tokens",
         "repositories",
+        "webhooks",
     ];
 }
 
@@ -198,6 +221,36 @@ impl From<AttributesUpdate> for crate::auth::records::Attributes {
     }
 }
 
+/// A new webhook, as `az acr webhook create` takes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookCreate {
+    pub service_uri: String,
+    pub actions: Vec<crate::webhooks::Action>,
+    #[serde(default)]
+    pub scope: String,
+    #[serde(default)]
+    pub custom_headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub status: crate::webhooks::Status,
+}
+
+/// A webhook's changes; an absent field is left as it is (`customHeaders` replaces them all).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Vec<crate::webhooks::Action>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_headers: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::webhooks::Status>,
+}
+
 macro_rules! management_bodies {
     ($($t:ty),* $(,)?) => {
         $(impl ManagementBody for $t {})*
@@ -221,9 +274,42 @@ management_bodies!(
     AnonymousPullUpdate,
     NetworkRulesUpdate,
     AttributesUpdate,
+    WebhookCreate,
+    WebhookUpdate,
 );
 
 // --- views the server answers with ---
+
+/// A webhook, without its secrets: the service URI down to its scheme and host, the custom
+/// headers by name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView {
+    pub name: String,
+    pub service_uri: String,
+    pub status: crate::webhooks::Status,
+    pub actions: Vec<crate::webhooks::Action>,
+    pub scope: String,
+    pub custom_headers: Vec<String>,
+    pub created: u64,
+}
+
+/// A created webhook: the view, and its signing secret (shown once).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    pub secret: String,
+}
+
+/// `get-config`: where deliveries go, and the custom headers by name (never their values).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookConfig {
+    pub service_uri: String,
+    pub custom_headers: Vec<String>,
+}
 
 /// A password slot, without its secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -33,8 +33,10 @@ pub struct App<P: Platform> {
     pub background: P::Background,
     /// Requests to the upstream registries of `UPSTREAMS`.
     pub upstream: P::Upstream,
-    /// The queue of work off the request's path (mirror fills).
+    /// The queue of work off the request's path (mirror fills, webhook deliveries).
     pub jobs: P::Jobs,
+    /// Webhook deliveries.
+    pub hooks: P::Hooks,
 }
 
 impl<P: Platform> App<P> {
@@ -215,6 +217,21 @@ impl<P: Platform> App<P> {
                 self.get_referrers(&name, &digest, artifact_type.as_deref(), &attributes)
                     .await
             }
+        }
+    }
+
+    /// Runs one job off the queue: its `attempt` (from 1), and whether it is the `last` one.
+    pub async fn run_job(
+        &self,
+        job: &crate::jobs::Job,
+        attempt: u32,
+        last: bool,
+    ) -> crate::jobs::Outcome {
+        match job {
+            crate::jobs::Job::DeliverWebhook { webhook, event } => {
+                self.deliver_webhook(webhook, event, attempt, last).await
+            }
+            fill => self.run_fill(fill, last).await,
         }
     }
 

@@ -51,6 +51,8 @@ pub const R2_BINDING: &str = "REGISTRY_BUCKET";
 pub const KV_BINDING: &str = "REGISTRY_KV";
 /// The queue binding (producer and consumer) of work off the request's path: mirror fills.
 pub const QUEUE_BINDING: &str = "REGISTRY_QUEUE";
+/// Where jobs go that failed every attempt (a webhook delivery the receiver never took).
+pub const DEAD_LETTER_BINDING: &str = "REGISTRY_DLQ";
 
 /// Every variable, secret and binding the edge reads, in one list. `Config::from_lookup` reads
 /// only these; the README's configuration table, `wrangler.toml` and `scripts/lib.sh` are checked
@@ -101,6 +103,13 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Binding,
         default: None,
     },
+    Setting {
+        name: DEAD_LETTER_BINDING,
+        kind: Kind::Binding,
+        default: None,
+    },
+    var("JOB_RETRY_SECONDS", Some("10")),
+    var("WEBHOOK_ALLOW_HTTP", Some("false")),
 ];
 
 /// Where the edge reads the registry from.
@@ -177,6 +186,10 @@ pub struct Config {
     /// The upstream registries reads go through (`UPSTREAMS`), their credentials read from the
     /// secrets each entry names.
     pub upstreams: Vec<crate::upstream::Upstream>,
+    /// The first wait before a failed job is tried again, doubling with each attempt.
+    pub job_retry_seconds: u32,
+    /// Webhook receivers may be plain `http` (local ones, in development).
+    pub webhook_allow_http: bool,
 }
 
 /// The token service and the admin user.
@@ -413,6 +426,16 @@ impl Config {
             presign_seconds,
             storage_timeout: Duration::from_secs(number("STORAGE_TIMEOUT_SECONDS", 10)?.max(1)),
             tag_cache_seconds: number("TAG_CACHE_SECONDS", 5)?,
+            job_retry_seconds: number("JOB_RETRY_SECONDS", 10)?.clamp(1, 3600) as u32,
+            webhook_allow_http: match var("WEBHOOK_ALLOW_HTTP").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "WEBHOOK_ALLOW_HTTP must be true or false, not {other:?}"
+                    ));
+                }
+            },
         })
     }
 }

@@ -29,6 +29,8 @@ pub enum Job {
     /// Copy the blob `digest` of the mirror repository `name` into storage, verified, then link it
     /// in the repository.
     FillBlob { name: String, digest: String },
+    /// POST the event (its payload, JSON text) to the webhook `webhook`, signed.
+    DeliverWebhook { webhook: String, event: String },
 }
 
 /// A job as a queue message carries it: the job, and how many times it was tried before (a
@@ -60,16 +62,19 @@ pub enum Outcome {
     Done,
     /// A passing failure (the upstream or storage could not be reached): try again later.
     Retry(String),
+    /// A passing failure whose other side said when to try again (seconds).
+    RetryIn(String, u32),
     /// A failure another attempt would repeat (content that does not match its digest): dropped.
     Failed(String),
 }
 
-/// The wait before the `attempt`-th delivery of a job is retried (attempts count from 1): 10 s,
-/// doubling, at most 10 minutes.
-pub fn retry_delay_seconds(attempt: u32) -> u32 {
-    10u32
-        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
-        .min(600)
+/// The wait before a job is tried again after its `attempt`-th attempt (attempts count from 1):
+/// `base` seconds (`JOB_RETRY_SECONDS`, 10 by default), doubling, at most 60 times `base` and
+/// never over 12 hours (the queue's longest delay).
+pub fn retry_delay_seconds(base: u32, attempt: u32) -> u32 {
+    base.saturating_mul(1 << attempt.saturating_sub(1).min(6))
+        .min(base.saturating_mul(60))
+        .min(12 * 3600)
 }
 
 /// Where jobs are sent: the queue's producer binding on Workers, a list in tests.
@@ -160,7 +165,8 @@ mod tests {
 
     #[test]
     fn retries_back_off() {
-        let delays: Vec<u32> = (1..=9).map(retry_delay_seconds).collect();
+        let delays: Vec<u32> = (1..=9).map(|a| retry_delay_seconds(10, a)).collect();
         assert_eq!(delays, [10, 20, 40, 80, 160, 320, 600, 600, 600]);
+        assert_eq!(retry_delay_seconds(1, 3), 4);
     }
 }

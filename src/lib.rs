@@ -27,6 +27,7 @@ pub mod reference;
 pub mod route;
 pub mod storage;
 pub mod upstream;
+pub mod webhooks;
 
 #[cfg(target_arch = "wasm32")]
 mod workers;

@@ -108,6 +108,42 @@ impl<T: UpstreamHttp> UpstreamHttp for &T {
     }
 }
 
+/// A receiver's answer to a webhook delivery: its status (none when it did not answer, and then
+/// why), its `Retry-After`, the first bytes of its body (the rest is never read), and how long
+/// it took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookAnswer {
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub retry_after: Option<String>,
+    pub body: Vec<u8>,
+    pub elapsed_ms: u64,
+}
+
+/// Webhook deliveries: one `POST`, redirects not followed, bounded by `timeout`.
+#[allow(async_fn_in_trait)]
+pub trait HookHttp {
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> HookAnswer;
+}
+
+impl<T: HookHttp> HookHttp for &T {
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> HookAnswer {
+        (**self).post(url, headers, body, timeout).await
+    }
+}
+
 /// The implementations one deployment of the App runs on, named once: the worker's in
 /// `workers`, in-memory ones in tests.
 pub trait Platform {
@@ -123,6 +159,8 @@ pub trait Platform {
     type Upstream: UpstreamHttp;
     /// The queue of work off the request's path.
     type Jobs: crate::jobs::Jobs;
+    /// Webhook deliveries.
+    type Hooks: HookHttp;
 }
 
 /// Work that may finish after the response is sent: `ctx.waitUntil` on Workers (which ends the

@@ -7,6 +7,8 @@
 //! tokens/<token>            TokenRecord
 //! scope-maps/<scope map>    ScopeMapRecord (the system maps are built in, never stored)
 //! repositories/<name>       RepositoryAttributes (absent: no locks)
+//! webhooks/<name>           WebhookRecord
+//! webhook-log/<name>        [DeliveryEntry], newest first, at most webhooks::LOG_ENTRIES
 //! ```
 //!
 //! Reads go through the edge cache for `AUTH_CACHE_SECONDS` (an absent record is cached too);
@@ -25,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::handlers::decode_lines;
 use crate::platform::KeyValue;
 use crate::reference::Name;
+use crate::webhooks::{DeliveryEntry, WebhookRecord};
 
 /// A record's key.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +36,8 @@ enum RecordKey<'a> {
     Token(&'a str),
     ScopeMap(&'a str),
     Repository(&'a Name),
+    Webhook(&'a str),
+    WebhookLog(&'a str),
 }
 
 /// The records listed by a prefix.
@@ -41,6 +46,7 @@ enum Kind {
     Tokens,
     ScopeMaps,
     Repositories,
+    Webhooks,
 }
 
 impl Kind {
@@ -49,6 +55,7 @@ impl Kind {
             Kind::Tokens => "tokens/",
             Kind::ScopeMaps => "scope-maps/",
             Kind::Repositories => "repositories/",
+            Kind::Webhooks => "webhooks/",
         }
     }
 }
@@ -60,6 +67,8 @@ impl RecordKey<'_> {
             RecordKey::Token(_) => Some(Kind::Tokens),
             RecordKey::ScopeMap(_) => Some(Kind::ScopeMaps),
             RecordKey::Repository(_) => Some(Kind::Repositories),
+            RecordKey::Webhook(_) => Some(Kind::Webhooks),
+            RecordKey::WebhookLog(_) => None,
         }
     }
 
@@ -70,6 +79,8 @@ impl RecordKey<'_> {
                 format!("{}{name}", kind.prefix())
             }
             (RecordKey::Repository(name), Some(kind)) => format!("{}{name}", kind.prefix()),
+            (RecordKey::Webhook(name), Some(kind)) => format!("{}{name}", kind.prefix()),
+            (RecordKey::WebhookLog(name), _) => format!("webhook-log/{name}"),
             _ => unreachable!("every keyed record has a kind"),
         }
     }
@@ -218,6 +229,47 @@ impl<K: KeyValue, C: EdgeCache> Records<'_, K, C> {
 
     pub async fn delete_scope_map(&self, name: &str) -> Result<()> {
         self.delete(RecordKey::ScopeMap(name)).await
+    }
+
+    // --- webhooks ---
+
+    pub async fn webhook(&self, name: &str) -> Result<Option<WebhookRecord>> {
+        self.get(RecordKey::Webhook(name)).await
+    }
+
+    pub async fn webhooks(&self) -> Result<Vec<WebhookRecord>> {
+        let mut hooks = Vec::new();
+        for name in self.names(Kind::Webhooks).await? {
+            hooks.extend(self.webhook(&name).await?);
+        }
+        Ok(hooks)
+    }
+
+    pub async fn put_webhook(&self, hook: &WebhookRecord) -> Result<()> {
+        self.put(RecordKey::Webhook(&hook.name), hook).await
+    }
+
+    pub async fn delete_webhook(&self, name: &str) -> Result<()> {
+        self.delete(RecordKey::Webhook(name)).await?;
+        self.delete(RecordKey::WebhookLog(name)).await
+    }
+
+    pub async fn webhook_log(&self, name: &str) -> Result<Vec<DeliveryEntry>> {
+        Ok(self
+            .get(RecordKey::WebhookLog(name))
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Puts `entry` in front of the webhook's log. Read, then written: two deliveries logged at
+    /// the same instant elsewhere can lose one line (the log is for people, not for accounting).
+    pub async fn log_delivery(&self, name: &str, entry: DeliveryEntry) -> Result<()> {
+        let log = self.webhook_log(name).await?;
+        self.put(
+            RecordKey::WebhookLog(name),
+            &crate::webhooks::logged(log, entry),
+        )
+        .await
     }
 
     // --- repository attributes ---

@@ -100,6 +100,16 @@ impl<P: Platform> App<P> {
                 "token {token} may only manage repository attributes; this needs the admin user"
             )));
         }
+        if matches!(
+            endpoint,
+            Endpoint::Webhooks
+                | Endpoint::Webhook(_)
+                | Endpoint::WebhookPing(_)
+                | Endpoint::WebhookEvents(_)
+                | Endpoint::WebhookConfig(_)
+        ) {
+            return self.manage_webhooks(request, &method, &endpoint).await;
+        }
         match (method, &endpoint) {
             (Method::GET, Endpoint::Admin) => Ok(ok(self.admin_view(&settings))),
             (Method::PATCH, Endpoint::Admin) => {
@@ -488,7 +498,7 @@ impl<P: Platform> App<P> {
 /// The JSON body of a management request. It must say `Content-Type: application/json`: a form
 /// another site makes a browser send (with Basic credentials the browser remembers) cannot, so
 /// no cross-site request changes the registry's settings.
-async fn read_json<T: ManagementBody, B: ClientBody>(request: &Request<B>) -> Result<T> {
+pub(crate) async fn read_json<T: ManagementBody, B: ClientBody>(request: &Request<B>) -> Result<T> {
     let json = request
         .headers()
         .get(header::CONTENT_TYPE)

@@ -176,6 +176,7 @@ impl<P: Platform> App<P> {
             Error::new(ErrorCode::ManifestInvalid)
                 .with_message(format!("manifest is not valid JSON: {e}"))
         })?;
+        let chart = parsed.is_chart();
         let subject = parsed
             .subject
             .and_then(|s| s.digest?.parse::<Digest>().ok());
@@ -222,6 +223,19 @@ impl<P: Platform> App<P> {
                 &digest,
                 Some((media_type.clone(), size)),
             );
+            self.notify_webhooks(
+                request,
+                super::webhooks::Written {
+                    action: Action::Push,
+                    name,
+                    reference: target,
+                    digest: &digest,
+                    pushed: Some((media_type.clone(), size)),
+                    chart,
+                    actor,
+                },
+            )
+            .await;
             if let Reference::Tag(tag) = target
                 && !tags.is_empty()
             {
@@ -258,9 +272,9 @@ impl<P: Platform> App<P> {
             Reference::Digest(d) => self.content().cached_manifest(d).await,
             Reference::Tag(_) => None,
         };
-        let subject = known
-            .and_then(|m| serde_json::from_slice::<ManifestHead>(&m.bytes).ok())
-            .and_then(|m| m.subject?.digest?.parse::<Digest>().ok());
+        let head = known.and_then(|m| serde_json::from_slice::<ManifestHead>(&m.bytes).ok());
+        let chart = head.as_ref().is_some_and(ManifestHead::is_chart);
+        let subject = head.and_then(|m| m.subject?.digest?.parse::<Digest>().ok());
         let response = self
             .forward(Forward {
                 method: Method::DELETE,
@@ -288,6 +302,19 @@ impl<P: Platform> App<P> {
             let event_digest = digest.unwrap_or_else(|| Digest::sha256(b""));
             let by = (actor, request.extensions().get::<RequestLocation>());
             self.emit(Action::Delete, by, name, reference, &event_digest, None);
+            self.notify_webhooks(
+                request,
+                super::webhooks::Written {
+                    action: Action::Delete,
+                    name,
+                    reference,
+                    digest: &event_digest,
+                    pushed: None,
+                    chart,
+                    actor,
+                },
+            )
+            .await;
         }
         Ok(response)
     }
@@ -381,6 +408,21 @@ impl<P: Platform> App<P> {
 struct ManifestHead {
     media_type: Option<String>,
     subject: Option<SubjectHead>,
+    config: Option<ConfigHead>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigHead {
+    media_type: Option<String>,
+}
+
+impl ManifestHead {
+    /// A Helm chart: its config is Helm's.
+    fn is_chart(&self) -> bool {
+        self.config.as_ref().and_then(|c| c.media_type.as_deref())
+            == Some(crate::webhooks::HELM_CONFIG)
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -11,6 +11,7 @@ mod referrers;
 mod tags;
 mod token;
 mod uploads;
+mod webhooks;
 
 pub(crate) use forward::writes_disabled;
 

@@ -61,10 +61,10 @@ impl Reference {
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 impl<P: Platform> App<P> {
-    /// Runs one job off the queue. `last` says no retry follows this attempt: a failure then
+    /// Runs one fill off the queue. `last` says no retry follows this attempt: a failure then
     /// forgets that the fill was queued, so the next read (in the location that queued it)
     /// queues it again.
-    pub async fn run_job(&self, job: &Job, last: bool) -> Outcome {
+    pub(crate) async fn run_fill(&self, job: &Job, last: bool) -> Outcome {
         let (result, name, markers) = match job {
             Job::FillManifest {
                 name,
@@ -86,6 +86,7 @@ impl<P: Platform> App<P> {
                 name,
                 vec![format!("@{digest}")],
             ),
+            Job::DeliverWebhook { .. } => return Outcome::Failed("not a fill".into()),
         };
         let error = match result {
             Ok(()) => return Outcome::Done,

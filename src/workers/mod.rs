@@ -5,6 +5,7 @@
 
 mod cache;
 mod fetch;
+mod hooks;
 mod kv;
 mod origin;
 mod r2;
@@ -107,11 +108,12 @@ impl<'a> Platform for WorkerPlatform<'a> {
     type Background = WorkerBackground;
     type Upstream = upstream::WorkerUpstream;
     type Jobs = WorkerJobs;
+    type Hooks = hooks::WorkerHooks;
 }
 
 /// The queue's producer binding; `None` when the deployment has no queue (a mirror then serves
-/// as a proxy, and says so in the log).
-pub(crate) struct WorkerJobs(Option<worker::Queue>);
+/// as a proxy, and says so in the log). And the dead-letter queue's, when bound.
+pub(crate) struct WorkerJobs(Option<worker::Queue>, Option<worker::Queue>);
 
 impl crate::jobs::Jobs for WorkerJobs {
     async fn enqueue(&self, jobs: &[crate::jobs::Job]) -> Result<(), String> {
@@ -152,6 +154,15 @@ fn message(
 }
 
 impl WorkerJobs {
+    /// Sends a job that failed every attempt to the dead-letter queue, when there is one.
+    async fn dead_letter(&self, envelope: &crate::jobs::Envelope) -> Result<(), String> {
+        let queue = self.1.as_ref().ok_or("no dead-letter queue bound")?;
+        queue
+            .send_raw(message(envelope, None))
+            .await
+            .map_err(|e| format!("dead-letter queue: {e}"))
+    }
+
     /// Sends `envelope` again, to be delivered after `delay` seconds.
     async fn send_later(&self, envelope: crate::jobs::Envelope, delay: u32) -> Result<(), String> {
         let queue = self.0.as_ref().ok_or("no queue")?;
@@ -440,7 +451,11 @@ fn build_app<'a>(
         log,
         background,
         upstream: upstream::WorkerUpstream::default(),
-        jobs: WorkerJobs(env.queue(crate::config::QUEUE_BINDING).ok()),
+        jobs: WorkerJobs(
+            env.queue(crate::config::QUEUE_BINDING).ok(),
+            env.queue(crate::config::DEAD_LETTER_BINDING).ok(),
+        ),
+        hooks: hooks::WorkerHooks,
     })
 }
 
@@ -449,7 +464,11 @@ fn build_app<'a>(
 /// in all; the platform's own redelivery (wrangler.toml's `max_retries`) covers only a consumer
 /// that fails as a whole.
 #[event(queue)]
-async fn queue(batch: worker::MessageBatch<String>, env: Env, ctx: Context) -> worker::Result<()> {
+async fn queue(
+    batch: worker::MessageBatch<wasm_bindgen::JsValue>,
+    env: Env,
+    ctx: Context,
+) -> worker::Result<()> {
     use worker::MessageExt;
     let setup = setup(&env, "http://localhost/")
         .map_err(|e| worker::Error::RustError(format!("configuration: {e}")))?;
@@ -467,28 +486,49 @@ async fn queue(batch: worker::MessageBatch<String>, env: Env, ctx: Context) -> w
         };
         let attempt = envelope.tried + 1;
         let last = attempt >= crate::jobs::ATTEMPTS;
-        match app.run_job(&envelope.job, last).await {
-            crate::jobs::Outcome::Done => {}
-            crate::jobs::Outcome::Failed(why) => log(&format!("job dropped: {why}")),
-            crate::jobs::Outcome::Retry(why) if last => {
-                log(&format!("job dropped after {attempt} attempts: {why}"))
+        let delay = match app.run_job(&envelope.job, attempt, last).await {
+            crate::jobs::Outcome::Done => None,
+            crate::jobs::Outcome::Failed(why) => {
+                log(&format!("job dropped: {why}"));
+                None
+            }
+            crate::jobs::Outcome::Retry(why) | crate::jobs::Outcome::RetryIn(why, _) if last => {
+                log(&format!("job given up after {attempt} attempts: {why}"));
+                let gone = crate::jobs::Envelope {
+                    job: envelope.job.clone(),
+                    tried: attempt,
+                };
+                if let Err(e) = app.jobs.dead_letter(&gone).await {
+                    log(&format!("job not dead-lettered: {e}"));
+                }
+                None
             }
             crate::jobs::Outcome::Retry(why) => {
-                let delay = crate::jobs::retry_delay_seconds(attempt);
+                let delay =
+                    crate::jobs::retry_delay_seconds(setup.config.job_retry_seconds, attempt);
                 log(&format!(
                     "job failed (attempt {attempt}), again in {delay} s: {why}"
                 ));
-                let again = crate::jobs::Envelope {
-                    job: envelope.job,
-                    tried: attempt,
-                };
-                if let Err(e) = app.jobs.send_later(again, delay).await {
-                    log(&format!(
-                        "job not queued again ({e}): the platform redelivers it"
-                    ));
-                    message.retry();
-                    continue;
-                }
+                Some(delay)
+            }
+            crate::jobs::Outcome::RetryIn(why, seconds) => {
+                log(&format!(
+                    "job failed (attempt {attempt}), again in {seconds} s: {why}"
+                ));
+                Some(seconds.max(1))
+            }
+        };
+        if let Some(delay) = delay {
+            let again = crate::jobs::Envelope {
+                job: envelope.job,
+                tried: attempt,
+            };
+            if let Err(e) = app.jobs.send_later(again, delay).await {
+                log(&format!(
+                    "job not queued again ({e}): the platform redelivers it"
+                ));
+                message.retry();
+                continue;
             }
         }
         message.ack();

@@ -105,8 +105,18 @@ const mf = new Miniflare({
   r2Buckets: ["REGISTRY_BUCKET"],
   kvNamespaces: ["REGISTRY_KV"],
   // Jobs off the request's path (mirror fills), as wrangler.toml declares them.
-  queueProducers: { REGISTRY_QUEUE: { queueName: "registry-edge-jobs" } },
-  queueConsumers: { "registry-edge-jobs": { maxBatchSize: 1, maxBatchTimeout: 1, maxRetries: 3 } },
+  queueProducers: {
+    REGISTRY_QUEUE: { queueName: "registry-edge-jobs" },
+    REGISTRY_DLQ: { queueName: "registry-edge-dlq" },
+  },
+  queueConsumers: {
+    "registry-edge-jobs": {
+      maxBatchSize: 1,
+      maxBatchTimeout: 1,
+      maxRetries: 3,
+      deadLetterQueue: "registry-edge-dlq",
+    },
+  },
   host,
   port,
   https,

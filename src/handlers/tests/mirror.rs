@@ -142,7 +142,7 @@ fn run_jobs(f: &Fixture, app: &App<Test<'_>>) -> Vec<(Job, Outcome)> {
             return done;
         }
         for job in jobs {
-            let outcome = futures::executor::block_on(app.run_job(&job, false));
+            let outcome = futures::executor::block_on(app.run_job(&job, 1, false));
             if matches!(outcome, Outcome::Retry(_)) {
                 retried.push(job);
             } else {
@@ -304,7 +304,7 @@ fn a_blob_that_does_not_match_its_digest_is_not_kept() {
             name: "mirror.test/acme/app".into(),
             digest: digest.to_string(),
         };
-        let outcome = futures::executor::block_on(app.run_job(&job, false));
+        let outcome = futures::executor::block_on(app.run_job(&job, 1, false));
         assert!(
             matches!(&outcome, Outcome::Failed(why) if why.contains("do not match")),
             "{outcome:?}"
@@ -331,14 +331,14 @@ fn an_interrupted_copy_leaves_nothing_and_is_retried() {
         name: "mirror.test/acme/app".into(),
         digest: large.to_string(),
     };
-    let outcome = futures::executor::block_on(app.run_job(&job, false));
+    let outcome = futures::executor::block_on(app.run_job(&job, 1, false));
     assert!(matches!(outcome, Outcome::Retry(_)), "{outcome:?}");
     let layout = Layout::new(ROOT);
     assert_eq!(stored(&f, &layout.blob_data(&large)), None);
     // The upstream is whole again: the retry copies it.
     held.borrow_mut().short = false;
     assert_eq!(
-        futures::executor::block_on(app.run_job(&job, false)),
+        futures::executor::block_on(app.run_job(&job, 1, false)),
         Outcome::Done
     );
     assert_eq!(stored(&f, &layout.blob_data(&large)), Some(bytes));
@@ -351,7 +351,7 @@ fn an_interrupted_copy_leaves_nothing_and_is_retried() {
         .filter(|c| c.starts_with("part "))
         .count();
     assert_eq!(
-        futures::executor::block_on(app.run_job(&job, false)),
+        futures::executor::block_on(app.run_job(&job, 1, false)),
         Outcome::Done
     );
     assert_eq!(
@@ -379,7 +379,7 @@ fn a_failed_fill_is_queued_again_by_the_next_read() {
     assert_eq!(f.jobs.take(), []);
     held.borrow_mut().tamper = true;
     assert!(matches!(
-        futures::executor::block_on(app.run_job(&jobs[0], false)),
+        futures::executor::block_on(app.run_job(&jobs[0], 1, false)),
         Outcome::Failed(_)
     ));
     held.borrow_mut().tamper = false;
@@ -404,7 +404,7 @@ fn jobs_for_names_no_mirror_serves_do_nothing() {
         },
     ] {
         assert_eq!(
-            futures::executor::block_on(app.run_job(&job, false)),
+            futures::executor::block_on(app.run_job(&job, 1, false)),
             Outcome::Done
         );
     }
@@ -419,7 +419,7 @@ fn jobs_for_names_no_mirror_serves_do_nothing() {
         },
     ] {
         assert!(matches!(
-            futures::executor::block_on(app.run_job(&job, false)),
+            futures::executor::block_on(app.run_job(&job, 1, false)),
             Outcome::Failed(_)
         ));
     }
@@ -467,7 +467,7 @@ fn a_digest_an_upstream_names_never_links_content_it_did_not_supply() {
         name: "mirror.test/acme/app".into(),
         digest: private.to_string(),
     };
-    let outcome = futures::executor::block_on(app.run_job(&job, false));
+    let outcome = futures::executor::block_on(app.run_job(&job, 1, false));
     assert!(
         matches!(&outcome, Outcome::Failed(why) if why.contains("do not match")),
         "{outcome:?}"
@@ -491,7 +491,7 @@ fn a_digest_an_upstream_names_never_links_content_it_did_not_supply() {
             digest: small.to_string(),
         };
         assert_eq!(
-            futures::executor::block_on(app.run_job(&job, false)),
+            futures::executor::block_on(app.run_job(&job, 1, false)),
             Outcome::Done
         );
     }
@@ -522,7 +522,7 @@ fn the_tag_is_stored_last_and_never_goes_back() {
         seen,
     };
     // Its layers are not stored yet: the manifest is, the tag waits.
-    let outcome = futures::executor::block_on(app.run_job(&job(NOW), false));
+    let outcome = futures::executor::block_on(app.run_job(&job(NOW), 1, false));
     assert!(
         matches!(&outcome, Outcome::Retry(why) if why.contains("waits")),
         "{outcome:?}"
@@ -532,7 +532,7 @@ fn the_tag_is_stored_last_and_never_goes_back() {
     assert_eq!(f.jobs.0.borrow().len(), 3, "config and two layers queued");
     run_jobs(&f, &app);
     assert_eq!(
-        futures::executor::block_on(app.run_job(&job(NOW), false)),
+        futures::executor::block_on(app.run_job(&job(NOW), 1, false)),
         Outcome::Done
     );
     assert_eq!(stored(&f, &current).unwrap(), digest.to_string().as_bytes());
@@ -540,7 +540,7 @@ fn the_tag_is_stored_last_and_never_goes_back() {
     let other = f.put_manifest("elsewhere/x", b"{}", &[]);
     f.store.put(&current, other.to_string());
     assert_eq!(
-        futures::executor::block_on(app.run_job(&job(NOW - 10), false)),
+        futures::executor::block_on(app.run_job(&job(NOW - 10), 1, false)),
         Outcome::Done
     );
     assert_eq!(stored(&f, &current).unwrap(), other.to_string().as_bytes());
@@ -563,7 +563,7 @@ fn a_mark_of_another_upstream_vouches_for_nothing() {
         digest: small.to_string(),
     };
     assert_eq!(
-        futures::executor::block_on(app.run_job(&job, false)),
+        futures::executor::block_on(app.run_job(&job, 1, false)),
         Outcome::Done
     );
     // Copied from this upstream, verified, before it was linked.
@@ -589,7 +589,7 @@ fn an_upstream_that_ignores_ranges_is_copied_in_one_part() {
         digest: large.to_string(),
     };
     assert_eq!(
-        futures::executor::block_on(app.run_job(&job, false)),
+        futures::executor::block_on(app.run_job(&job, 1, false)),
         Outcome::Done
     );
     assert_eq!(
@@ -623,7 +623,7 @@ fn an_empty_blob_is_stored_without_an_upload() {
         digest: empty.to_string(),
     };
     assert_eq!(
-        futures::executor::block_on(app.run_job(&job, false)),
+        futures::executor::block_on(app.run_job(&job, 1, false)),
         Outcome::Done
     );
     let layout = Layout::new(ROOT);

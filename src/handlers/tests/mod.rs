@@ -39,6 +39,7 @@ mod token;
 mod uploads;
 mod upstreams;
 mod version;
+mod webhooks;
 mod writes;
 
 const ROOT: &str = "origin";
@@ -161,6 +162,47 @@ impl<'a> Platform for Test<'a> {
     type Background = &'a DeferredTasks;
     type Upstream = &'a FakeUpstream;
     type Jobs = &'a crate::jobs::MemoryJobs;
+    type Hooks = &'a FakeReceiver;
+}
+
+type ReceiverHandler = Box<dyn Fn(&str) -> crate::platform::HookAnswer>;
+/// A delivery as the receiver saw it: URL, headers, body.
+type Post = (String, Vec<(String, String)>, Vec<u8>);
+
+/// Webhook receivers: each POST recorded (URL, headers, body), answered by `handler` (200 until
+/// told otherwise).
+struct FakeReceiver {
+    handler: RefCell<ReceiverHandler>,
+    posts: RefCell<Vec<Post>>,
+}
+
+impl Default for FakeReceiver {
+    fn default() -> Self {
+        FakeReceiver {
+            handler: RefCell::new(Box::new(|_| crate::platform::HookAnswer {
+                status: Some(200),
+                body: b"ok".to_vec(),
+                elapsed_ms: 3,
+                ..Default::default()
+            })),
+            posts: RefCell::default(),
+        }
+    }
+}
+
+impl crate::platform::HookHttp for FakeReceiver {
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        _timeout: Duration,
+    ) -> crate::platform::HookAnswer {
+        self.posts
+            .borrow_mut()
+            .push((url.to_owned(), headers.to_vec(), body));
+        (self.handler.borrow())(url)
+    }
 }
 
 impl crate::storage::BlobSink for &MemoryStore {
@@ -255,6 +297,7 @@ struct Fixture {
     kv: MemoryKv,
     background: DeferredTasks,
     jobs: crate::jobs::MemoryJobs,
+    receiver: FakeReceiver,
     vars: Vec<(&'static str, &'static str)>,
     config: Rc<Config>,
     manifest: Vec<u8>,
@@ -331,6 +374,7 @@ impl Fixture {
             kv: MemoryKv::default(),
             background: Default::default(),
             jobs: Default::default(),
+            receiver: Default::default(),
             vars: Vec::new(),
             config: Rc::new(config),
             manifest,
@@ -371,6 +415,7 @@ impl Fixture {
             background: &self.background,
             upstream: &self.upstream,
             jobs: &self.jobs,
+            hooks: &self.receiver,
         }
     }
 

@@ -1,0 +1,437 @@
+//! Webhooks at work: events queued after the origin's success (`notify_webhooks`), delivered by
+//! the queue consumer (`deliver_webhook`: signed, judged, logged, retried), and managed under
+//! `/api/v1/webhooks` (`manage_webhooks`). The records, payload and policy are
+//! `crate::webhooks`'.
+
+use http::{Method, Request, Response, StatusCode, header};
+use serde_json::json;
+
+use super::manage::read_json;
+use crate::api::{
+    CreatedWebhook, Endpoint, WebhookConfig, WebhookCreate, WebhookUpdate, WebhookView,
+};
+use crate::app::App;
+use crate::auth::Principal;
+use crate::error::{Error, ErrorCode, Result};
+use crate::jobs::{Job, Jobs, Outcome};
+use crate::platform::{ClientBody, Clock, HookHttp, Platform};
+use crate::reference::{Digest, Name, Reference};
+use crate::webhooks::{
+    self, Action, Delivered, DeliveryEntry, RequestInfo, Status, Target, WebhookRecord,
+};
+
+/// How long a receiver has to answer.
+const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A write the origin accepted, as webhooks see it.
+pub(crate) struct Written<'a> {
+    pub action: crate::events::Action,
+    pub name: &'a Name,
+    pub reference: &'a Reference,
+    pub digest: &'a Digest,
+    /// A pushed manifest's media type and size.
+    pub pushed: Option<(Option<String>, u64)>,
+    /// The manifest is a Helm chart (its config is Helm's).
+    pub chart: bool,
+    pub actor: &'a Principal,
+}
+
+fn view(hook: &WebhookRecord) -> WebhookView {
+    WebhookView {
+        name: hook.name.clone(),
+        service_uri: redacted(&hook.service_uri),
+        status: hook.status,
+        actions: hook.actions.clone(),
+        scope: hook.scope.clone(),
+        custom_headers: hook.custom_headers.keys().cloned().collect(),
+        created: hook.created,
+    }
+}
+
+/// A service URI down to its scheme and host (its path and query may hold a secret).
+fn redacted(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(url) => {
+            let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}/...",
+                url.scheme(),
+                url.host_str().unwrap_or("")
+            )
+        }
+        Err(_) => "...".into(),
+    }
+}
+
+fn bad_request(message: String) -> Error {
+    Error::new(ErrorCode::BadRequest).with_message(message)
+}
+
+fn not_found(name: &str) -> Error {
+    Error::new(ErrorCode::NotFound).with_message(format!("webhook {name} does not exist"))
+}
+
+impl<P: Platform> App<P> {
+    /// The request's part of a payload.
+    fn request_info<B>(&self, request: &Request<B>) -> RequestInfo {
+        let host = self
+            .config
+            .public_url
+            .as_ref()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .or_else(|| request.uri().host().map(str::to_owned))
+            .or_else(|| {
+                request
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        RequestInfo {
+            id: crate::auth::secret::random_id().unwrap_or_default(),
+            host,
+            method: request.method().to_string(),
+            useragent: request
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .chars()
+                .take(512)
+                .collect(),
+        }
+    }
+
+    /// Queues the event of `written` for every enabled webhook whose actions and scope cover
+    /// it. Never fails the write it follows: a registry without webhooks costs a cached KV
+    /// listing, and a queue that cannot take the events is logged.
+    pub(crate) async fn notify_webhooks<B>(&self, request: &Request<B>, written: Written<'_>) {
+        let action = match (written.action, written.chart) {
+            (crate::events::Action::Push, false) => Action::Push,
+            (crate::events::Action::Push, true) => Action::ChartPush,
+            (crate::events::Action::Delete, false) => Action::Delete,
+            (crate::events::Action::Delete, true) => Action::ChartDelete,
+        };
+        let tag = match written.reference {
+            Reference::Tag(t) => Some(t.to_string()),
+            Reference::Digest(_) => None,
+        };
+        let hooks = match self.records().webhooks().await {
+            Ok(hooks) => hooks,
+            Err(e) => {
+                (self.log)(&format!("webhooks not read, no events sent: {e}"));
+                return;
+            }
+        };
+        let hooks: Vec<WebhookRecord> = hooks
+            .into_iter()
+            .filter(|h| h.status == Status::Enabled && h.actions.contains(&action))
+            .filter(|h| webhooks::in_scope(&h.scope, written.name.as_str(), tag.as_deref()))
+            .collect();
+        if hooks.is_empty() {
+            return;
+        }
+        let (media_type, size) = match written.pushed {
+            Some((media_type, size)) => (media_type, Some(size)),
+            None => (None, None),
+        };
+        let digest = match (written.action, written.reference) {
+            (crate::events::Action::Delete, Reference::Tag(_)) => None,
+            _ => Some(written.digest.to_string()),
+        };
+        let chart = written.chart.then(|| {
+            let name = written.name.as_str().rsplit('/').next().unwrap_or("");
+            (name.to_owned(), tag.clone().unwrap_or_default())
+        });
+        let target = Target {
+            repository: written.name.to_string(),
+            tag,
+            digest,
+            media_type,
+            size,
+            chart,
+            count: None,
+        };
+        let actor = match written.actor {
+            Principal::Anonymous => "anonymous".to_owned(),
+            other => format!("{}:{}", other.kind(), other.subject()),
+        };
+        let info = self.request_info(request);
+        let now = self.clock.now();
+        let jobs: Vec<Job> = hooks
+            .iter()
+            .map(|hook| {
+                let id = crate::auth::secret::random_id().unwrap_or_default();
+                let payload = webhooks::payload(&id, now, action.as_str(), &target, &info, &actor);
+                Job::DeliverWebhook {
+                    webhook: hook.name.clone(),
+                    event: payload.to_string(),
+                }
+            })
+            .collect();
+        if let Err(e) = self.jobs.enqueue(&jobs).await {
+            (self.log)(&format!(
+                "webhook events for {} not queued ({e}): {} webhook(s) miss this {}",
+                written.name,
+                jobs.len(),
+                action.as_str()
+            ));
+        }
+    }
+
+    /// One delivery attempt of `event` (a payload) to the webhook `name`: signed, sent, judged
+    /// and logged. A receiver's 2xx is done; a 408, 429, 5xx or no answer is tried again (after
+    /// its `Retry-After`, for a 429), until the last attempt, which is logged as sent to the
+    /// dead-letter queue; any other 4xx is the receiver's refusal, not tried again.
+    pub(crate) async fn deliver_webhook(
+        &self,
+        name: &str,
+        event: &str,
+        attempt: u32,
+        last: bool,
+    ) -> Outcome {
+        let records = self.records();
+        let hook = match records.webhook(name).await {
+            Ok(Some(hook)) => hook,
+            // Deleted since: nothing to deliver to.
+            Ok(None) => return Outcome::Done,
+            Err(e) => return Outcome::Retry(format!("webhook {name}: {e}")),
+        };
+        if hook.status == Status::Disabled {
+            return Outcome::Done;
+        }
+        let parsed: serde_json::Value = serde_json::from_str(event).unwrap_or_default();
+        let field = |path: &[&str]| {
+            let mut v = &parsed;
+            for p in path {
+                v = v.get(p)?;
+            }
+            v.as_str().map(str::to_owned)
+        };
+        let mut entry = DeliveryEntry {
+            event_id: field(&["id"]).unwrap_or_default(),
+            action: field(&["action"]).unwrap_or_default(),
+            repository: field(&["target", "repository"]),
+            tag: field(&["target", "tag"]),
+            digest: field(&["target", "digest"]),
+            status: None,
+            error: None,
+            duration_ms: 0,
+            attempt,
+            response: String::new(),
+            timestamp: self.clock.now(),
+            dead_lettered: false,
+        };
+        let url = match webhooks::check_uri(&hook.service_uri, self.config.webhook_allow_http) {
+            Ok(url) => url,
+            Err(why) => {
+                entry.error = Some(why.clone());
+                self.log_delivery(name, entry).await;
+                return Outcome::Failed(format!("webhook {name}: {why}"));
+            }
+        };
+        if event.len() > webhooks::MAX_PAYLOAD_BYTES {
+            return Outcome::Failed(format!("webhook {name}: a payload over the bound"));
+        }
+        let now = self.clock.now();
+        let mut headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            (
+                "x-registry-signature".to_owned(),
+                webhooks::signature(&hook.secret, now, event.as_bytes()),
+            ),
+            (
+                "user-agent".to_owned(),
+                concat!("registry-edge/", env!("CARGO_PKG_VERSION")).to_owned(),
+            ),
+        ];
+        headers.extend(
+            hook.custom_headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let answer = self
+            .hooks
+            .post(
+                url.as_str(),
+                &headers,
+                event.as_bytes().to_vec(),
+                DELIVERY_TIMEOUT,
+            )
+            .await;
+        entry.duration_ms = answer.elapsed_ms;
+        entry.status = answer.status;
+        entry.error = answer.error.clone();
+        entry.response = webhooks::excerpt(&answer.body);
+        let judged = webhooks::judge(answer.status, answer.retry_after.as_deref());
+        let why = || match (answer.status, &answer.error) {
+            (Some(status), _) => format!("webhook {name}: the receiver answered {status}"),
+            (None, Some(e)) => format!("webhook {name}: no answer ({e})"),
+            (None, None) => format!("webhook {name}: no answer"),
+        };
+        let outcome = match judged {
+            Delivered::Ok => Outcome::Done,
+            Delivered::Refused => Outcome::Failed(why()),
+            Delivered::Again(after) => {
+                entry.dead_lettered = last;
+                match after {
+                    Some(seconds) => Outcome::RetryIn(why(), seconds),
+                    None => Outcome::Retry(why()),
+                }
+            }
+        };
+        self.log_delivery(name, entry).await;
+        outcome
+    }
+
+    async fn log_delivery(&self, name: &str, entry: DeliveryEntry) {
+        if let Err(e) = self.records().log_delivery(name, entry).await {
+            (self.log)(&format!("webhook {name}: delivery not logged: {e}"));
+        }
+    }
+
+    /// `/api/v1/webhooks...`, for the admin.
+    pub(crate) async fn manage_webhooks<B: ClientBody>(
+        &self,
+        request: &Request<B>,
+        method: &Method,
+        endpoint: &Endpoint,
+    ) -> Result<Response<Vec<u8>>> {
+        let records = self.records();
+        let existing = async |name: &str| -> Result<WebhookRecord> {
+            records.webhook(name).await?.ok_or_else(|| not_found(name))
+        };
+        match (method.clone(), endpoint) {
+            (Method::GET, Endpoint::Webhooks) => {
+                let hooks = records.webhooks().await?;
+                Ok(ok(&hooks.iter().map(view).collect::<Vec<_>>()))
+            }
+            (Method::GET, Endpoint::Webhook(name)) => Ok(ok(&view(&existing(name).await?))),
+            (Method::PUT, Endpoint::Webhook(name)) => {
+                webhooks::check_name(name).map_err(bad_request)?;
+                let create: WebhookCreate = read_json(request).await?;
+                if records.webhook(name).await?.is_some() {
+                    return Err(Error::new(ErrorCode::Conflict).with_message(format!(
+                        "webhook {name} exists: change it with PATCH, or delete it first"
+                    )));
+                }
+                self.check_webhook(&create.service_uri, &create.actions, &create.custom_headers)?;
+                let hook = WebhookRecord {
+                    name: name.clone(),
+                    service_uri: create.service_uri,
+                    custom_headers: create.custom_headers,
+                    status: create.status,
+                    actions: dedup(create.actions),
+                    scope: create.scope.trim().to_owned(),
+                    secret: crate::auth::secret::generate_password().map_err(Error::internal)?,
+                    created: self.clock.now(),
+                };
+                records.put_webhook(&hook).await?;
+                let created = CreatedWebhook {
+                    webhook: view(&hook),
+                    secret: hook.secret.clone(),
+                };
+                let mut response = ok(&created);
+                *response.status_mut() = StatusCode::CREATED;
+                response.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    http::HeaderValue::from_static("no-store"),
+                );
+                Ok(response)
+            }
+            (Method::PATCH, Endpoint::Webhook(name)) => {
+                let update: WebhookUpdate = read_json(request).await?;
+                let mut hook = existing(name).await?;
+                if let Some(uri) = update.service_uri {
+                    hook.service_uri = uri;
+                }
+                if let Some(actions) = update.actions {
+                    hook.actions = dedup(actions);
+                }
+                if let Some(scope) = update.scope {
+                    hook.scope = scope.trim().to_owned();
+                }
+                if let Some(headers) = update.custom_headers {
+                    hook.custom_headers = headers;
+                }
+                if let Some(status) = update.status {
+                    hook.status = status;
+                }
+                self.check_webhook(&hook.service_uri, &hook.actions, &hook.custom_headers)?;
+                records.put_webhook(&hook).await?;
+                Ok(ok(&view(&hook)))
+            }
+            (Method::DELETE, Endpoint::Webhook(name)) => {
+                existing(name).await?;
+                records.delete_webhook(name).await?;
+                let mut response = Response::new(Vec::new());
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                Ok(response)
+            }
+            (Method::POST, Endpoint::WebhookPing(name)) => {
+                let hook = existing(name).await?;
+                let id = crate::auth::secret::random_id().map_err(Error::internal)?;
+                let host = self.request_info(request).host;
+                let event = webhooks::ping(&id, self.clock.now(), &host).to_string();
+                self.jobs
+                    .enqueue(&[Job::DeliverWebhook {
+                        webhook: hook.name.clone(),
+                        event,
+                    }])
+                    .await
+                    .map_err(|e| {
+                        Error::new(ErrorCode::UpstreamUnavailable)
+                            .with_message(format!("the ping was not queued: {e}"))
+                    })?;
+                let mut response = ok(&json!({ "id": id }));
+                *response.status_mut() = StatusCode::ACCEPTED;
+                Ok(response)
+            }
+            (Method::GET, Endpoint::WebhookEvents(name)) => {
+                existing(name).await?;
+                Ok(ok(&records.webhook_log(name).await?))
+            }
+            (Method::GET, Endpoint::WebhookConfig(name)) => {
+                let hook = existing(name).await?;
+                Ok(ok(&WebhookConfig {
+                    service_uri: hook.service_uri.clone(),
+                    custom_headers: hook.custom_headers.keys().cloned().collect(),
+                }))
+            }
+            _ => Err(Error::new(ErrorCode::Unsupported)
+                .with_message(format!("{method} is not supported on {}", endpoint.path()))),
+        }
+    }
+
+    fn check_webhook(
+        &self,
+        uri: &str,
+        actions: &[Action],
+        headers: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        webhooks::check_uri(uri, self.config.webhook_allow_http).map_err(bad_request)?;
+        webhooks::check_headers(headers).map_err(bad_request)?;
+        if actions.is_empty() {
+            return Err(bad_request(
+                "a webhook needs at least one action (push, delete, chart_push, chart_delete, \
+                 pull, replicated)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn dedup(mut actions: Vec<Action>) -> Vec<Action> {
+    actions.sort();
+    actions.dedup();
+    actions
+}
+
+fn ok(value: &impl serde::Serialize) -> Response<Vec<u8>> {
+    crate::app::json_response(
+        StatusCode::OK,
+        serde_json::to_vec(value).expect("serializes"),
+    )
+}
