@@ -19,16 +19,18 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
+    use std::collections::BTreeMap;
     use std::io::Read;
 
     use base64::Engine;
     use clap::{Args, Parser, Subcommand, ValueEnum};
     use registry_edge::api::{
         AdminUpdate, AnonymousPullUpdate, AttributesUpdate, Endpoint, NetworkRulesUpdate,
-        NewPassword, ScopeMapUpdate, TokenUpdate,
+        NewPassword, ScopeMapUpdate, TokenUpdate, WebhookCreate, WebhookUpdate,
     };
     use registry_edge::auth::network::{NetworkRules, parse_range};
     use registry_edge::auth::records::PasswordSlot;
+    use registry_edge::webhooks::{Action, Status};
     use serde_json::Value;
 
     /// A transport error, with the fix when there is a likely one.
@@ -112,6 +114,11 @@ mod cli {
         Repository {
             #[command(subcommand)]
             action: RepositoryAction,
+        },
+        /// Webhooks: registry events (push, delete, ...) delivered to a receiver, as ACR's.
+        Webhook {
+            #[command(subcommand)]
+            action: WebhookAction,
         },
     }
 
@@ -280,6 +287,73 @@ mod cli {
         },
     }
 
+    #[derive(Clone, Copy, ValueEnum)]
+    enum WebhookStatus {
+        Enabled,
+        Disabled,
+    }
+
+    #[derive(Subcommand)]
+    enum WebhookAction {
+        List,
+        Show {
+            name: String,
+        },
+        /// Create a webhook; prints its signing secret once.
+        Create {
+            /// 5 to 50 letters and digits.
+            name: String,
+            /// Where deliveries are POSTed (https).
+            #[arg(long)]
+            uri: String,
+            /// What it is told of, comma-separated: push, delete, chart_push, chart_delete,
+            /// pull, replicated.
+            #[arg(long, value_name = "ACTION,...")]
+            actions: String,
+            /// repository:tag patterns with * wildcards, e.g. 'team-a/*:*' (empty: every
+            /// repository).
+            #[arg(long, default_value = "")]
+            scope: String,
+            /// A header sent with every delivery (repeatable), e.g. 'Authorization=Bearer x'.
+            #[arg(long = "header", value_name = "NAME=VALUE")]
+            headers: Vec<String>,
+            #[arg(long, value_enum, default_value_t = WebhookStatus::Enabled)]
+            status: WebhookStatus,
+        },
+        /// Change a webhook; what is not given is left as it is.
+        Update {
+            name: String,
+            #[arg(long)]
+            uri: Option<String>,
+            /// Comma-separated: push, delete, chart_push, chart_delete, pull, replicated.
+            #[arg(long, value_name = "ACTION,...")]
+            actions: Option<String>,
+            #[arg(long)]
+            scope: Option<String>,
+            /// A header sent with every delivery (repeatable); replaces all the webhook's
+            /// headers.
+            #[arg(long = "header", value_name = "NAME=VALUE")]
+            headers: Vec<String>,
+            #[arg(long, value_enum)]
+            status: Option<WebhookStatus>,
+        },
+        Delete {
+            name: String,
+        },
+        /// Queue a ping event for the webhook (`webhook events` shows its delivery).
+        Ping {
+            name: String,
+        },
+        /// The webhook's delivery log, newest first.
+        Events {
+            name: String,
+        },
+        /// Where the webhook delivers to, and its custom headers by name.
+        GetConfig {
+            name: String,
+        },
+    }
+
     struct Client {
         agent: ureq::Agent,
         base: String,
@@ -372,6 +446,90 @@ mod cli {
                 .finish()
         });
         Ok((Endpoint::Repository(name), query))
+    }
+
+    /// A webhook's endpoint. The name is checked first: it becomes a path segment.
+    fn webhook(name: &str, endpoint: fn(String) -> Endpoint) -> Result<Endpoint, String> {
+        registry_edge::webhooks::check_name(name)?;
+        Ok(endpoint(name.to_owned()))
+    }
+
+    /// `--actions push,delete`: each action checked here.
+    fn webhook_actions(list: &str) -> Result<Vec<Action>, String> {
+        let actions = list
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| a.parse().map_err(|e| format!("--actions {list:?}: {e}")))
+            .collect::<Result<Vec<Action>, String>>()?;
+        if actions.is_empty() {
+            return Err(
+                "--actions names no action: push, delete, chart_push, chart_delete, pull or \
+                 replicated"
+                    .into(),
+            );
+        }
+        Ok(actions)
+    }
+
+    /// `--header Name=Value` (repeatable): a webhook's custom headers.
+    fn webhook_headers(headers: &[String]) -> Result<BTreeMap<String, String>, String> {
+        let mut map = BTreeMap::new();
+        for header in headers {
+            let Some((name, value)) = header.split_once('=') else {
+                return Err(format!(
+                    "--header {header:?} is not Name=Value (e.g. 'Authorization=Bearer x')"
+                ));
+            };
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(format!("--header {header:?} has no name"));
+            }
+            if map.keys().any(|k: &String| k.eq_ignore_ascii_case(name)) {
+                return Err(format!("--header {name} is given twice"));
+            }
+            map.insert(name.to_owned(), value.trim().to_owned());
+        }
+        Ok(map)
+    }
+
+    fn webhook_status(status: WebhookStatus) -> Status {
+        match status {
+            WebhookStatus::Enabled => Status::Enabled,
+            WebhookStatus::Disabled => Status::Disabled,
+        }
+    }
+
+    /// `webhook update`'s body: what is given, and at least something.
+    fn webhook_update(
+        uri: Option<String>,
+        actions: Option<&str>,
+        scope: Option<String>,
+        headers: &[String],
+        status: Option<WebhookStatus>,
+    ) -> Result<WebhookUpdate, String> {
+        let update = WebhookUpdate {
+            service_uri: uri,
+            actions: actions.map(webhook_actions).transpose()?,
+            scope,
+            custom_headers: if headers.is_empty() {
+                None
+            } else {
+                Some(webhook_headers(headers)?)
+            },
+            status: status.map(webhook_status),
+        };
+        let nothing = update.service_uri.is_none()
+            && update.actions.is_none()
+            && update.scope.is_none()
+            && update.custom_headers.is_none()
+            && update.status.is_none();
+        if nothing {
+            return Err(
+                "nothing to change: give --uri, --actions, --scope, --header or --status".into(),
+            );
+        }
+        Ok(update)
     }
 
     pub fn main() -> i32 {
@@ -630,6 +788,298 @@ mod cli {
                     c.send_query("DELETE", &endpoint, query, None)
                 }
             },
+            Command::Webhook { action } => match action {
+                WebhookAction::List => c.send("GET", &Endpoint::Webhooks, None),
+                WebhookAction::Show { name } => {
+                    c.send("GET", &webhook(&name, Endpoint::Webhook)?, None)
+                }
+                WebhookAction::Create {
+                    name,
+                    uri,
+                    actions,
+                    scope,
+                    headers,
+                    status,
+                } => {
+                    let endpoint = webhook(&name, Endpoint::Webhook)?;
+                    let create = WebhookCreate {
+                        service_uri: uri,
+                        actions: webhook_actions(&actions)?,
+                        scope,
+                        custom_headers: webhook_headers(&headers)?,
+                        status: webhook_status(status),
+                    };
+                    if c.send("GET", &endpoint, None).is_ok() {
+                        return Err(format!(
+                            "webhook {name} exists: use `webhook update`, or `webhook delete` \
+                             it first"
+                        ));
+                    }
+                    let created = c.send("PUT", &endpoint, body(&create))?;
+                    eprintln!(
+                        "registry-edge: the secret signs every delivery (X-Registry-Signature) \
+                         and is shown only now: keep it"
+                    );
+                    Ok(created)
+                }
+                WebhookAction::Update {
+                    name,
+                    uri,
+                    actions,
+                    scope,
+                    headers,
+                    status,
+                } => {
+                    let endpoint = webhook(&name, Endpoint::Webhook)?;
+                    let update = webhook_update(uri, actions.as_deref(), scope, &headers, status)?;
+                    c.send("PATCH", &endpoint, body(&update))
+                }
+                WebhookAction::Delete { name } => {
+                    c.send("DELETE", &webhook(&name, Endpoint::Webhook)?, None)
+                }
+                WebhookAction::Ping { name } => {
+                    c.send("POST", &webhook(&name, Endpoint::WebhookPing)?, None)
+                }
+                WebhookAction::Events { name } => {
+                    c.send("GET", &webhook(&name, Endpoint::WebhookEvents)?, None)
+                }
+                WebhookAction::GetConfig { name } => {
+                    c.send("GET", &webhook(&name, Endpoint::WebhookConfig)?, None)
+                }
+            },
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn parse(args: &[&str]) -> Result<WebhookAction, String> {
+            let cli = Cli::try_parse_from([&["registry-edge", "webhook"], args].concat())
+                .map_err(|e| e.to_string())?;
+            match cli.command {
+                Command::Webhook { action } => Ok(action),
+                _ => Err("not a webhook command".into()),
+            }
+        }
+
+        #[test]
+        fn actions_are_comma_separated_and_checked() {
+            assert_eq!(
+                webhook_actions("push,delete"),
+                Ok(vec![Action::Push, Action::Delete])
+            );
+            assert_eq!(
+                webhook_actions(" chart_push , pull,"),
+                Ok(vec![Action::ChartPush, Action::Pull])
+            );
+            let all = "push,delete,chart_push,chart_delete,pull,replicated";
+            assert_eq!(webhook_actions(all), Ok(Action::ALL.to_vec()));
+            let error = webhook_actions("push,pushed").unwrap_err();
+            assert!(
+                error.starts_with(r#"--actions "push,pushed": "pushed" is not a webhook action"#),
+                "{error}"
+            );
+            assert!(webhook_actions("Push").is_err());
+            for empty in ["", ",", " , "] {
+                let error = webhook_actions(empty).unwrap_err();
+                assert!(error.starts_with("--actions names no action"), "{error}");
+            }
+        }
+
+        #[test]
+        fn headers_are_name_equals_value() {
+            let headers = webhook_headers(&[
+                "Authorization=Bearer a=b".into(),
+                " X-Team = a ".into(),
+                "X-Empty=".into(),
+            ])
+            .unwrap();
+            assert_eq!(
+                headers.into_iter().collect::<Vec<_>>(),
+                [
+                    ("Authorization".to_owned(), "Bearer a=b".to_owned()),
+                    ("X-Empty".to_owned(), String::new()),
+                    ("X-Team".to_owned(), "a".to_owned()),
+                ]
+            );
+            assert_eq!(webhook_headers(&[]), Ok(BTreeMap::new()));
+            let error = webhook_headers(&["Authorization: Bearer x".into()]).unwrap_err();
+            assert!(error.contains("is not Name=Value"), "{error}");
+            assert!(
+                webhook_headers(&["=x".into()])
+                    .unwrap_err()
+                    .contains("no name")
+            );
+            let twice = webhook_headers(&["X-A=1".into(), "x-a=2".into()]).unwrap_err();
+            assert!(twice.contains("given twice"), "{twice}");
+        }
+
+        #[test]
+        fn webhook_names_are_checked_before_they_become_a_path() {
+            assert_eq!(
+                webhook("build1", Endpoint::WebhookPing).map(|e| e.path()),
+                Ok("/api/v1/webhooks/build1/ping".to_owned())
+            );
+            for bad in ["abc", "build1/../../tokens/ci", "build1?x=1", "has-dash"] {
+                assert!(webhook(bad, Endpoint::Webhook).is_err(), "{bad}");
+            }
+        }
+
+        #[test]
+        fn create_takes_its_flags() {
+            let action = parse(&[
+                "create",
+                "build1",
+                "--uri",
+                "https://hooks.example/x",
+                "--actions",
+                "push,delete",
+                "--scope",
+                "team-a/*:*",
+                "--header",
+                "Authorization=Bearer x",
+                "--header",
+                "X-Team=a",
+                "--status",
+                "disabled",
+            ])
+            .unwrap();
+            let WebhookAction::Create {
+                name,
+                uri,
+                actions,
+                scope,
+                headers,
+                status,
+            } = action
+            else {
+                panic!("not create");
+            };
+            assert_eq!(
+                (
+                    name.as_str(),
+                    uri.as_str(),
+                    actions.as_str(),
+                    scope.as_str()
+                ),
+                (
+                    "build1",
+                    "https://hooks.example/x",
+                    "push,delete",
+                    "team-a/*:*"
+                )
+            );
+            assert_eq!(headers, ["Authorization=Bearer x", "X-Team=a"]);
+            assert!(matches!(status, WebhookStatus::Disabled));
+
+            let defaults = parse(&[
+                "create",
+                "build1",
+                "--uri",
+                "https://hooks.example/x",
+                "--actions",
+                "push",
+            ])
+            .unwrap();
+            let WebhookAction::Create {
+                scope,
+                headers,
+                status,
+                ..
+            } = defaults
+            else {
+                panic!("not create");
+            };
+            assert_eq!(scope, "");
+            assert!(headers.is_empty());
+            assert!(matches!(status, WebhookStatus::Enabled));
+
+            assert!(parse(&["create", "build1", "--uri", "https://hooks.example/x"]).is_err());
+            assert!(parse(&["create", "build1", "--actions", "push"]).is_err());
+            assert!(
+                parse(&[
+                    "create",
+                    "build1",
+                    "--uri",
+                    "https://h/",
+                    "--actions",
+                    "push",
+                    "--status",
+                    "off",
+                ])
+                .is_err()
+            );
+        }
+
+        #[test]
+        fn the_other_subcommands_parse() {
+            assert!(matches!(parse(&["list"]), Ok(WebhookAction::List)));
+            assert!(matches!(
+                parse(&["show", "build1"]),
+                Ok(WebhookAction::Show { .. })
+            ));
+            assert!(matches!(
+                parse(&["delete", "build1"]),
+                Ok(WebhookAction::Delete { .. })
+            ));
+            assert!(matches!(
+                parse(&["ping", "build1"]),
+                Ok(WebhookAction::Ping { .. })
+            ));
+            assert!(matches!(
+                parse(&["events", "build1"]),
+                Ok(WebhookAction::Events { .. })
+            ));
+            assert!(matches!(
+                parse(&["get-config", "build1"]),
+                Ok(WebhookAction::GetConfig { .. })
+            ));
+            assert!(parse(&["show"]).is_err());
+        }
+
+        #[test]
+        fn an_update_sends_only_what_is_given() {
+            let Ok(WebhookAction::Update {
+                uri,
+                actions,
+                scope,
+                headers,
+                status,
+                ..
+            }) = parse(&["update", "build1", "--status", "disabled"])
+            else {
+                panic!("not update");
+            };
+            let update = webhook_update(uri, actions.as_deref(), scope, &headers, status).unwrap();
+            assert_eq!(
+                serde_json::to_value(&update).unwrap(),
+                serde_json::json!({"status": "disabled"})
+            );
+
+            let update = webhook_update(
+                Some("https://hooks.example/y".into()),
+                Some("pull"),
+                Some("".into()),
+                &["X-A=1".into()],
+                Some(WebhookStatus::Enabled),
+            )
+            .unwrap();
+            assert_eq!(
+                serde_json::to_value(&update).unwrap(),
+                serde_json::json!({
+                    "serviceUri": "https://hooks.example/y",
+                    "actions": ["pull"],
+                    "scope": "",
+                    "customHeaders": {"X-A": "1"},
+                    "status": "enabled",
+                })
+            );
+
+            let error = webhook_update(None, None, None, &[], None).unwrap_err();
+            assert!(error.starts_with("nothing to change"), "{error}");
+            assert!(webhook_update(None, Some("nope"), None, &[], None).is_err());
+            assert!(webhook_update(None, None, None, &["X-A".into()], None).is_err());
         }
     }
 }
