@@ -179,8 +179,14 @@ impl<P: Platform> App<P> {
                 self.get_tags(&name, page, listed).await
             }
             Operation::GetManifest { name, reference } => {
-                self.get_manifest(&name, &reference, request.headers(), &attributes)
-                    .await
+                let response = self
+                    .get_manifest(&name, &reference, request.headers(), &attributes)
+                    .await?;
+                if request.method() == Method::GET && response.status() == StatusCode::OK {
+                    self.count_pull(request, &name, &reference, &response, actor)
+                        .await;
+                }
+                Ok(response)
             }
             Operation::PutManifest {
                 name,

@@ -110,6 +110,8 @@ pub const SETTINGS: &[Setting] = &[
     },
     var("JOB_RETRY_SECONDS", Some("10")),
     var("WEBHOOK_ALLOW_HTTP", Some("false")),
+    var("PULL_EVENT_BATCH", Some("100")),
+    var("PULL_EVENT_SECONDS", Some("60")),
 ];
 
 /// Where the edge reads the registry from.
@@ -190,6 +192,10 @@ pub struct Config {
     pub job_retry_seconds: u32,
     /// Webhook receivers may be plain `http` (local ones, in development).
     pub webhook_allow_http: bool,
+    /// A pull event is sent per this many pulls of a manifest (per isolate)...
+    pub pull_event_batch: u64,
+    /// ... or at the first pull this long after the batch began.
+    pub pull_event_seconds: u64,
 }
 
 /// The token service and the admin user.
@@ -427,6 +433,8 @@ impl Config {
             storage_timeout: Duration::from_secs(number("STORAGE_TIMEOUT_SECONDS", 10)?.max(1)),
             tag_cache_seconds: number("TAG_CACHE_SECONDS", 5)?,
             job_retry_seconds: number("JOB_RETRY_SECONDS", 10)?.clamp(1, 3600) as u32,
+            pull_event_batch: number("PULL_EVENT_BATCH", 100)?.max(1),
+            pull_event_seconds: number("PULL_EVENT_SECONDS", 60)?.max(1),
             webhook_allow_http: match var("WEBHOOK_ALLOW_HTTP").as_deref() {
                 None | Some("false") => false,
                 Some("true") => true,

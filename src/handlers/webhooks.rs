@@ -12,6 +12,7 @@ use crate::api::{
 };
 use crate::app::App;
 use crate::auth::Principal;
+use crate::cache::EdgeCache;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jobs::{Job, Jobs, Outcome};
 use crate::platform::{ClientBody, Clock, HookHttp, Platform};
@@ -177,6 +178,95 @@ impl<P: Platform> App<P> {
                 jobs.len(),
                 action.as_str()
             ));
+        }
+    }
+
+    /// Counts a pull (a manifest `GET` that was answered) for the webhooks that take `pull`
+    /// events, and queues one event per `PULL_EVENT_BATCH` pulls of a repository's manifest, or
+    /// at the first pull after `PULL_EVENT_SECONDS`, with `target.count`. Counted in the
+    /// isolate's memory: a pull costs no storage, KV or queue operation, and the pulls an isolate
+    /// counted but had not sent when it ends are not reported (the counts are a floor).
+    pub(crate) async fn count_pull<B>(
+        &self,
+        request: &Request<B>,
+        name: &Name,
+        reference: &Reference,
+        response: &Response<Vec<u8>>,
+        actor: &Principal,
+    ) {
+        let Some(digest) = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.to_string()),
+            Reference::Digest(_) => None,
+        };
+        let Ok(hooks) = self.records().webhooks().await else {
+            return;
+        };
+        let hooks: Vec<WebhookRecord> = hooks
+            .into_iter()
+            .filter(|h| h.status == Status::Enabled && h.actions.contains(&Action::Pull))
+            .filter(|h| webhooks::in_scope(&h.scope, name.as_str(), tag.as_deref()))
+            .collect();
+        if hooks.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        let key = crate::cache::key::pulls(name, &digest);
+        let (count, since) = self
+            .cache
+            .get_local(&key)
+            .await
+            .and_then(|v| {
+                let text = String::from_utf8(v).ok()?;
+                let (count, since) = text.split_once(' ')?;
+                Some((count.parse::<u64>().ok()?, since.parse::<u64>().ok()?))
+            })
+            .unwrap_or((0, now));
+        let count = count + 1;
+        let batch = self.config.pull_event_batch;
+        let interval = self.config.pull_event_seconds;
+        if count < batch && now < since + interval {
+            self.cache
+                .put_local(
+                    &key,
+                    format!("{count} {since}").as_bytes(),
+                    interval * 2 + 60,
+                )
+                .await;
+            return;
+        }
+        self.cache.delete_local(&key).await;
+        let target = Target {
+            repository: name.to_string(),
+            tag,
+            digest: Some(digest),
+            count: Some(count),
+            ..Target::default()
+        };
+        let actor = match actor {
+            Principal::Anonymous => "anonymous".to_owned(),
+            other => format!("{}:{}", other.kind(), other.subject()),
+        };
+        let info = self.request_info(request);
+        let jobs: Vec<Job> = hooks
+            .iter()
+            .map(|hook| {
+                let id = crate::auth::secret::random_id().unwrap_or_default();
+                Job::DeliverWebhook {
+                    webhook: hook.name.clone(),
+                    event: webhooks::payload(&id, now, "pull", &target, &info, &actor).to_string(),
+                }
+            })
+            .collect();
+        if let Err(e) = self.jobs.enqueue(&jobs).await {
+            (self.log)(&format!("pull events for {name} not queued: {e}"));
         }
     }
 

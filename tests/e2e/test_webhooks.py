@@ -230,3 +230,24 @@ def test_ping_and_get_config(edge, hook):
     assert config == {"serviceUri": f"http://{env('WEBHOOK_RECEIVER')}/pinged", "customHeaders": ["X-Token"]}
     shown = edge.request("GET", "/api/v1/webhooks/pinged").text
     assert "v4lue" not in shown and created["secret"] not in shown
+
+
+def test_opt_in_pull_events_arrive_batched(edge, hook):
+    hook("pulls", actions=["pull"], scope="pulled/app:*")
+    hook("nopulls", actions=["push"])
+    digest = skopeo_push(edge, "pulled/app:1")
+    for _ in range(10):
+        r = edge.request("GET", "/v2/pulled/app/manifests/1",
+                         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        assert r.status_code == 200
+    # HEADs are no pulls.
+    edge.request("HEAD", "/v2/pulled/app/manifests/1",
+                 headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    found = wait_for("two batches of five", lambda: (lambda d: d if len(d) >= 2 else None)(deliveries("pulls")))
+    time.sleep(1)
+    events = [json.loads(d["body"]) for d in deliveries("pulls")]
+    assert [e["action"] for e in events] == ["pull", "pull"]
+    assert [e["target"]["count"] for e in events] == [5, 5]
+    assert all(e["target"]["digest"] == digest and e["target"]["repository"] == "pulled/app"
+               for e in events)
+    assert not any('"action":"pull"' in d["body"] for d in deliveries("nopulls"))

@@ -423,3 +423,51 @@ fn webhooks_are_checked_and_managed() {
     );
     assert_eq!(r.status(), 403);
 }
+
+#[test]
+fn pulls_are_counted_and_sent_in_batches() {
+    let f = hooked().with(&[("PULL_EVENT_BATCH", "3"), ("PULL_EVENT_SECONDS", "60")]);
+    let app = f.app();
+    create(
+        &app,
+        "pulls",
+        json!({"serviceUri": "http://r/", "actions": ["pull"]}),
+    );
+    create(
+        &app,
+        "pushes",
+        json!({"serviceUri": "http://r/", "actions": ["push"]}),
+    );
+    let uri = "/v2/library/busybox/manifests/latest";
+    let pull = || send(&app, Method::GET, uri, &[("accept", OCI_ACCEPT)]);
+    for _ in 0..7 {
+        assert_eq!(pull().status(), 200);
+    }
+    // A HEAD is no pull.
+    assert_eq!(
+        send(&app, Method::HEAD, uri, &[("accept", OCI_ACCEPT)]).status(),
+        200
+    );
+    let counts = |jobs: Vec<Job>| -> Vec<(String, u64)> {
+        jobs.iter()
+            .map(|j| {
+                let Job::DeliverWebhook { webhook, event } = j else {
+                    panic!()
+                };
+                let e: Value = serde_json::from_str(event).unwrap();
+                assert_eq!(e["action"], "pull");
+                assert_eq!(e["target"]["repository"], "library/busybox");
+                assert_eq!(e["target"]["digest"], f.manifest_digest.to_string());
+                (webhook.clone(), e["target"]["count"].as_u64().unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(
+        counts(f.jobs.take()),
+        [("pulls".to_owned(), 3), ("pulls".to_owned(), 3)]
+    );
+    // The seventh pull is sent with the next one after the interval.
+    f.clock.advance(61);
+    assert_eq!(pull().status(), 200);
+    assert_eq!(counts(f.jobs.take()), [("pulls".to_owned(), 2)]);
+}
