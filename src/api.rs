@@ -251,6 +251,11 @@ pub struct WebhookUpdate {
     pub status: Option<crate::webhooks::Status>,
 }
 
+/// A body of nothing (`{}`): what `ping` takes, so that it is JSON as every management write.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
 macro_rules! management_bodies {
     ($($t:ty),* $(,)?) => {
         $(impl ManagementBody for $t {})*
@@ -276,6 +281,7 @@ management_bodies!(
     AttributesUpdate,
     WebhookCreate,
     WebhookUpdate,
+    Empty,
 );
 
 // --- views the server answers with ---

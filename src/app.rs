@@ -234,8 +234,13 @@ impl<P: Platform> App<P> {
         last: bool,
     ) -> crate::jobs::Outcome {
         match job {
-            crate::jobs::Job::DeliverWebhook { webhook, event } => {
-                self.deliver_webhook(webhook, event, attempt, last).await
+            crate::jobs::Job::DeliverWebhook {
+                webhook,
+                event,
+                created,
+            } => {
+                self.deliver_webhook(webhook, event, *created, attempt, last)
+                    .await
             }
             fill => self.run_fill(fill, last).await,
         }

@@ -93,9 +93,9 @@ pub mod key {
     /// What the edge keeps of the upstream with namespace `prefix`: `kind` (`token`, `tag`,
     /// `manifest`, ...) of `rest` (the repository's name there, and a tag or digest). `:` appears
     /// in no prefix or name, so no two upstreams' keys meet.
-    /// Pulls of a manifest counted for pull events (isolate memory only).
-    pub fn pulls(name: &Name, digest: &str) -> String {
-        format!("pulls:{name}@{digest}")
+    /// Pulls of a manifest counted for a webhook's pull events (isolate memory only).
+    pub fn pulls(webhook: &str, created: u64, name: &Name, digest: &str) -> String {
+        format!("pulls:{webhook}.{created}:{name}@{digest}")
     }
 
     pub fn upstream(prefix: &str, kind: &str, rest: &str) -> String {

@@ -29,8 +29,15 @@ pub enum Job {
     /// Copy the blob `digest` of the mirror repository `name` into storage, verified, then link it
     /// in the repository.
     FillBlob { name: String, digest: String },
-    /// POST the event (its payload, JSON text) to the webhook `webhook`, signed.
-    DeliverWebhook { webhook: String, event: String },
+    /// POST the event (its payload, JSON text) to the webhook `webhook`, signed; only while the
+    /// webhook is the one the event was queued for (`created`: a webhook deleted and created again
+    /// under its name is another, with another URI and secret).
+    DeliverWebhook {
+        webhook: String,
+        event: String,
+        #[serde(default)]
+        created: u64,
+    },
 }
 
 /// A job as a queue message carries it: the job, and how many times it was tried before (a

@@ -237,10 +237,11 @@ impl<K: KeyValue, C: EdgeCache> Records<'_, K, C> {
         self.get(RecordKey::Webhook(name)).await
     }
 
-    pub async fn webhooks(&self) -> Result<Vec<WebhookRecord>> {
+    /// The webhooks the settings name (`RegistrySettings::webhooks`), read by key.
+    pub async fn webhooks(&self, settings: &RegistrySettings) -> Result<Vec<WebhookRecord>> {
         let mut hooks = Vec::new();
-        for name in self.names(Kind::Webhooks).await? {
-            hooks.extend(self.webhook(&name).await?);
+        for name in &settings.webhooks {
+            hooks.extend(self.webhook(name).await?);
         }
         Ok(hooks)
     }

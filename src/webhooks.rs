@@ -104,13 +104,16 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// A service URI: `https` (or `http` when `allow_http`), with a host, without credentials in it
-/// (they go in a custom header).
-pub fn check_uri(uri: &str, allow_http: bool) -> Result<url::Url, String> {
+/// A service URI: `https`, with a public host (no IP literal of a loopback, private, link-local
+/// or otherwise special network, no `localhost`, no single-label or `.internal`/`.local` name, none
+/// of `refused`: the edge's own, its origin's and its upstreams' hosts), without credentials in it
+/// (they go in a custom header). `local` (`WEBHOOK_ALLOW_HTTP`, for development) allows `http`
+/// and local receivers.
+pub fn check_uri(uri: &str, local: bool, refused: &[String]) -> Result<url::Url, String> {
     let url = url::Url::parse(uri).map_err(|e| format!("service URI {uri:?}: {e}"))?;
     match url.scheme() {
         "https" => {}
-        "http" if allow_http => {}
+        "http" if local => {}
         "http" => {
             return Err(
                 "the service URI must be https (WEBHOOK_ALLOW_HTTP=true allows http, for local \
@@ -120,9 +123,6 @@ pub fn check_uri(uri: &str, allow_http: bool) -> Result<url::Url, String> {
         }
         other => return Err(format!("the service URI's scheme {other:?} is not https")),
     }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("the service URI has no host".into());
-    }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(
             "the service URI carries credentials: put them in a custom header \
@@ -130,21 +130,72 @@ pub fn check_uri(uri: &str, allow_http: bool) -> Result<url::Url, String> {
                 .into(),
         );
     }
-    Ok(url)
+    let host = match url.host() {
+        Some(host) => host,
+        None => return Err("the service URI has no host".into()),
+    };
+    if local {
+        return Ok(url);
+    }
+    let why = match &host {
+        url::Host::Ipv4(ip) => (ip.is_loopback()
+            || ip.is_private()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_documentation()
+            || ip.octets()[0] == 100 && (64..128).contains(&ip.octets()[1])
+            || ip.octets()[0] >= 224)
+            .then_some("an address of a local or special network"),
+        url::Host::Ipv6(ip) => (ip.is_loopback()
+            || ip.is_unspecified()
+            || ip.is_multicast()
+            || (ip.segments()[0] & 0xfe00) == 0xfc00
+            || (ip.segments()[0] & 0xffc0) == 0xfe80
+            || ip.to_ipv4_mapped().is_some())
+        .then_some("an address of a local or special network"),
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if name == "localhost"
+                || name.ends_with(".localhost")
+                || name.ends_with(".internal")
+                || name.ends_with(".local")
+                || !name.contains('.')
+            {
+                Some("not a public host name")
+            } else if refused.iter().any(|r| r.eq_ignore_ascii_case(&name)) {
+                Some("the edge's own, its origin's or an upstream's host")
+            } else {
+                None
+            }
+        }
+    };
+    match why {
+        Some(why) => Err(format!(
+            "the service URI's host {host} is {why}: webhooks deliver to public receivers \
+             (WEBHOOK_ALLOW_HTTP=true allows local ones, for development)"
+        )),
+        None => Ok(url),
+    }
 }
 
 /// Headers a webhook may not set: the edge's own, and what the transport owns.
-const RESERVED_HEADERS: [&str; 6] = [
+const RESERVED_HEADERS: [&str; 7] = [
     "content-type",
     "content-length",
     "host",
+    "user-agent",
     "x-registry-signature",
     "transfer-encoding",
     "connection",
 ];
 
 pub fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
     for (name, value) in headers {
+        if !seen.insert(name.to_ascii_lowercase()) {
+            return Err(format!("the header {name} is named twice"));
+        }
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(format!("{name:?} is not a header name"));
         }
@@ -315,18 +366,31 @@ pub enum Delivered {
     Refused,
 }
 
-/// The receiver's answer, judged.
-pub fn judge(status: Option<u16>, retry_after: Option<&str>) -> Delivered {
+/// The receiver's answer, judged (`now`: Unix seconds, for a `Retry-After` that is a date).
+pub fn judge(status: Option<u16>, retry_after: Option<&str>, now: u64) -> Delivered {
     match status {
         Some(200..=299) => Delivered::Ok,
-        Some(429) => Delivered::Again(
-            retry_after
-                .and_then(|v| v.trim().parse::<u32>().ok())
-                .map(|s| s.min(12 * 3600)),
-        ),
+        Some(429) => Delivered::Again(retry_after.and_then(|v| wait(v, now))),
         Some(408) | Some(500..=599) | None => Delivered::Again(None),
         Some(_) => Delivered::Refused,
     }
+}
+
+/// A `Retry-After`'s wait in seconds: a number, or an HTTP date (RFC 9110's IMF-fixdate),
+/// at most 12 hours (the queue's longest delay).
+fn wait(value: &str, now: u64) -> Option<u32> {
+    let value = value.trim();
+    let seconds = match value.parse::<u64>() {
+        Ok(seconds) => seconds,
+        Err(_) => {
+            let at = jiff::fmt::rfc2822::parse(value)
+                .ok()?
+                .timestamp()
+                .as_second();
+            (at.max(0) as u64).saturating_sub(now)
+        }
+    };
+    Some(seconds.min(12 * 3600) as u32)
 }
 
 /// One line of a webhook's delivery log.
@@ -353,9 +417,10 @@ pub struct DeliveryEntry {
     pub response: String,
     /// Unix seconds.
     pub timestamp: u64,
-    /// Given up: sent to the dead-letter queue.
+    /// The last attempt failed too: the event is given up (and sent to the dead-letter queue,
+    /// when one is bound).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub dead_lettered: bool,
+    pub gave_up: bool,
 }
 
 /// Deliveries kept per webhook.
@@ -409,16 +474,40 @@ mod tests {
         assert!(check_name("build1").is_ok());
         assert!(check_name("ab").is_err());
         assert!(check_name("has-dash").is_err());
-        assert!(check_uri("https://hooks.example/x", false).is_ok());
-        assert!(check_uri("http://127.0.0.1:9/x", false).is_err());
-        assert!(check_uri("http://127.0.0.1:9/x", true).is_ok());
-        assert!(check_uri("https://u:p@hooks.example/", false).is_err());
-        assert!(check_uri("ftp://hooks.example/", true).is_err());
+        let refused = ["registry.example.com".to_owned()];
+        assert!(check_uri("https://hooks.example/x", false, &refused).is_ok());
+        assert!(check_uri("http://127.0.0.1:9/x", false, &refused).is_err());
+        assert!(check_uri("http://127.0.0.1:9/x", true, &refused).is_ok());
+        assert!(check_uri("https://u:p@hooks.example/", false, &refused).is_err());
+        assert!(check_uri("ftp://hooks.example/", true, &refused).is_err());
+        for local in [
+            "https://127.0.0.1/",
+            "https://10.1.2.3/",
+            "https://192.168.0.1/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/",
+            "https://[::1]/",
+            "https://[fd00::1]/",
+            "https://[::ffff:127.0.0.1]/",
+            "https://localhost/",
+            "https://metadata.google.internal/",
+            "https://printer.local/",
+            "https://intranet/",
+            "https://Registry.Example.com./hook",
+        ] {
+            assert!(check_uri(local, false, &refused).is_err(), "{local}");
+        }
         let mut headers = BTreeMap::new();
         headers.insert("Authorization".to_owned(), "Bearer x".to_owned());
         assert!(check_headers(&headers).is_ok());
-        headers.insert("X-Registry-Signature".to_owned(), "forged".to_owned());
-        assert!(check_headers(&headers).is_err());
+        headers.insert("authorization".to_owned(), "Bearer y".to_owned());
+        assert!(check_headers(&headers).unwrap_err().contains("named twice"));
+        headers.remove("authorization");
+        for own in ["X-Registry-Signature", "User-Agent"] {
+            let mut forged = headers.clone();
+            forged.insert(own.to_owned(), "forged".to_owned());
+            assert!(check_headers(&forged).is_err(), "{own}");
+        }
     }
 
     #[test]
@@ -460,14 +549,24 @@ mod tests {
 
     #[test]
     fn answers_are_judged() {
-        assert_eq!(judge(Some(204), None), Delivered::Ok);
-        assert_eq!(judge(Some(429), Some("30")), Delivered::Again(Some(30)));
-        assert_eq!(judge(Some(429), None), Delivered::Again(None));
-        assert_eq!(judge(Some(408), None), Delivered::Again(None));
-        assert_eq!(judge(Some(503), None), Delivered::Again(None));
-        assert_eq!(judge(None, None), Delivered::Again(None));
-        assert_eq!(judge(Some(404), None), Delivered::Refused);
-        assert_eq!(judge(Some(401), None), Delivered::Refused);
+        let now = 1_700_000_000; // Tue, 14 Nov 2023 22:13:20 GMT
+        assert_eq!(judge(Some(204), None, now), Delivered::Ok);
+        assert_eq!(
+            judge(Some(429), Some("30"), now),
+            Delivered::Again(Some(30))
+        );
+        assert_eq!(
+            judge(Some(429), Some("Tue, 14 Nov 2023 22:14:20 GMT"), now),
+            Delivered::Again(Some(60))
+        );
+        assert_eq!(judge(Some(429), Some("soon"), now), Delivered::Again(None));
+        assert_eq!(judge(Some(429), None, now), Delivered::Again(None));
+        assert_eq!(judge(Some(408), None, now), Delivered::Again(None));
+        assert_eq!(judge(Some(503), None, now), Delivered::Again(None));
+        assert_eq!(judge(None, None, now), Delivered::Again(None));
+        assert_eq!(judge(Some(404), None, now), Delivered::Refused);
+        assert_eq!(judge(Some(401), None, now), Delivered::Refused);
+        assert_eq!(judge(Some(302), None, now), Delivered::Refused);
     }
 
     #[test]
@@ -484,7 +583,7 @@ mod tests {
             attempt: 1,
             response: String::new(),
             timestamp: 0,
-            dead_lettered: false,
+            gave_up: false,
         };
         let mut log = Vec::new();
         for n in 0..60 {

@@ -193,6 +193,11 @@ pub struct RegistrySettings {
     pub anonymous_pull: AnonymousPull,
     #[serde(default)]
     pub network_rules: NetworkRules,
+    /// The webhooks' names (their records are `webhooks/<name>`): read with the settings every
+    /// request reads anyway, so a registry without webhooks pays nothing for them, and one with
+    /// some never lists KV to find them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub webhooks: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -837,9 +837,11 @@ mod cli {
                 WebhookAction::Delete { name } => {
                     c.send("DELETE", &webhook(&name, Endpoint::Webhook)?, None)
                 }
-                WebhookAction::Ping { name } => {
-                    c.send("POST", &webhook(&name, Endpoint::WebhookPing)?, None)
-                }
+                WebhookAction::Ping { name } => c.send(
+                    "POST",
+                    &webhook(&name, Endpoint::WebhookPing)?,
+                    Some(serde_json::json!({})),
+                ),
                 WebhookAction::Events { name } => {
                     c.send("GET", &webhook(&name, Endpoint::WebhookEvents)?, None)
                 }

@@ -73,6 +73,42 @@ fn not_found(name: &str) -> Error {
 }
 
 impl<P: Platform> App<P> {
+    /// Hosts no webhook may deliver to: the edge's own, its origin's, its upstreams'.
+    fn refused_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self
+            .config
+            .upstreams
+            .iter()
+            .filter_map(|u| u.url.host_str().map(str::to_owned))
+            .collect();
+        hosts.extend(
+            [
+                self.config.public_url.as_ref(),
+                self.config.origin.as_ref().map(|o| &o.url),
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u.host_str().map(str::to_owned)),
+        );
+        hosts.push(self.config.auth.service.clone());
+        hosts
+    }
+
+    /// The webhooks the registry has, or none (logged) when they cannot be read.
+    async fn current_webhooks(&self) -> Vec<WebhookRecord> {
+        let listed = async {
+            let settings = self.settings().await?;
+            self.records().webhooks(&settings).await
+        };
+        match listed.await {
+            Ok(hooks) => hooks,
+            Err(e) => {
+                (self.log)(&format!("webhooks not read, no events sent: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
     /// The request's part of a payload.
     fn request_info<B>(&self, request: &Request<B>) -> RequestInfo {
         let host = self
@@ -118,14 +154,9 @@ impl<P: Platform> App<P> {
             Reference::Tag(t) => Some(t.to_string()),
             Reference::Digest(_) => None,
         };
-        let hooks = match self.records().webhooks().await {
-            Ok(hooks) => hooks,
-            Err(e) => {
-                (self.log)(&format!("webhooks not read, no events sent: {e}"));
-                return;
-            }
-        };
-        let hooks: Vec<WebhookRecord> = hooks
+        let hooks: Vec<WebhookRecord> = self
+            .current_webhooks()
+            .await
             .into_iter()
             .filter(|h| h.status == Status::Enabled && h.actions.contains(&action))
             .filter(|h| webhooks::in_scope(&h.scope, written.name.as_str(), tag.as_deref()))
@@ -168,6 +199,7 @@ impl<P: Platform> App<P> {
                 Job::DeliverWebhook {
                     webhook: hook.name.clone(),
                     event: payload.to_string(),
+                    created: hook.created,
                 }
             })
             .collect();
@@ -206,10 +238,9 @@ impl<P: Platform> App<P> {
             Reference::Tag(t) => Some(t.to_string()),
             Reference::Digest(_) => None,
         };
-        let Ok(hooks) = self.records().webhooks().await else {
-            return;
-        };
-        let hooks: Vec<WebhookRecord> = hooks
+        let hooks: Vec<WebhookRecord> = self
+            .current_webhooks()
+            .await
             .into_iter()
             .filter(|h| h.status == Status::Enabled && h.actions.contains(&Action::Pull))
             .filter(|h| webhooks::in_scope(&h.scope, name.as_str(), tag.as_deref()))
@@ -218,53 +249,52 @@ impl<P: Platform> App<P> {
             return;
         }
         let now = self.clock.now();
-        let key = crate::cache::key::pulls(name, &digest);
-        let (count, since) = self
-            .cache
-            .get_local(&key)
-            .await
-            .and_then(|v| {
-                let text = String::from_utf8(v).ok()?;
-                let (count, since) = text.split_once(' ')?;
-                Some((count.parse::<u64>().ok()?, since.parse::<u64>().ok()?))
-            })
-            .unwrap_or((0, now));
-        let count = count + 1;
         let batch = self.config.pull_event_batch;
         let interval = self.config.pull_event_seconds;
-        if count < batch && now < since + interval {
-            self.cache
-                .put_local(
-                    &key,
-                    format!("{count} {since}").as_bytes(),
-                    interval * 2 + 60,
-                )
-                .await;
+        let mut jobs = Vec::new();
+        // Each webhook counts the pulls its scope covers.
+        for hook in &hooks {
+            let key = crate::cache::key::pulls(&hook.name, hook.created, name, &digest);
+            let (count, since) = self
+                .cache
+                .get_local(&key)
+                .await
+                .and_then(|v| {
+                    let text = String::from_utf8(v).ok()?;
+                    let (count, since) = text.split_once(' ')?;
+                    Some((count.parse::<u64>().ok()?, since.parse::<u64>().ok()?))
+                })
+                .unwrap_or((0, now));
+            let count = count + 1;
+            if count < batch && now < since + interval {
+                let entry = format!("{count} {since}");
+                self.cache
+                    .put_local(&key, entry.as_bytes(), interval * 2 + 60)
+                    .await;
+                continue;
+            }
+            self.cache.delete_local(&key).await;
+            let target = Target {
+                repository: name.to_string(),
+                digest: Some(digest.clone()),
+                count: Some(count),
+                ..Target::default()
+            };
+            let actor = match actor {
+                Principal::Anonymous => "anonymous".to_owned(),
+                other => format!("{}:{}", other.kind(), other.subject()),
+            };
+            let info = self.request_info(request);
+            let id = crate::auth::secret::random_id().unwrap_or_default();
+            jobs.push(Job::DeliverWebhook {
+                webhook: hook.name.clone(),
+                event: webhooks::payload(&id, now, "pull", &target, &info, &actor).to_string(),
+                created: hook.created,
+            });
+        }
+        if jobs.is_empty() {
             return;
         }
-        self.cache.delete_local(&key).await;
-        let target = Target {
-            repository: name.to_string(),
-            tag,
-            digest: Some(digest),
-            count: Some(count),
-            ..Target::default()
-        };
-        let actor = match actor {
-            Principal::Anonymous => "anonymous".to_owned(),
-            other => format!("{}:{}", other.kind(), other.subject()),
-        };
-        let info = self.request_info(request);
-        let jobs: Vec<Job> = hooks
-            .iter()
-            .map(|hook| {
-                let id = crate::auth::secret::random_id().unwrap_or_default();
-                Job::DeliverWebhook {
-                    webhook: hook.name.clone(),
-                    event: webhooks::payload(&id, now, "pull", &target, &info, &actor).to_string(),
-                }
-            })
-            .collect();
         if let Err(e) = self.jobs.enqueue(&jobs).await {
             (self.log)(&format!("pull events for {name} not queued: {e}"));
         }
@@ -278,6 +308,7 @@ impl<P: Platform> App<P> {
         &self,
         name: &str,
         event: &str,
+        created: u64,
         attempt: u32,
         last: bool,
     ) -> Outcome {
@@ -288,7 +319,8 @@ impl<P: Platform> App<P> {
             Ok(None) => return Outcome::Done,
             Err(e) => return Outcome::Retry(format!("webhook {name}: {e}")),
         };
-        if hook.status == Status::Disabled {
+        // Disabled, or deleted and created again since: not the webhook the event was for.
+        if hook.status == Status::Disabled || (created != 0 && hook.created != created) {
             return Outcome::Done;
         }
         let parsed: serde_json::Value = serde_json::from_str(event).unwrap_or_default();
@@ -311,9 +343,14 @@ impl<P: Platform> App<P> {
             attempt,
             response: String::new(),
             timestamp: self.clock.now(),
-            dead_lettered: false,
+            gave_up: false,
         };
-        let url = match webhooks::check_uri(&hook.service_uri, self.config.webhook_allow_http) {
+        let refused = self.refused_hosts();
+        let url = match webhooks::check_uri(
+            &hook.service_uri,
+            self.config.webhook_allow_http,
+            &refused,
+        ) {
             Ok(url) => url,
             Err(why) => {
                 entry.error = Some(why.clone());
@@ -322,6 +359,8 @@ impl<P: Platform> App<P> {
             }
         };
         if event.len() > webhooks::MAX_PAYLOAD_BYTES {
+            entry.error = Some("the payload is over the bound (64 KiB)".into());
+            self.log_delivery(name, entry).await;
             return Outcome::Failed(format!("webhook {name}: a payload over the bound"));
         }
         let now = self.clock.now();
@@ -354,7 +393,7 @@ impl<P: Platform> App<P> {
         entry.status = answer.status;
         entry.error = answer.error.clone();
         entry.response = webhooks::excerpt(&answer.body);
-        let judged = webhooks::judge(answer.status, answer.retry_after.as_deref());
+        let judged = webhooks::judge(answer.status, answer.retry_after.as_deref(), now);
         let why = || match (answer.status, &answer.error) {
             (Some(status), _) => format!("webhook {name}: the receiver answered {status}"),
             (None, Some(e)) => format!("webhook {name}: no answer ({e})"),
@@ -364,7 +403,7 @@ impl<P: Platform> App<P> {
             Delivered::Ok => Outcome::Done,
             Delivered::Refused => Outcome::Failed(why()),
             Delivered::Again(after) => {
-                entry.dead_lettered = last;
+                entry.gave_up = last;
                 match after {
                     Some(seconds) => Outcome::RetryIn(why(), seconds),
                     None => Outcome::Retry(why()),
@@ -394,7 +433,7 @@ impl<P: Platform> App<P> {
         };
         match (method.clone(), endpoint) {
             (Method::GET, Endpoint::Webhooks) => {
-                let hooks = records.webhooks().await?;
+                let hooks = records.webhooks(&self.settings().await?).await?;
                 Ok(ok(&hooks.iter().map(view).collect::<Vec<_>>()))
             }
             (Method::GET, Endpoint::Webhook(name)) => Ok(ok(&view(&existing(name).await?))),
@@ -418,6 +457,10 @@ impl<P: Platform> App<P> {
                     created: self.clock.now(),
                 };
                 records.put_webhook(&hook).await?;
+                let mut settings = self.settings().await?;
+                if settings.webhooks.insert(hook.name.clone()) {
+                    records.put_settings(&settings).await?;
+                }
                 let created = CreatedWebhook {
                     webhook: view(&hook),
                     secret: hook.secret.clone(),
@@ -454,12 +497,18 @@ impl<P: Platform> App<P> {
             }
             (Method::DELETE, Endpoint::Webhook(name)) => {
                 existing(name).await?;
+                let mut settings = self.settings().await?;
+                if settings.webhooks.remove(name.as_str()) {
+                    records.put_settings(&settings).await?;
+                }
                 records.delete_webhook(name).await?;
                 let mut response = Response::new(Vec::new());
                 *response.status_mut() = StatusCode::NO_CONTENT;
                 Ok(response)
             }
             (Method::POST, Endpoint::WebhookPing(name)) => {
+                // A JSON body, as every management write: no cross-site form can send one.
+                let _: crate::api::Empty = read_json(request).await?;
                 let hook = existing(name).await?;
                 let id = crate::auth::secret::random_id().map_err(Error::internal)?;
                 let host = self.request_info(request).host;
@@ -468,6 +517,7 @@ impl<P: Platform> App<P> {
                     .enqueue(&[Job::DeliverWebhook {
                         webhook: hook.name.clone(),
                         event,
+                        created: hook.created,
                     }])
                     .await
                     .map_err(|e| {
@@ -500,7 +550,8 @@ impl<P: Platform> App<P> {
         actions: &[Action],
         headers: &std::collections::BTreeMap<String, String>,
     ) -> Result<()> {
-        webhooks::check_uri(uri, self.config.webhook_allow_http).map_err(bad_request)?;
+        webhooks::check_uri(uri, self.config.webhook_allow_http, &self.refused_hosts())
+            .map_err(bad_request)?;
         webhooks::check_headers(headers).map_err(bad_request)?;
         if actions.is_empty() {
             return Err(bad_request(

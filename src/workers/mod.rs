@@ -498,8 +498,13 @@ async fn queue(
                     job: envelope.job.clone(),
                     tried: attempt,
                 };
-                if let Err(e) = app.jobs.dead_letter(&gone).await {
-                    log(&format!("job not dead-lettered: {e}"));
+                match app.jobs.dead_letter(&gone).await {
+                    Ok(()) => log(&format!(
+                        "job sent to the dead-letter queue {}: {:?}",
+                        crate::config::DEAD_LETTER_BINDING,
+                        gone.job
+                    )),
+                    Err(e) => log(&format!("job not dead-lettered: {e}")),
                 }
                 None
             }

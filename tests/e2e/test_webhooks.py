@@ -212,12 +212,17 @@ def test_a_receiver_that_always_fails_ends_in_the_dead_letter_queue(edge, hook):
 
     def given_up():
         log = edge.request("GET", "/api/v1/webhooks/broken/events").json()
-        return log if log and log[0].get("deadLettered") else None
+        return log if log and log[0].get("gaveUp") else None
     # Six attempts, 1 + 2 + 4 + 8 + 16 s apart.
-    log = wait_for("the last attempt, dead-lettered", given_up, 90)
+    log = wait_for("the last attempt, given up", given_up, 90)
     assert [e["attempt"] for e in log] == [6, 5, 4, 3, 2, 1]
     assert all(e["status"] == 500 for e in log)
     assert len(deliveries("broken")) == 6
+    # The queue took it: the worker says so once the dead-letter queue's send resolved.
+    worker_log = Path(env("STACK_DIR"), "edge-hooks.log")
+    wait_for("the dead-letter send", lambda: any(
+        "sent to the dead-letter queue REGISTRY_DLQ" in line and '"broken"' in line
+        for line in worker_log.read_text(errors="replace").splitlines()), 10)
 
 
 def test_ping_and_get_config(edge, hook):

@@ -155,7 +155,7 @@ fn actions_scopes_and_status_choose_the_webhooks() {
     assert_eq!(r.status(), 202);
     let jobs = f.jobs.take();
     assert_eq!(jobs.len(), 1);
-    let Job::DeliverWebhook { webhook, event } = &jobs[0] else {
+    let Job::DeliverWebhook { webhook, event, .. } = &jobs[0] else {
         panic!()
     };
     assert_eq!(webhook, "deletes");
@@ -297,9 +297,9 @@ fn deliveries_are_retried_refused_or_given_up_as_the_answer_says() {
         "/api/v1/webhooks/flaky/events",
         Value::Null,
     );
-    assert_eq!(log[0]["deadLettered"], true);
+    assert_eq!(log[0]["gaveUp"], true);
     assert_eq!(log[0]["error"], "connection refused");
-    assert!(log[1].get("deadLettered").is_none());
+    assert!(log[1].get("gaveUp").is_none());
 }
 
 #[test]
@@ -324,32 +324,32 @@ fn webhooks_are_checked_and_managed() {
     for (name, body, why) in [
         (
             "ab",
-            json!({"serviceUri": "https://r/", "actions": ["push"]}),
+            json!({"serviceUri": "https://hooks.example/", "actions": ["push"]}),
             "5 to 50 letters",
         ),
         (
             "noacts",
-            json!({"serviceUri": "https://r/", "actions": []}),
+            json!({"serviceUri": "https://hooks.example/", "actions": []}),
             "at least one action",
         ),
         (
             "badact",
-            json!({"serviceUri": "https://r/", "actions": ["pusj"]}),
+            json!({"serviceUri": "https://hooks.example/", "actions": ["pusj"]}),
             "unknown variant",
         ),
         (
             "forged",
-            json!({"serviceUri": "https://r/", "actions": ["push"], "customHeaders": {"X-Registry-Signature": "x"}}),
+            json!({"serviceUri": "https://hooks.example/", "actions": ["push"], "customHeaders": {"X-Registry-Signature": "x"}}),
             "the edge's own",
         ),
         (
             "creds1",
-            json!({"serviceUri": "https://u:p@r/", "actions": ["push"]}),
+            json!({"serviceUri": "https://u:p@hooks.example/", "actions": ["push"]}),
             "carries credentials",
         ),
         (
             "extra1",
-            json!({"serviceUri": "https://r/", "actions": ["push"], "secret": "mine"}),
+            json!({"serviceUri": "https://hooks.example/", "actions": ["push"], "secret": "mine"}),
             "unknown field",
         ),
     ] {
@@ -370,14 +370,14 @@ fn webhooks_are_checked_and_managed() {
     create(
         &app,
         "hooked",
-        json!({"serviceUri": "https://r/", "actions": ["push"]}),
+        json!({"serviceUri": "https://hooks.example/", "actions": ["push"]}),
     );
     let r = send_body(
         &app,
         Method::PUT,
         "/api/v1/webhooks/hooked",
         JSON,
-        json!({"serviceUri": "https://r/", "actions": ["push"]})
+        json!({"serviceUri": "https://hooks.example/", "actions": ["push"]})
             .to_string()
             .as_bytes(),
     );
@@ -451,7 +451,7 @@ fn pulls_are_counted_and_sent_in_batches() {
     let counts = |jobs: Vec<Job>| -> Vec<(String, u64)> {
         jobs.iter()
             .map(|j| {
-                let Job::DeliverWebhook { webhook, event } = j else {
+                let Job::DeliverWebhook { webhook, event, .. } = j else {
                     panic!()
                 };
                 let e: Value = serde_json::from_str(event).unwrap();
@@ -470,4 +470,36 @@ fn pulls_are_counted_and_sent_in_batches() {
     f.clock.advance(61);
     assert_eq!(pull().status(), 200);
     assert_eq!(counts(f.jobs.take()), [("pulls".to_owned(), 2)]);
+}
+
+#[test]
+fn events_queued_for_a_webhook_deleted_and_created_again_are_not_its() {
+    let f = hooked();
+    let app = f.app();
+    create(
+        &app,
+        "reborn",
+        json!({"serviceUri": "http://r/old", "actions": ["push"]}),
+    );
+    push(&app, "x/y", "1", &f.manifest);
+    let queued = f.jobs.take();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        send(&app, Method::DELETE, "/api/v1/webhooks/reborn", &[]).status(),
+        204
+    );
+    f.clock.advance(5);
+    create(
+        &app,
+        "reborn",
+        json!({"serviceUri": "http://r/new", "actions": ["push"]}),
+    );
+    assert_eq!(
+        futures::executor::block_on(app.run_job(&queued[0], 1, false)),
+        Outcome::Done
+    );
+    assert!(
+        f.receiver.posts.borrow().is_empty(),
+        "the new webhook never asked for it"
+    );
 }
