@@ -84,6 +84,29 @@ pub fn retry_delay_seconds(base: u32, attempt: u32) -> u32 {
         .min(12 * 3600)
 }
 
+/// What the queue consumer does with a message after its job ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Acknowledge it: done, or failed for good (logged).
+    Ack,
+    /// Send the job again, to run after this many seconds, with its attempt counted.
+    Again(u32),
+    /// Every attempt failed: send it to the dead-letter queue, then acknowledge it.
+    DeadLetter,
+}
+
+/// The consumer's decision for a job whose `attempt`-th attempt (from 1) ended with `outcome`;
+/// `base` is `JOB_RETRY_SECONDS`.
+pub fn next_step(outcome: &Outcome, attempt: u32, base: u32) -> Step {
+    let last = attempt >= ATTEMPTS;
+    match outcome {
+        Outcome::Done | Outcome::Failed(_) => Step::Ack,
+        Outcome::Retry(_) | Outcome::RetryIn(..) if last => Step::DeadLetter,
+        Outcome::Retry(_) => Step::Again(retry_delay_seconds(base, attempt)),
+        Outcome::RetryIn(_, seconds) => Step::Again((*seconds).clamp(1, 12 * 3600)),
+    }
+}
+
 /// Where jobs are sent: the queue's producer binding on Workers, a list in tests.
 #[allow(async_fn_in_trait)]
 pub trait Jobs {
@@ -167,6 +190,34 @@ mod tests {
             )
             .unwrap(),
             first
+        );
+    }
+
+    #[test]
+    fn the_consumer_retries_backs_off_and_gives_up() {
+        let retry = Outcome::Retry("503".into());
+        assert_eq!(next_step(&Outcome::Done, 1, 10), Step::Ack);
+        // A refusal is never retried, nor dead-lettered, even on the last attempt.
+        assert_eq!(next_step(&Outcome::Failed("404".into()), 1, 10), Step::Ack);
+        assert_eq!(
+            next_step(&Outcome::Failed("404".into()), ATTEMPTS, 10),
+            Step::Ack
+        );
+        assert_eq!(next_step(&retry, 1, 10), Step::Again(10));
+        assert_eq!(next_step(&retry, 3, 10), Step::Again(40));
+        assert_eq!(next_step(&retry, 2, 1), Step::Again(2));
+        assert_eq!(
+            next_step(&Outcome::RetryIn("429".into(), 30), 1, 10),
+            Step::Again(30)
+        );
+        assert_eq!(
+            next_step(&Outcome::RetryIn("429".into(), 0), 1, 10),
+            Step::Again(1)
+        );
+        assert_eq!(next_step(&retry, ATTEMPTS, 10), Step::DeadLetter);
+        assert_eq!(
+            next_step(&Outcome::RetryIn("429".into(), 30), ATTEMPTS, 10),
+            Step::DeadLetter
         );
     }
 

@@ -486,13 +486,22 @@ async fn queue(
         };
         let attempt = envelope.tried + 1;
         let last = attempt >= crate::jobs::ATTEMPTS;
-        let delay = match app.run_job(&envelope.job, attempt, last).await {
-            crate::jobs::Outcome::Done => None,
-            crate::jobs::Outcome::Failed(why) => {
-                log(&format!("job dropped: {why}"));
+        let outcome = app.run_job(&envelope.job, attempt, last).await;
+        let step = crate::jobs::next_step(&outcome, attempt, setup.config.job_retry_seconds);
+        let why = match &outcome {
+            crate::jobs::Outcome::Done => String::new(),
+            crate::jobs::Outcome::Failed(why)
+            | crate::jobs::Outcome::Retry(why)
+            | crate::jobs::Outcome::RetryIn(why, _) => why.clone(),
+        };
+        let delay = match step {
+            crate::jobs::Step::Ack => {
+                if let crate::jobs::Outcome::Failed(why) = &outcome {
+                    log(&format!("job dropped: {why}"));
+                }
                 None
             }
-            crate::jobs::Outcome::Retry(why) | crate::jobs::Outcome::RetryIn(why, _) if last => {
+            crate::jobs::Step::DeadLetter => {
                 log(&format!("job given up after {attempt} attempts: {why}"));
                 let gone = crate::jobs::Envelope {
                     job: envelope.job.clone(),
@@ -508,19 +517,11 @@ async fn queue(
                 }
                 None
             }
-            crate::jobs::Outcome::Retry(why) => {
-                let delay =
-                    crate::jobs::retry_delay_seconds(setup.config.job_retry_seconds, attempt);
+            crate::jobs::Step::Again(delay) => {
                 log(&format!(
                     "job failed (attempt {attempt}), again in {delay} s: {why}"
                 ));
                 Some(delay)
-            }
-            crate::jobs::Outcome::RetryIn(why, seconds) => {
-                log(&format!(
-                    "job failed (attempt {attempt}), again in {seconds} s: {why}"
-                ));
-                Some(seconds.max(1))
             }
         };
         if let Some(delay) = delay {
