@@ -289,6 +289,15 @@ impl Principal {
         }
     }
 
+    /// How events and webhooks name who did something: `anonymous`, `admin:<user>`,
+    /// `token:<name>`.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Anonymous => "anonymous".to_owned(),
+            other => format!("{}:{}", other.kind(), other.subject()),
+        }
+    }
+
     pub fn from_claims(kind: &str, subject: &str) -> Option<Principal> {
         match kind {
             "anonymous" => Some(Principal::Anonymous),

@@ -215,7 +215,7 @@ impl<P: Platform> App<P> {
             };
             self.forget_manifest(name, target, &digest, subject.as_ref(), false)
                 .await;
-            self.emit(
+            let event = self.emit(
                 Action::Push,
                 (actor, request.extensions().get::<RequestLocation>()),
                 name,
@@ -223,19 +223,7 @@ impl<P: Platform> App<P> {
                 &digest,
                 Some((media_type.clone(), size)),
             );
-            self.notify_webhooks(
-                request,
-                super::webhooks::Written {
-                    action: Action::Push,
-                    name,
-                    reference: target,
-                    digest: &digest,
-                    pushed: Some((media_type.clone(), size)),
-                    chart,
-                    actor,
-                },
-            )
-            .await;
+            self.notify_webhooks(request, &event, chart).await;
             if let Reference::Tag(tag) = target
                 && !tags.is_empty()
             {
@@ -301,20 +289,8 @@ impl<P: Platform> App<P> {
             }
             let event_digest = digest.unwrap_or_else(|| Digest::sha256(b""));
             let by = (actor, request.extensions().get::<RequestLocation>());
-            self.emit(Action::Delete, by, name, reference, &event_digest, None);
-            self.notify_webhooks(
-                request,
-                super::webhooks::Written {
-                    action: Action::Delete,
-                    name,
-                    reference,
-                    digest: &event_digest,
-                    pushed: None,
-                    chart,
-                    actor,
-                },
-            )
-            .await;
+            let event = self.emit(Action::Delete, by, name, reference, &event_digest, None);
+            self.notify_webhooks(request, &event, chart).await;
         }
         Ok(response)
     }
@@ -363,7 +339,7 @@ impl<P: Platform> App<P> {
     }
 
     /// `by`: who, and where the request arrived; `pushed`: the manifest's media type (if known)
-    /// and size, for a push.
+    /// and size, for a push. Returns the event, for the webhooks.
     fn emit(
         &self,
         action: Action,
@@ -372,7 +348,7 @@ impl<P: Platform> App<P> {
         reference: &Reference,
         digest: &Digest,
         pushed: Option<(Option<String>, u64)>,
-    ) {
+    ) -> Event {
         let (media_type, size) = match pushed {
             Some((media_type, size)) => (media_type, Some(size)),
             None => (None, None),
@@ -385,20 +361,19 @@ impl<P: Platform> App<P> {
             (Action::Delete, Reference::Tag(_)) => None,
             _ => Some(digest.to_string()),
         };
-        self.events.emit(Event {
+        let event = Event {
             action,
             repository: name.to_string(),
             tag,
             digest,
             media_type,
             size,
-            actor: match actor {
-                Principal::Anonymous => "anonymous".to_owned(),
-                other => format!("{}:{}", other.kind(), other.subject()),
-            },
+            actor: actor.actor(),
             timestamp: self.clock.now(),
             colo: location.and_then(|l| l.colo.clone()),
-        });
+        };
+        self.events.emit(event.clone());
+        event
     }
 }
 

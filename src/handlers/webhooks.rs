@@ -14,28 +14,16 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::cache::EdgeCache;
 use crate::error::{Error, ErrorCode, Result};
+use crate::events::Event;
 use crate::jobs::{Job, Jobs, Outcome};
 use crate::platform::{ClientBody, Clock, HookHttp, Platform};
-use crate::reference::{Digest, Name, Reference};
+use crate::reference::{Name, Reference};
 use crate::webhooks::{
     self, Action, Delivered, DeliveryEntry, RequestInfo, Status, Target, WebhookRecord,
 };
 
 /// How long a receiver has to answer.
 const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// A write the origin accepted, as webhooks see it.
-pub(crate) struct Written<'a> {
-    pub action: crate::events::Action,
-    pub name: &'a Name,
-    pub reference: &'a Reference,
-    pub digest: &'a Digest,
-    /// A pushed manifest's media type and size.
-    pub pushed: Option<(Option<String>, u64)>,
-    /// The manifest is a Helm chart (its config is Helm's).
-    pub chart: bool,
-    pub actor: &'a Principal,
-}
 
 fn view(hook: &WebhookRecord) -> WebhookView {
     WebhookView {
@@ -140,62 +128,38 @@ impl<P: Platform> App<P> {
         }
     }
 
-    /// Queues the event of `written` for every enabled webhook whose actions and scope cover
-    /// it. Never fails the write it follows: a registry without webhooks costs a cached KV
-    /// listing, and a queue that cannot take the events is logged.
-    pub(crate) async fn notify_webhooks<B>(&self, request: &Request<B>, written: Written<'_>) {
-        let action = match (written.action, written.chart) {
-            (crate::events::Action::Push, false) => Action::Push,
-            (crate::events::Action::Push, true) => Action::ChartPush,
-            (crate::events::Action::Delete, false) => Action::Delete,
-            (crate::events::Action::Delete, true) => Action::ChartDelete,
-        };
-        let tag = match written.reference {
-            Reference::Tag(t) => Some(t.to_string()),
-            Reference::Digest(_) => None,
-        };
-        let hooks: Vec<WebhookRecord> = self
-            .current_webhooks()
+    /// The enabled webhooks that take `action` for `repository` (`tag`) in their scope.
+    async fn subscribed(
+        &self,
+        action: Action,
+        repository: &str,
+        tag: Option<&str>,
+    ) -> Vec<WebhookRecord> {
+        self.current_webhooks()
             .await
             .into_iter()
             .filter(|h| h.status == Status::Enabled && h.actions.contains(&action))
-            .filter(|h| webhooks::in_scope(&h.scope, written.name.as_str(), tag.as_deref()))
-            .collect();
-        if hooks.is_empty() {
-            return;
-        }
-        let (media_type, size) = match written.pushed {
-            Some((media_type, size)) => (media_type, Some(size)),
-            None => (None, None),
-        };
-        let digest = match (written.action, written.reference) {
-            (crate::events::Action::Delete, Reference::Tag(_)) => None,
-            _ => Some(written.digest.to_string()),
-        };
-        let chart = written.chart.then(|| {
-            let name = written.name.as_str().rsplit('/').next().unwrap_or("");
-            (name.to_owned(), tag.clone().unwrap_or_default())
-        });
-        let target = Target {
-            repository: written.name.to_string(),
-            tag,
-            digest,
-            media_type,
-            size,
-            chart,
-            count: None,
-        };
-        let actor = match written.actor {
-            Principal::Anonymous => "anonymous".to_owned(),
-            other => format!("{}:{}", other.kind(), other.subject()),
-        };
+            .filter(|h| webhooks::in_scope(&h.scope, repository, tag))
+            .collect()
+    }
+
+    /// Queues `action` on `target` for each of `hooks`, one payload (and event id) each. A queue
+    /// that cannot take them is logged, never the request's failure.
+    async fn queue_events<'h, B>(
+        &self,
+        request: &Request<B>,
+        hooks: impl IntoIterator<Item = &'h WebhookRecord>,
+        action: Action,
+        target: &Target,
+        actor: &str,
+    ) {
         let info = self.request_info(request);
         let now = self.clock.now();
         let jobs: Vec<Job> = hooks
-            .iter()
+            .into_iter()
             .map(|hook| {
                 let id = crate::auth::secret::random_id().unwrap_or_default();
-                let payload = webhooks::payload(&id, now, action.as_str(), &target, &info, &actor);
+                let payload = webhooks::payload(&id, now, action.as_str(), target, &info, actor);
                 Job::DeliverWebhook {
                     webhook: hook.name.clone(),
                     event: payload.to_string(),
@@ -203,21 +167,63 @@ impl<P: Platform> App<P> {
                 }
             })
             .collect();
+        if jobs.is_empty() {
+            return;
+        }
         if let Err(e) = self.jobs.enqueue(&jobs).await {
             (self.log)(&format!(
-                "webhook events for {} not queued ({e}): {} webhook(s) miss this {}",
-                written.name,
+                "{} webhook event(s) for {} not queued ({e}): {} missed",
                 jobs.len(),
+                target.repository,
                 action.as_str()
             ));
         }
     }
 
+    /// Queues `event` (a write the origin accepted; `chart`: its manifest is a Helm chart) for
+    /// every enabled webhook whose actions and scope cover it. A registry without webhooks pays
+    /// nothing: their names are in the settings record every request reads.
+    pub(crate) async fn notify_webhooks<B>(
+        &self,
+        request: &Request<B>,
+        event: &Event,
+        chart: bool,
+    ) {
+        let action = match (event.action, chart) {
+            (crate::events::Action::Push, false) => Action::Push,
+            (crate::events::Action::Push, true) => Action::ChartPush,
+            (crate::events::Action::Delete, false) => Action::Delete,
+            (crate::events::Action::Delete, true) => Action::ChartDelete,
+        };
+        let hooks = self
+            .subscribed(action, &event.repository, event.tag.as_deref())
+            .await;
+        if hooks.is_empty() {
+            return;
+        }
+        let chart = chart.then(|| {
+            let name = event.repository.rsplit('/').next().unwrap_or("");
+            (name.to_owned(), event.tag.clone().unwrap_or_default())
+        });
+        let target = Target {
+            repository: event.repository.clone(),
+            tag: event.tag.clone(),
+            digest: event.digest.clone(),
+            media_type: event.media_type.clone(),
+            size: event.size,
+            chart,
+            count: None,
+        };
+        self.queue_events(request, &hooks, action, &target, &event.actor)
+            .await;
+    }
+
     /// Counts a pull (a manifest `GET` that was answered) for the webhooks that take `pull`
     /// events, and queues one event per `PULL_EVENT_BATCH` pulls of a repository's manifest, or
-    /// at the first pull after `PULL_EVENT_SECONDS`, with `target.count`. Counted in the
-    /// isolate's memory: a pull costs no storage, KV or queue operation, and the pulls an isolate
-    /// counted but had not sent when it ends are not reported (the counts are a floor).
+    /// at the first pull after `PULL_EVENT_SECONDS`, with `target.count`; each webhook counts
+    /// the pulls its scope covers. Counted in the isolate's memory: a pull costs no storage, KV
+    /// or queue operation, and the pulls an isolate counted but had not sent when it ends are
+    /// not reported (the counts are a floor).
     pub(crate) async fn count_pull<B>(
         &self,
         request: &Request<B>,
@@ -235,24 +241,13 @@ impl<P: Platform> App<P> {
             return;
         };
         let tag = match reference {
-            Reference::Tag(t) => Some(t.to_string()),
+            Reference::Tag(t) => Some(t.as_str()),
             Reference::Digest(_) => None,
         };
-        let hooks: Vec<WebhookRecord> = self
-            .current_webhooks()
-            .await
-            .into_iter()
-            .filter(|h| h.status == Status::Enabled && h.actions.contains(&Action::Pull))
-            .filter(|h| webhooks::in_scope(&h.scope, name.as_str(), tag.as_deref()))
-            .collect();
-        if hooks.is_empty() {
-            return;
-        }
+        let hooks = self.subscribed(Action::Pull, name.as_str(), tag).await;
         let now = self.clock.now();
         let batch = self.config.pull_event_batch;
         let interval = self.config.pull_event_seconds;
-        let mut jobs = Vec::new();
-        // Each webhook counts the pulls its scope covers.
         for hook in &hooks {
             let key = crate::cache::key::pulls(&hook.name, hook.created, name, &digest);
             let (count, since) = self
@@ -280,23 +275,8 @@ impl<P: Platform> App<P> {
                 count: Some(count),
                 ..Target::default()
             };
-            let actor = match actor {
-                Principal::Anonymous => "anonymous".to_owned(),
-                other => format!("{}:{}", other.kind(), other.subject()),
-            };
-            let info = self.request_info(request);
-            let id = crate::auth::secret::random_id().unwrap_or_default();
-            jobs.push(Job::DeliverWebhook {
-                webhook: hook.name.clone(),
-                event: webhooks::payload(&id, now, "pull", &target, &info, &actor).to_string(),
-                created: hook.created,
-            });
-        }
-        if jobs.is_empty() {
-            return;
-        }
-        if let Err(e) = self.jobs.enqueue(&jobs).await {
-            (self.log)(&format!("pull events for {name} not queued: {e}"));
+            self.queue_events(request, [hook], Action::Pull, &target, &actor.actor())
+                .await;
         }
     }
 

@@ -298,6 +298,33 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
         Ok(location)
     }
 
+    /// The answer where the upstream's redirect `answer` for `path` leads (its body let go),
+    /// asked by `method` with `headers` and without credentials: they are the upstream's only.
+    async fn follow(
+        &self,
+        target: &Target<'_>,
+        path: &str,
+        answer: Response<H::Body>,
+        method: Method,
+        headers: &[(header::HeaderName, HeaderValue)],
+    ) -> Result<Response<H::Body>> {
+        let location = self.redirect(target, path, &answer);
+        self.http.discard(answer.into_body());
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(location?.as_str());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(())
+            .map_err(|e| Error::internal(format!("upstream redirect: {e}")))?;
+        self.http
+            .send(request, target.upstream.timeout)
+            .await
+            .map_err(|e| self.client(target.upstream).transport_error(e))
+    }
+
     /// The bodies of a paginated list at `base` (`?query` on the first page), each next page
     /// where the answer's `Link` says (on the upstream only), at most `max` pages; none for a
     /// 404.
@@ -376,20 +403,9 @@ impl<'a, H: UpstreamHttp, C: EdgeCache> UpstreamContent<'a, H, C> {
             .send(Method::GET, &path, &target.name, &headers)
             .await?;
         if answer.status().is_redirection() {
-            let location = self.redirect(target, &path, &answer);
-            self.http.discard(answer.into_body());
-            let mut request = http::Request::get(location?.as_str());
-            for (name, value) in headers {
-                request = request.header(name, value);
-            }
-            let request = request
-                .body(())
-                .map_err(|e| Error::internal(format!("upstream redirect: {e}")))?;
             answer = self
-                .http
-                .send(request, target.upstream.timeout)
-                .await
-                .map_err(|e| self.client(target.upstream).transport_error(e))?;
+                .follow(target, &path, answer, Method::GET, &headers)
+                .await?;
         }
         let status = answer.status();
         // All of it, to the first part's Range: copied in one part.
@@ -581,16 +597,9 @@ impl<H: UpstreamHttp, C: EdgeCache> Content for UpstreamContent<'_, H, C> {
             // distribution presigns HEADs too: the size is where the redirect leads, asked
             // without credentials (they are the upstream's only).
             status if status.is_redirection() => {
-                let location = self.redirect(&target, &path, &answer)?;
-                self.http.discard(answer.into_body());
-                let request = http::Request::head(location.as_str())
-                    .body(())
-                    .map_err(|e| Error::internal(format!("upstream redirect: {e}")))?;
                 let followed = self
-                    .http
-                    .send(request, target.upstream.timeout)
-                    .await
-                    .map_err(|_| Self::unexpected(&target, status, "a blob's redirect"))?;
+                    .follow(&target, &path, answer, Method::HEAD, &[])
+                    .await?;
                 if followed.status() != StatusCode::OK {
                     let status = followed.status();
                     self.http.discard(followed.into_body());

@@ -226,43 +226,31 @@ impl<P: Platform> App<P> {
             return Ok(());
         };
         let layout = &self.config.layout;
+        let manifests = refs.manifests.iter().map(|r| (r, true));
+        let blobs = refs.config.iter().chain(&refs.layers).map(|r| (r, false));
         let mut jobs = Vec::new();
-        for digest in refs.manifests.iter().filter_map(Reference::digest) {
-            if self
-                .store
-                .head(&layout.manifest_revision_link(name, &digest))
-                .await?
-                .is_some()
-            {
+        for (reference, manifest) in manifests.chain(blobs) {
+            let Some(digest) = reference.digest() else {
                 continue;
-            }
-            jobs.push((
-                format!("@{digest}"),
-                Job::FillManifest {
+            };
+            let (link, job) = if manifest {
+                let job = Job::FillManifest {
                     name: name.to_string(),
                     digest: digest.to_string(),
                     tag: None,
                     seen: 0,
-                },
-            ));
-        }
-        let blobs = refs.config.iter().chain(&refs.layers);
-        for digest in blobs.filter_map(Reference::digest) {
-            if self
-                .store
-                .head(&layout.layer_link(name, &digest))
-                .await?
-                .is_some()
-            {
-                continue;
-            }
-            jobs.push((
-                format!("@{digest}"),
-                Job::FillBlob {
+                };
+                (layout.manifest_revision_link(name, &digest), job)
+            } else {
+                let job = Job::FillBlob {
                     name: name.to_string(),
                     digest: digest.to_string(),
-                },
-            ));
+                };
+                (layout.layer_link(name, &digest), job)
+            };
+            if self.store.head(&link).await?.is_none() {
+                jobs.push((format!("@{digest}"), job));
+            }
         }
         let mut queued: Vec<(String, Job)> = Vec::new();
         for (what, job) in jobs {
