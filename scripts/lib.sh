@@ -409,44 +409,39 @@ for e in entries if isinstance(entries, list) else []:
 '
 }
 
+# _start_listener NAME PORT WHAT SCRIPT [ARGS...]: the tests/support/SCRIPT server on PORT (it
+# prints "listening" once it accepts), described as WHAT.
+_start_listener() {
+  local name="$1" port="$2" what="$3" script="$4"
+  shift 4
+  _stack_port_free "$port" "$name" || return 1
+  _stack_spawn "$name" python3 "$REGISTRY_EDGE_ROOT/tests/support/$script" "$port" "$@"
+  _stack_wait "$name" "listening on $port" "$STACK_WAIT_SECONDS" _stack_log_has "$name" '^listening' || return 1
+  echo "stack: $name ($what) on 127.0.0.1:$port"
+}
+
 # start_blackhole NAME PORT: a listener that never answers (tests/support/blackhole.py).
 start_blackhole() {
-  local name="$1" port="$2"
-  _stack_port_free "$port" "$name" || return 1
-  _stack_spawn "$name" python3 "$REGISTRY_EDGE_ROOT/tests/support/blackhole.py" "$port"
-  _stack_wait "$name" "listening on $port" "$STACK_WAIT_SECONDS" _stack_log_has "$name" '^listening' || return 1
-  echo "stack: $name (never answers) on 127.0.0.1:$port"
+  _start_listener "$1" "$2" "never answers" blackhole.py
 }
 
 # start_fake_upstream NAME PORT UPSTREAM RECORDER_PORT: an upstream registry in front of
 # UPSTREAM (HOST:PORT) that misbehaves when told to, with a recorder on 127.0.0.2:RECORDER_PORT
 # (tests/support/fake-upstream.py).
 start_fake_upstream() {
-  local name="$1" port="$2" upstream="$3" recorder="$4"
-  _stack_port_free "$port" "$name" || return 1
-  _stack_spawn "$name" python3 "$REGISTRY_EDGE_ROOT/tests/support/fake-upstream.py" "$port" "$upstream" "$recorder"
-  _stack_wait "$name" "listening on $port" "$STACK_WAIT_SECONDS" _stack_log_has "$name" '^listening' || return 1
-  echo "stack: $name (misbehaves on request, in front of $upstream) on 127.0.0.1:$port"
+  _start_listener "$1" "$2" "misbehaves on request, in front of $3" fake-upstream.py "$3" "$4"
 }
 
 # start_webhook_receiver NAME PORT: a webhook receiver that records what it is sent and fails on
 # request (tests/support/webhook-receiver.py).
 start_webhook_receiver() {
-  local name="$1" port="$2"
-  _stack_port_free "$port" "$name" || return 1
-  _stack_spawn "$name" python3 "$REGISTRY_EDGE_ROOT/tests/support/webhook-receiver.py" "$port"
-  _stack_wait "$name" "listening on $port" "$STACK_WAIT_SECONDS" _stack_log_has "$name" '^listening' || return 1
-  echo "stack: $name (webhook receiver) on 127.0.0.1:$port"
+  _start_listener "$1" "$2" "webhook receiver" webhook-receiver.py
 }
 
 # start_warning_proxy NAME PORT UPSTREAM: an origin that adds registry warnings to every answer
 # of UPSTREAM (HOST:PORT) (tests/support/warning-proxy.py).
 start_warning_proxy() {
-  local name="$1" port="$2" upstream="$3"
-  _stack_port_free "$port" "$name" || return 1
-  _stack_spawn "$name" python3 "$REGISTRY_EDGE_ROOT/tests/support/warning-proxy.py" "$port" "$upstream"
-  _stack_wait "$name" "listening on $port" "$STACK_WAIT_SECONDS" _stack_log_has "$name" '^listening' || return 1
-  echo "stack: $name (warns, in front of $upstream) on 127.0.0.1:$port"
+  _start_listener "$1" "$2" "warns, in front of $3" warning-proxy.py "$3"
 }
 
 # trust_dev_certificate PORT: makes the local clients trust the stack's CA (which signed the

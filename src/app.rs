@@ -97,7 +97,9 @@ impl<P: Platform> App<P> {
                 return Err(crate::handlers::writes_disabled());
             }
         }
-        let mut response = self.run(request, operation, caller, attributes).await?;
+        let mut response = self
+            .run(request, operation, caller, attributes, &settings)
+            .await?;
         if let Some(ns) = namespace
             && let Ok(value) = HeaderValue::from_str(&ns)
         {
@@ -161,6 +163,7 @@ impl<P: Platform> App<P> {
         operation: Operation,
         caller: crate::auth::Caller,
         attributes: crate::auth::records::RepositoryAttributes,
+        settings: &crate::auth::records::RegistrySettings,
     ) -> Result<Response<Vec<u8>>> {
         let scopes = operation.origin_scopes();
         let actor = &caller.principal;
@@ -182,7 +185,11 @@ impl<P: Platform> App<P> {
                 let response = self
                     .get_manifest(&name, &reference, request.headers(), &attributes)
                     .await?;
-                if request.method() == Method::GET && response.status() == StatusCode::OK {
+                // Only where a webhook may take pull events (their names are in the settings).
+                if request.method() == Method::GET
+                    && response.status() == StatusCode::OK
+                    && !settings.webhooks.is_empty()
+                {
                     self.count_pull(request, &name, &reference, &response, actor)
                         .await;
                 }

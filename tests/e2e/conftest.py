@@ -14,12 +14,14 @@ pushes the fixtures to the origin, and runs pytest with these set:
                   unless a test says otherwise)
   REGISTRY_AUTH_FILE   the same credentials for skopeo and podman
 """
+import hashlib
 import http.client
 import json
 import os
 import ssl
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import requests
@@ -111,6 +113,78 @@ def edge_tls() -> Registry:
 @pytest.fixture(scope="session", params=["s3", "r2"])
 def edge(request) -> Registry:
     return edge_registry(f"edge-{request.param}", f"EDGE_{request.param.upper()}_TLS", tls=True)
+
+
+# --- upstream registries (the pull-through and mirror tests) ---------------------------------
+
+# Every manifest type a pull accepts.
+OCI_ACCEPT = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+# The htpasswd upstream's puller.
+UPSTREAM_BASIC_AUTH = ("puller", "pull-secret")
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Registry:
+    """The docker-registry on its own filesystem with htpasswd, at $UPSTREAM_BASIC."""
+    return Registry("upstream-basic", env("UPSTREAM_BASIC"), tls=False, auth=UPSTREAM_BASIC_AUTH)
+
+
+def fake(path: str):
+    """A control request to the misbehaving upstream at $FAKE_UPSTREAM
+    (tests/support/fake-upstream.py): `mode?set=...`, `log`, `recorded`, `reset`."""
+    r = requests.get(f"http://{env('FAKE_UPSTREAM')}/_control/{path}", timeout=10)
+    r.raise_for_status()
+    return r.json()
+
+
+@pytest.fixture
+def faulty():
+    """The misbehaving upstream, reset before and after."""
+    fake("reset")
+    yield
+    fake("reset")
+
+
+MIB = 1 << 20
+_BLOCK = os.urandom(MIB)
+
+
+class Generated:
+    """`count_mib` MiB from `offset_mib` on, generated as sent (each MiB a random block, the same
+    for the whole run, with its index in front); its length is known, so it goes out with a
+    Content-Length."""
+
+    def __init__(self, offset_mib: int, count_mib: int):
+        self.offset, self.count = offset_mib, count_mib
+
+    def __len__(self) -> int:
+        return self.count * MIB
+
+    def __iter__(self):
+        for i in range(self.offset, self.offset + self.count):
+            yield i.to_bytes(8, "big") + _BLOCK[8:]
+
+
+def generated_digest(count_mib: int) -> str:
+    """The digest of the first `count_mib` generated MiB."""
+    h = hashlib.sha256()
+    for part in Generated(0, count_mib):
+        h.update(part)
+    return "sha256:" + h.hexdigest()
+
+
+def peak_rss_mib(name: str) -> float:
+    """The peak RSS (VmHWM) of the Miniflare edge `name`'s workerd, in MiB."""
+    pid = Path(env("STACK_DIR"), f"{name}.workerd-pid").read_text().split()[0]
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
 
 
 def error_codes(resp: requests.Response) -> list[str]:

@@ -3,58 +3,20 @@ the worker's memory stays flat (the body is streamed, never buffered), and the t
 recorded beside a push of the same bytes straight to the origin.
 
 LARGE_BLOB_MIB (default 256) sets the size; scripts/bench runs it with 1024."""
-import hashlib
 import os
 import time
 import urllib.parse
-from pathlib import Path
 
 import requests
 
-from conftest import Registry, edge_registry, env
+from conftest import MIB, Generated, Registry, edge_registry, generated_digest, peak_rss_mib
 
-MIB = 1 << 20
 SIZE_MIB = int(os.environ.get("LARGE_BLOB_MIB", "256"))
-BLOCK = os.urandom(MIB)
-
-
-class Body:
-    """`count_mib` MiB from `offset_mib` on, generated as sent (each MiB the random block with its
-    index in front); its length is known, so it goes out with a Content-Length."""
-
-    def __init__(self, offset_mib: int, count_mib: int):
-        self.offset, self.count = offset_mib, count_mib
-
-    def __len__(self) -> int:
-        return self.count * MIB
-
-    def __iter__(self):
-        for i in range(self.offset, self.offset + self.count):
-            yield i.to_bytes(8, "big") + BLOCK[8:]
-
-
-def body(offset_mib: int, count_mib: int) -> Body:
-    return Body(offset_mib, count_mib)
-
-
-def digest_of(count_mib: int) -> str:
-    h = hashlib.sha256()
-    for part in body(0, count_mib):
-        h.update(part)
-    return "sha256:" + h.hexdigest()
-
-
-def peak_rss_mib(name: str) -> float:
-    pid = Path(env("STACK_DIR"), f"{name}.workerd-pid").read_text().split()[0]
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
 
 
 def push(reg: Registry, repo: str, chunk_mib: int | None) -> float:
     """Pushes SIZE_MIB MiB to `repo`, in one PATCH (chunk_mib None) or in chunks; returns MiB/s."""
-    digest = digest_of(SIZE_MIB)
+    digest = generated_digest(SIZE_MIB)
     start = time.monotonic()
     r = reg.http.post(f"{reg.url}/v2/{repo}/blobs/uploads/", timeout=60)
     assert r.status_code == 202, r.text
@@ -65,7 +27,7 @@ def push(reg: Registry, repo: str, chunk_mib: int | None) -> float:
         headers = {"Content-Type": "application/octet-stream"}
         if chunk_mib:
             headers["Content-Range"] = f"{offset * MIB}-{(offset + n) * MIB - 1}"
-        r = reg.http.patch(location, data=body(offset, n), headers=headers, timeout=600)
+        r = reg.http.patch(location, data=Generated(offset, n), headers=headers, timeout=600)
         assert r.status_code == 202, r.text
         location = urllib.parse.urljoin(reg.url, r.headers["Location"])
     sep = "&" if "?" in location else "?"
@@ -89,5 +51,5 @@ def test_large_upload_streams_through_the_edge(origin):
           f"edge workerd peak memory {before:.0f} MiB before, {after:.0f} MiB after")
     # Streamed, not buffered: far less growth than the blob's size.
     assert after - before < min(96, SIZE_MIB / 2), (before, after)
-    size = edge.request("HEAD", f"/v2/large/chunked/blobs/{digest_of(SIZE_MIB)}")
+    size = edge.request("HEAD", f"/v2/large/chunked/blobs/{generated_digest(SIZE_MIB)}")
     assert size.headers["Content-Length"] == str(SIZE_MIB * MIB)

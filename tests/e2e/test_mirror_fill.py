@@ -20,19 +20,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import admin, edge_registry, env, error_codes, Registry
+from conftest import (MIB, OCI_ACCEPT, UPSTREAM_BASIC_AUTH, Generated, Registry, edge_registry, env,
+                      fake, generated_digest, peak_rss_mib)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from registry_push import push_blob, push_manifest  # noqa: E402
 
-OCI_ACCEPT = ", ".join([
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
-BASIC = ("puller", "pull-secret")
-MIB = 1 << 20
+BASIC = UPSTREAM_BASIC_AUTH
 LARGE_MIB = int(os.environ.get("LARGE_MIRROR_MIB", "600"))
 
 
@@ -45,23 +39,6 @@ def fill() -> Registry:
 def gone() -> Registry:
     return edge_registry("edge-fill-gone", "EDGE_FILL_GONE", tls=False)
 
-
-@pytest.fixture(scope="module")
-def upstream() -> Registry:
-    return Registry("upstream-basic", env("UPSTREAM_BASIC"), tls=False, auth=BASIC)
-
-
-def fake(path: str):
-    r = requests.get(f"http://{env('FAKE_UPSTREAM')}/_control/{path}", timeout=10)
-    r.raise_for_status()
-    return r.json()
-
-
-@pytest.fixture
-def faulty():
-    fake("reset")
-    yield
-    fake("reset")
 
 
 def manifest(reg: Registry, repo: str, reference: str) -> requests.Response:
@@ -196,45 +173,9 @@ def test_fills_on_the_r2_binding(upstream, faulty):
     assert "fill.test/fill/r2" in r.json()["repositories"], r.text
 
 
-def test_a_mirror_namespace_is_read_only(fill):
-    r = fill.request("POST", "/v2/fill.test/library/busybox/blobs/uploads/")
-    assert r.status_code == 403, r.text
-    assert error_codes(r) == ["DENIED"]
-    assert "mirrors an upstream" in r.json()["errors"][0]["message"]
-
-
-class Large:
-    """`mib` MiB generated as sent (each MiB a random block with its index in front)."""
-    block = os.urandom(MIB)
-
-    def __init__(self, mib: int):
-        self.mib = mib
-
-    def __len__(self) -> int:
-        return self.mib * MIB
-
-    def __iter__(self):
-        for i in range(self.mib):
-            yield i.to_bytes(8, "big") + self.block[8:]
-
-    def digest(self) -> str:
-        h = hashlib.sha256()
-        for part in self:
-            h.update(part)
-        return "sha256:" + h.hexdigest()
-
-
-def peak_rss_mib(name: str) -> float:
-    pid = Path(env("STACK_DIR"), f"{name}.workerd-pid").read_text().split()[0]
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
 def test_a_large_layer_is_copied_in_parts_with_the_memory_flat(fill, gone, upstream):
-    large = Large(LARGE_MIB)
-    digest = large.digest()
+    large = Generated(0, LARGE_MIB)
+    digest = generated_digest(LARGE_MIB)
     base = f"http://{upstream.addr}"
     r = requests.post(f"{base}/v2/fill/large/blobs/uploads/", auth=BASIC, timeout=30)
     assert r.status_code == 202, r.text

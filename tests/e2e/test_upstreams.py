@@ -24,39 +24,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import admin, edge_registry, env, error_codes, Registry
+from conftest import OCI_ACCEPT, UPSTREAM_BASIC_AUTH, Registry, admin, edge_registry, env, error_codes, fake
 
-OCI_ACCEPT = ", ".join([
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
-BASIC = ("puller", "pull-secret")
+BASIC = UPSTREAM_BASIC_AUTH
 
 
 @pytest.fixture(scope="module")
 def mirror() -> Registry:
     return edge_registry("edge-mirror", "EDGE_MIRROR", tls=False)
 
-
-@pytest.fixture(scope="module")
-def upstream() -> Registry:
-    return Registry("upstream-basic", env("UPSTREAM_BASIC"), tls=False, auth=BASIC)
-
-
-def fake(path: str):
-    r = requests.get(f"http://{env('FAKE_UPSTREAM')}/_control/{path}", timeout=10)
-    r.raise_for_status()
-    return r.json()
-
-
-@pytest.fixture
-def faulty():
-    """The misbehaving upstream, reset before and after."""
-    fake("reset")
-    yield
-    fake("reset")
 
 
 def raw_digest(reg: Registry, ref: str) -> str:
