@@ -63,6 +63,10 @@ pub enum Endpoint {
     WebhookPing(String),
     WebhookEvents(String),
     WebhookConfig(String),
+    /// The catalog and referrers indexes: their state (`GET`).
+    Indexes,
+    /// Starts a rebuild of the indexes (`POST`).
+    IndexRebuild,
 }
 
 impl Endpoint {
@@ -92,6 +96,8 @@ impl Endpoint {
             ["webhooks", name, "ping"] => Endpoint::WebhookPing(own(name)),
             ["webhooks", name, "events"] => Endpoint::WebhookEvents(own(name)),
             ["webhooks", name, "config"] => Endpoint::WebhookConfig(own(name)),
+            ["indexes"] => Endpoint::Indexes,
+            ["indexes", "rebuild"] => Endpoint::IndexRebuild,
             ["repositories"] => Endpoint::Repositories,
             ["repositories", name @ ..] => Endpoint::Repository(name.join("/").parse().ok()?),
             _ => return None,
@@ -122,12 +128,14 @@ impl Endpoint {
             Endpoint::WebhookPing(name) => format!("/webhooks/{name}/ping"),
             Endpoint::WebhookEvents(name) => format!("/webhooks/{name}/events"),
             Endpoint::WebhookConfig(name) => format!("/webhooks/{name}/config"),
+            Endpoint::Indexes => "/indexes".into(),
+            Endpoint::IndexRebuild => "/indexes/rebuild".into(),
         };
         format!("{PREFIX}{rest}")
     }
 
     /// The top-level endpoints, as `GET /api/v1` lists them.
-    pub const INDEX: [&'static str; 7] = [
+    pub const INDEX: [&'static str; 8] = [
         "admin",
         "anonymous-pull",
         "network-rules",
@@ -135,6 +143,7 @@ impl Endpoint {
         "tokens",
         "repositories",
         "webhooks",
+        "indexes",
     ];
 }
 

@@ -249,6 +249,15 @@ impl<P: Platform> App<P> {
                 self.deliver_webhook(webhook, event, *created, attempt, last)
                     .await
             }
+            crate::jobs::Job::IndexManifest {
+                name,
+                digest,
+                subject,
+            } => {
+                self.run_index_manifest(name, digest, subject.as_deref())
+                    .await
+            }
+            crate::jobs::Job::RebuildIndex { run } => self.run_rebuild(*run).await,
             fill => self.run_fill(fill, last).await,
         }
     }
@@ -290,7 +299,16 @@ impl<P: Platform> App<P> {
             blob_base_url: self.config.blob_base_url.as_ref(),
             presign_seconds: self.config.presign_seconds,
             now: self.clock.now(),
+            indexed: self.indexes_kept(),
+            unindexed: Default::default(),
         }
+    }
+
+    /// Whether the edge keeps the catalog and referrers indexes: it needs storage to keep them in
+    /// and a queue to update them through.
+    pub(crate) fn indexes_kept(&self) -> bool {
+        self.config.backend != crate::config::Backend::None
+            && crate::jobs::Jobs::available(&self.jobs)
     }
 
     /// The upstream registries, as reads see them.

@@ -74,6 +74,18 @@ pub mod key {
     pub fn catalog() -> String {
         "catalog".to_owned()
     }
+    /// A catalog shard, by the sha256 its name holds (immutable).
+    pub fn index_shard(sha256: &str) -> String {
+        format!("index-shard/{sha256}")
+    }
+    /// Whether the indexes are complete ("1") or not ("0"), as the catalog's root last said.
+    pub fn index_complete() -> String {
+        "index-complete".to_owned()
+    }
+    /// That this location asked for a rebuild of the indexes lately.
+    pub fn index_rebuild_asked() -> String {
+        "index-rebuild-asked".to_owned()
+    }
     /// A registry record (`records`), by its KV key.
     pub fn record(kv_key: &str) -> String {
         format!("kv/{kv_key}")

@@ -112,6 +112,7 @@ pub const SETTINGS: &[Setting] = &[
     var("WEBHOOK_ALLOW_HTTP", Some("false")),
     var("PULL_EVENT_BATCH", Some("100")),
     var("PULL_EVENT_SECONDS", Some("60")),
+    var("INDEX_REBUILD_BUDGET", Some("40")),
 ];
 
 /// Where the edge reads the registry from.
@@ -196,6 +197,9 @@ pub struct Config {
     pub pull_event_batch: u64,
     /// ... or at the first pull this long after the batch began.
     pub pull_event_seconds: u64,
+    /// About how many storage requests one step of an index rebuild makes (one queue
+    /// invocation: the Free plan allows 50 subrequests, paid plans 1,000).
+    pub index_rebuild_budget: u32,
 }
 
 /// The token service and the admin user.
@@ -435,6 +439,7 @@ impl Config {
             job_retry_seconds: number("JOB_RETRY_SECONDS", 10)?.clamp(1, 3600) as u32,
             pull_event_batch: number("PULL_EVENT_BATCH", 100)?.max(1),
             pull_event_seconds: number("PULL_EVENT_SECONDS", 60)?.max(1),
+            index_rebuild_budget: number("INDEX_REBUILD_BUDGET", 40)?.clamp(10, 10_000) as u32,
             webhook_allow_http: match var("WEBHOOK_ALLOW_HTTP").as_deref() {
                 None | Some("false") => false,
                 Some("true") => true,

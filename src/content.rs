@@ -136,6 +136,12 @@ pub struct LayoutContent<'a, S, C> {
     pub presign_seconds: u64,
     /// Unix seconds, for signing.
     pub now: u64,
+    /// Whether the referrers index is kept (storage and a queue to keep it with).
+    pub indexed: bool,
+    /// Why a read walked the layout where the index should have answered (no index yet, or a
+    /// broken one): the handler asks for a rebuild and warns the client.
+    /// `(why, whether an index object failed its checks)`.
+    pub unindexed: std::cell::RefCell<Option<(String, bool)>>,
 }
 
 /// What a repository links: its manifests (`_manifests/revisions`) or its blobs (`_layers`).
@@ -285,39 +291,30 @@ impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
         }
         let manifests = try_join_all(digests.iter().map(|d| self.manifest_blob(d))).await?;
         let subject = subject.to_string();
-        let mut found = Vec::new();
-        for (digest, manifest) in digests.iter().zip(manifests) {
-            let Some(Manifest {
-                media_type: stored_type,
-                bytes,
-            }) = manifest
-            else {
-                continue;
-            };
-            let Ok(m) = serde_json::from_slice::<Referrer>(&bytes) else {
-                continue;
-            };
-            if m.subject.as_ref().and_then(|s| s.digest.as_deref()) != Some(subject.as_str()) {
-                continue;
-            }
-            let media_type = m.media_type.unwrap_or(stored_type);
-            let artifact_type = m
-                .artifact_type
-                .or_else(|| m.config.and_then(|c| c.media_type));
-            let mut descriptor = json!({
-                "mediaType": media_type,
-                "digest": digest.to_string(),
-                "size": bytes.len(),
-            });
-            if let Some(t) = artifact_type {
-                descriptor["artifactType"] = json!(t);
-            }
-            if let Some(a) = m.annotations.filter(|a| !a.is_empty()) {
-                descriptor["annotations"] = Value::Object(a);
-            }
-            found.push(descriptor);
+        Ok(digests
+            .iter()
+            .zip(manifests)
+            .filter_map(|(digest, manifest)| referrer(digest, &manifest?))
+            .filter(|(of, _)| *of == subject)
+            .map(|(_, descriptor)| descriptor)
+            .collect())
+    }
+
+    /// Whether the indexes are complete (a rebuild finished), as the catalog's root says; kept
+    /// `TAG_CACHE_SECONDS`.
+    async fn index_complete(&self) -> Result<bool> {
+        if let Some(cached) = self.cache.get(&key::index_complete()).await {
+            return Ok(cached == b"1");
         }
-        Ok(found)
+        let complete = matches!(
+            crate::index::catalog_root(self.store, self.layout).await?,
+            crate::index::Lookup::Found(root) if root.complete
+        );
+        let entry: &[u8] = if complete { b"1" } else { b"0" };
+        self.cache
+            .put(&key::index_complete(), entry, self.tag_cache_seconds)
+            .await;
+        Ok(complete)
     }
 
     async fn walk_repositories(&self) -> Result<Vec<String>> {
@@ -472,6 +469,8 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
         Ok(found)
     }
 
+    /// From the referrers index: one read. Without one (not built yet, or broken), from a scan of
+    /// every manifest of the repository.
     async fn referrers(&self, name: &Name, subject: &Digest) -> Result<Vec<Value>> {
         let cache_key = key::referrers(name, subject);
         if let Some(cached) = self
@@ -482,7 +481,26 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
         {
             return Ok(cached);
         }
-        let found = self.find_referrers(name, subject).await?;
+        let lookup = if self.indexed {
+            crate::index::referrers(self.store, self.layout, name, subject).await?
+        } else {
+            crate::index::Lookup::NotBuilt
+        };
+        let found = match lookup {
+            crate::index::Lookup::Found(found) => found,
+            crate::index::Lookup::NotBuilt if self.indexed && self.index_complete().await? => {
+                Vec::new()
+            }
+            lookup => {
+                if self.indexed {
+                    *self.unindexed.borrow_mut() = Some(match lookup {
+                        crate::index::Lookup::Corrupt(why) => (why, true),
+                        _ => ("the referrers index is not built yet".to_owned(), false),
+                    });
+                }
+                self.find_referrers(name, subject).await?
+            }
+        };
         self.cache
             .put(
                 &cache_key,
@@ -838,6 +856,29 @@ impl<O: Content, U: Content, J: crate::jobs::Jobs, C: EdgeCache> Content
 /// Repository order: component by component, so `a` < `a/b` < `a-b` (as distribution walks).
 pub(crate) fn compare_names(a: &str, b: &str) -> std::cmp::Ordering {
     a.split('/').cmp(b.split('/'))
+}
+
+/// When the manifest `digest` has a `subject`: that subject, and the manifest's descriptor as
+/// the referrers API lists it (media type, digest, size, `artifactType`, annotations).
+pub(crate) fn referrer(digest: &Digest, manifest: &Manifest) -> Option<(String, Value)> {
+    let m = serde_json::from_slice::<Referrer>(&manifest.bytes).ok()?;
+    let subject = m.subject?.digest?;
+    let media_type = m.media_type.unwrap_or_else(|| manifest.media_type.clone());
+    let artifact_type = m
+        .artifact_type
+        .or_else(|| m.config.and_then(|c| c.media_type));
+    let mut descriptor = json!({
+        "mediaType": media_type,
+        "digest": digest.to_string(),
+        "size": manifest.bytes.len(),
+    });
+    if let Some(t) = artifact_type {
+        descriptor["artifactType"] = json!(t);
+    }
+    if let Some(a) = m.annotations.filter(|a| !a.is_empty()) {
+        descriptor["annotations"] = Value::Object(a);
+    }
+    Some((subject, descriptor))
 }
 
 /// The parts of a manifest the referrers API reads.

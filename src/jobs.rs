@@ -29,6 +29,18 @@ pub enum Job {
     /// Copy the blob `digest` of the mirror repository `name` into storage, verified, then link it
     /// in the repository.
     FillBlob { name: String, digest: String },
+    /// Brings the indexes up to date with the manifest `digest` of `name`, as storage now has it
+    /// (pushed, deleted, filled): the catalog lists `name` while it holds a manifest, and the
+    /// manifest is among its subject's referrers while it is linked. `subject` is the subject the
+    /// edge saw, for a manifest whose bytes storage may no longer hold.
+    IndexManifest {
+        name: String,
+        digest: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+    },
+    /// The next step of the indexes' rebuild `run` (its state is in storage).
+    RebuildIndex { run: u64 },
     /// POST the event (its payload, JSON text) to the webhook `webhook`, signed; only while the
     /// webhook is the one the event was queued for (`created`: a webhook deleted and created again
     /// under its name is another, with another URI and secret).
@@ -111,11 +123,21 @@ pub fn next_step(outcome: &Outcome, attempt: u32, base: u32) -> Step {
 #[allow(async_fn_in_trait)]
 pub trait Jobs {
     async fn enqueue(&self, jobs: &[Job]) -> Result<(), String>;
+
+    /// Whether there is a queue at all (a deployment may have none: no mirrors, no webhooks, and
+    /// the layout walked for the catalog).
+    fn available(&self) -> bool {
+        true
+    }
 }
 
 impl<T: Jobs> Jobs for &T {
     async fn enqueue(&self, jobs: &[Job]) -> Result<(), String> {
         (**self).enqueue(jobs).await
+    }
+
+    fn available(&self) -> bool {
+        (**self).available()
     }
 }
 

@@ -11,6 +11,10 @@
 //! <root>/repositories/<name>/_uploads/<id>/...                         uploads in progress
 //! <prefix>/registry-edge/mirrored/<upstream prefix>/<upstream id>/<alg>/<hex>   a mirror's copy, verified
 //! <prefix>/registry-edge/mirrored-tags/<name>/_tags/<tag>             when a mirror's tag was seen
+//! <prefix>/registry-edge/index/catalog.json                          the catalog index's root
+//! <prefix>/registry-edge/index/catalog/<sha256>.json                  a catalog shard
+//! <prefix>/registry-edge/index/referrers/<name>/_subjects/<alg>/<hex>/list.json   referrers
+//! <prefix>/registry-edge/index/rebuild.json                           the indexes' rebuild
 //! ```
 //!
 //! A `link` file holds a digest as text (`sha256:...`). A repository is a directory under
@@ -62,6 +66,38 @@ impl Layout {
     /// that a fill delivered late never puts the tag back. (No name component starts with `_`.)
     pub fn mirrored_tag(&self, name: &Name, tag: &Tag) -> String {
         format!("{}/mirrored-tags/{name}/_tags/{tag}", self.edge)
+    }
+
+    /// The catalog index's root: its shards, in order (`index`).
+    pub fn catalog_root(&self) -> String {
+        format!("{}/index/catalog.json", self.edge)
+    }
+
+    /// A catalog shard, named by the sha256 of its bytes (so it never changes once written).
+    pub fn catalog_shard(&self, sha256: &str) -> String {
+        format!("{}/index/catalog/{sha256}.json", self.edge)
+    }
+
+    /// The referrers index of `subject` in `name`: the descriptors of the manifests whose
+    /// `subject` it is.
+    pub fn referrers_index(&self, name: &Name, subject: &Digest) -> String {
+        format!(
+            "{}/{}/{}/list.json",
+            self.referrers_index_dir(name),
+            subject.algorithm().as_str(),
+            subject.hex()
+        )
+    }
+
+    /// The directory of `name`'s referrers index objects, with a slash; a digest algorithm's
+    /// directory under it lists the subjects.
+    pub fn referrers_index_dir(&self, name: &Name) -> String {
+        format!("{}/index/referrers/{name}/_subjects/", self.edge)
+    }
+
+    /// The state of the indexes' rebuild.
+    pub fn index_rebuild(&self) -> String {
+        format!("{}/index/rebuild.json", self.edge)
     }
 
     pub fn blob_data(&self, digest: &Digest) -> String {

@@ -15,6 +15,7 @@ pub mod content;
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod index;
 pub mod jobs;
 pub mod layout;
 pub mod media;

@@ -110,6 +110,11 @@ impl<P: Platform> App<P> {
         ) {
             return self.manage_webhooks(request, &method, &endpoint).await;
         }
+        if let Endpoint::Indexes | Endpoint::IndexRebuild = endpoint {
+            return self
+                .manage_indexes(&method, endpoint == Endpoint::IndexRebuild)
+                .await;
+        }
         match (method, &endpoint) {
             (Method::GET, Endpoint::Admin) => Ok(ok(self.admin_view(&settings))),
             (Method::PATCH, Endpoint::Admin) => {

@@ -215,6 +215,9 @@ impl<P: Platform> App<P> {
             };
             self.forget_manifest(name, target, &digest, subject.as_ref(), false)
                 .await;
+            if applied.is_empty() {
+                self.queue_index(name, &digest, subject.as_ref()).await;
+            }
             let event = self.emit(
                 Action::Push,
                 (actor, request.extensions().get::<RequestLocation>()),
@@ -282,6 +285,7 @@ impl<P: Platform> App<P> {
             if let Some(d) = &digest {
                 self.forget_manifest(name, reference, d, subject.as_ref(), true)
                     .await;
+                self.queue_index(name, d, subject.as_ref()).await;
             } else if let Reference::Tag(tag) = reference {
                 self.cache.delete(&key::tag(name, tag)).await;
                 self.cache.delete(&key::tags(name)).await;

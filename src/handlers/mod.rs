@@ -5,6 +5,7 @@
 mod blobs;
 mod catalog;
 mod forward;
+pub(crate) mod index;
 mod manage;
 pub(crate) mod manifests;
 mod referrers;

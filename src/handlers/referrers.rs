@@ -24,7 +24,22 @@ impl<P: Platform> App<P> {
     ) -> Result<Response<Vec<u8>>> {
         // Never a 404 (the spec: a registry that serves the referrers API must not answer one):
         // an unknown subject, or a repository with no manifests, has an empty list.
-        let all = self.content().referrers(name, subject).await?;
+        let content = self.content();
+        let all = content.referrers(name, subject).await?;
+        let unindexed = content.own.unindexed.borrow_mut().take();
+        let mut warnings = content.warnings();
+        if let Some((why, corrupt)) = unindexed {
+            let reason = if corrupt {
+                (self.log)(&format!("referrers index: {why}"));
+                "the referrers index failed its checks and is being rebuilt"
+            } else {
+                "the referrers index is not built yet"
+            };
+            self.ask_rebuild(reason).await;
+            warnings.push(format!(
+                "{reason}: this list comes from reading every manifest of the repository"
+            ));
+        }
         // A read-locked manifest is not listed: its descriptor would tell what it is.
         let manifests: Vec<&Value> = all
             .iter()
@@ -44,6 +59,12 @@ impl<P: Platform> App<P> {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static(media::OCI_INDEX),
         );
+        for text in warnings {
+            response.headers_mut().append(
+                http::header::WARNING,
+                super::manifests::header_value(&super::manifests::warning(&text))?,
+            );
+        }
         if artifact_type.is_some() {
             response.headers_mut().insert(
                 "oci-filters-applied",

@@ -5,13 +5,23 @@ use std::collections::BTreeMap;
 
 use super::{ObjectStore, StoreError};
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryStore {
     objects: RefCell<BTreeMap<String, Vec<u8>>>,
     /// Every call, as `"<op> <key>"`, so tests can count round trips.
     pub calls: RefCell<Vec<String>>,
     /// Signs download URLs as an S3 endpoint would, when set.
     pub presigner: Option<super::presign::Presigner>,
+    /// Runs once, just before the next conditional write is judged: another writer, for tests
+    /// of concurrent updates.
+    #[allow(clippy::type_complexity)]
+    pub before_put_if: RefCell<Option<Box<dyn FnOnce(&MemoryStore, &str)>>>,
+}
+
+/// An object's version, as S3 makes its etag: from the bytes.
+fn version(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 impl MemoryStore {
@@ -106,6 +116,38 @@ impl ObjectStore for MemoryStore {
         self.calls.borrow_mut().push(format!("put {key}"));
         self.objects.borrow_mut().insert(key.to_owned(), bytes);
         Ok(())
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+        self.calls.borrow_mut().push(format!("get {key}"));
+        Ok(self
+            .objects
+            .borrow()
+            .get(key)
+            .map(|bytes| (bytes.clone(), version(bytes))))
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        expect: super::Expect<'_>,
+    ) -> Result<bool, StoreError> {
+        self.calls.borrow_mut().push(format!("put {key}"));
+        let hook = self.before_put_if.borrow_mut().take();
+        if let Some(hook) = hook {
+            hook(self, key);
+        }
+        let mut objects = self.objects.borrow_mut();
+        let current = objects.get(key).map(|b| version(b));
+        let matches = match expect {
+            super::Expect::Absent => current.is_none(),
+            super::Expect::Version(v) => current.as_deref() == Some(v),
+        };
+        if matches {
+            objects.insert(key.to_owned(), bytes);
+        }
+        Ok(matches)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -49,6 +49,15 @@ impl From<StoreError> for crate::error::Error {
     }
 }
 
+/// What a conditional write expects to find at its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect<'a> {
+    /// No object.
+    Absent,
+    /// The object at this version (an etag `get_versioned` returned).
+    Version(&'a str),
+}
+
 /// Object storage. Keys are full keys (`Layout` builds them). No `Send` bound: the worker is
 /// single-threaded.
 #[allow(async_fn_in_trait)]
@@ -65,6 +74,21 @@ pub trait ObjectStore {
 
     /// Writes a small object (a link, a manifest), whole, over any object at `key`.
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
+
+    /// The bytes of a small object and its version (the store's etag), for a conditional write
+    /// back (`put_if`); `None` when it does not exist.
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StoreError>;
+
+    /// Writes a small object only if the object at `key` is still what `expect` says (the version
+    /// `get_versioned` read, or none at all): `Ok(false)` when it is not, and nothing was written.
+    /// What lets concurrent writers of one index object never lose each other's entries: S3's
+    /// `If-Match`/`If-None-Match: *` and R2's `onlyIf`.
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        expect: Expect<'_>,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes the object at `key`; deleting what does not exist succeeds.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;

@@ -43,10 +43,25 @@ impl<H: HttpClient, K: Clock> S3Store<H, K> {
         url: url::Url,
         body: Vec<u8>,
     ) -> Result<http::Response<Vec<u8>>, StoreError> {
-        let request = Request::builder()
+        self.send_with(method, url, body, None).await
+    }
+
+    /// With one more header (a precondition: not an `x-amz-` header, so it needs no signature).
+    async fn send_with(
+        &self,
+        method: HttpMethod,
+        url: url::Url,
+        body: Vec<u8>,
+        header: Option<(http::header::HeaderName, String)>,
+    ) -> Result<http::Response<Vec<u8>>, StoreError> {
+        let mut request = Request::builder()
             .method(method)
             .uri(url.as_str())
-            .header(http::header::CONTENT_LENGTH, body.len())
+            .header(http::header::CONTENT_LENGTH, body.len());
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let request = request
             .body(body)
             .map_err(|e| StoreError(format!("building request: {e}")))?;
         self.http.send(request).await.map_err(StoreError)
@@ -178,6 +193,51 @@ impl<H: HttpClient, K: Clock> ObjectStore for S3Store<H, K> {
         }
     }
 
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+        let url = self
+            .presigner
+            .object_url(Method::Get, key, REQUEST_EXPIRY, self.clock.now());
+        let response = self.send(HttpMethod::GET, url).await?;
+        match response.status() {
+            StatusCode::OK => {
+                let etag = response
+                    .headers()
+                    .get(http::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+                    .ok_or_else(|| StoreError(format!("GET {key}: no ETag")))?;
+                Ok(Some((response.into_body(), etag)))
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(unexpected("GET", key, &response)),
+        }
+    }
+
+    /// `If-Match: <etag>` or `If-None-Match: *`: 412 when the object is not as expected, and 409
+    /// when S3 saw a conflicting conditional write in flight (both mean "read again").
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        expect: super::Expect<'_>,
+    ) -> Result<bool, StoreError> {
+        let url = self
+            .presigner
+            .object_url(Method::Put, key, REQUEST_EXPIRY, self.clock.now());
+        let header = match expect {
+            super::Expect::Absent => (http::header::IF_NONE_MATCH, "*".to_owned()),
+            super::Expect::Version(etag) => (http::header::IF_MATCH, etag.to_owned()),
+        };
+        let response = self
+            .send_with(HttpMethod::PUT, url, bytes, Some(header))
+            .await?;
+        match response.status() {
+            StatusCode::OK | StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(true),
+            StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT => Ok(false),
+            _ => Err(unexpected("PUT", key, &response)),
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let url = self
             .presigner
@@ -255,6 +315,19 @@ mod tests {
                 return ok(self.list(&query).await.into_bytes());
             }
             if request.method() == HttpMethod::PUT {
+                let current = self.objects.get(&key).await.unwrap().map(|b| etag(&b));
+                let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+                let refused = match (header("if-match"), header("if-none-match")) {
+                    (Some(want), _) => current.as_deref() != Some(want),
+                    (None, Some("*")) => current.is_some(),
+                    _ => false,
+                };
+                if refused {
+                    return Ok(http::Response::builder()
+                        .status(412)
+                        .body(b"<Error><Code>PreconditionFailed</Code></Error>".to_vec())
+                        .unwrap());
+                }
                 self.objects.put(key, request.body().clone());
                 return ok(Vec::new());
             }
@@ -275,7 +348,11 @@ mod tests {
                     .header("content-length", body.len())
                     .body(Vec::new())
                     .unwrap()),
-                Some(body) => ok(body),
+                Some(body) => Ok(http::Response::builder()
+                    .status(200)
+                    .header("etag", etag(&body))
+                    .body(body)
+                    .unwrap()),
             }
         }
     }
@@ -310,6 +387,12 @@ mod tests {
             xml.push_str("</ListBucketResult>");
             xml
         }
+    }
+
+    /// As S3 quotes it (S3's is an MD5; any hash of the bytes does here).
+    fn etag(bytes: &[u8]) -> String {
+        use sha2::Digest as _;
+        format!("\"{}\"", hex::encode(sha2::Sha256::digest(bytes)))
     }
 
     fn percent_decode(s: &str) -> String {

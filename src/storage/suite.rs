@@ -129,6 +129,72 @@ pub async fn run_writes(store: &impl ObjectStore) -> Result<(), String> {
     store.delete("w/empty").await.map_err(err)?;
     check!(store.get(key).await.map_err(err)?, None, "get after delete");
     store.delete(key).await.map_err(err)?;
+    run_conditional(store).await
+}
+
+/// Conditional writes: only over the version read, or only where nothing is; a stale version or
+/// an object that appeared in between refuses the write and leaves the object as it was.
+async fn run_conditional(store: &impl ObjectStore) -> Result<(), String> {
+    use super::Expect;
+    let err = |e: super::StoreError| e.0;
+    let key = "w/registry-edge/index/catalog.json";
+    store.delete(key).await.map_err(err)?;
+    check!(
+        store.get_versioned(key).await.map_err(err)?,
+        None,
+        "get_versioned of nothing"
+    );
+    check!(
+        store
+            .put_if(key, b"one".to_vec(), Expect::Absent)
+            .await
+            .map_err(err)?,
+        true,
+        "a create where nothing is"
+    );
+    check!(
+        store
+            .put_if(key, b"again".to_vec(), Expect::Absent)
+            .await
+            .map_err(err)?,
+        false,
+        "a create over an object"
+    );
+    let Some((bytes, first)) = store.get_versioned(key).await.map_err(err)? else {
+        return Err("get_versioned after a create: nothing".into());
+    };
+    check!(bytes, b"one".to_vec(), "get_versioned's bytes");
+    check!(
+        store
+            .put_if(key, b"two".to_vec(), Expect::Version(&first))
+            .await
+            .map_err(err)?,
+        true,
+        "a write over the version read"
+    );
+    check!(
+        store
+            .put_if(key, b"three".to_vec(), Expect::Version(&first))
+            .await
+            .map_err(err)?,
+        false,
+        "a write over a stale version"
+    );
+    let Some((bytes, second)) = store.get_versioned(key).await.map_err(err)? else {
+        return Err("get_versioned after a write: nothing".into());
+    };
+    check!(bytes, b"two".to_vec(), "what a refused write left");
+    check!(second != first, true, "a new version after a write");
+    store.delete(key).await.map_err(err)?;
+    check!(
+        store
+            .put_if(key, b"four".to_vec(), Expect::Version(&second))
+            .await
+            .map_err(err)?,
+        false,
+        "a write over a version that was deleted"
+    );
+    check!(store.get(key).await.map_err(err)?, None, "nothing written");
     Ok(())
 }
 

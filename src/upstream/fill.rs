@@ -86,7 +86,7 @@ impl<P: Platform> App<P> {
                 name,
                 vec![format!("@{digest}")],
             ),
-            Job::DeliverWebhook { .. } => return Outcome::Failed("not a fill".into()),
+            _ => return Outcome::Failed("not a fill".into()),
         };
         let error = match result {
             Ok(()) => return Outcome::Done,
@@ -152,6 +152,11 @@ impl<P: Platform> App<P> {
         self.store
             .put(&layout.manifest_revision_link(&name, &digest), link.clone())
             .await?;
+        // The mirror's repository enters the catalog with its first manifest, and a manifest
+        // with a subject its referrers (a failure is the rebuild's to mend, not the fill's).
+        if let Err(e) = self.index_manifest(&name, &digest, None).await {
+            (self.log)(&format!("indexing the mirror's {name}@{digest}: {e}"));
+        }
         self.queue_references(&name, &manifest.bytes).await?;
         let Some(tag) = tag else {
             return Ok(());

@@ -116,6 +116,10 @@ impl<'a> Platform for WorkerPlatform<'a> {
 pub(crate) struct WorkerJobs(Option<worker::Queue>, Option<worker::Queue>);
 
 impl crate::jobs::Jobs for WorkerJobs {
+    fn available(&self) -> bool {
+        self.0.is_some()
+    }
+
     async fn enqueue(&self, jobs: &[crate::jobs::Job]) -> Result<(), String> {
         let Some(queue) = &self.0 else {
             return Err(format!(
@@ -264,6 +268,29 @@ async fn within<T>(
 }
 
 impl ObjectStore for Store {
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+        match &self.backend {
+            StoreBackend::S3(s) => within(self.timeout, s.get_versioned(key)).await,
+            StoreBackend::R2(s) => within(self.timeout, s.get_versioned(key)).await,
+            StoreBackend::None => Ok(None),
+        }
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        expect: crate::storage::Expect<'_>,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            StoreBackend::S3(s) => within(self.timeout, s.put_if(key, bytes, expect)).await,
+            StoreBackend::R2(s) => within(self.timeout, s.put_if(key, bytes, expect)).await,
+            StoreBackend::None => Err(StoreError(
+                "STORAGE_BACKEND=none: no storage to write".into(),
+            )),
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match &self.backend {
             StoreBackend::S3(s) => within(self.timeout, s.get(key)).await,

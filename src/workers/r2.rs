@@ -61,6 +61,51 @@ impl ObjectStore for R2Store {
             .map_err(|e| r2_error("put", key, e))
     }
 
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+        let Some(object) = self
+            .bucket
+            .get(key)
+            .execute()
+            .await
+            .map_err(|e| r2_error("get", key, e))?
+        else {
+            return Ok(None);
+        };
+        let etag = object.etag();
+        let bytes = match object.body() {
+            Some(body) => body.bytes().await.map_err(|e| r2_error("read", key, e))?,
+            None => Vec::new(),
+        };
+        Ok(Some((bytes, etag)))
+    }
+
+    /// `onlyIf`: `etagMatches` the version read, or `etagDoesNotMatch: "*"` for none at all; R2
+    /// answers no object when the condition fails.
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        expect: crate::storage::Expect<'_>,
+    ) -> Result<bool, StoreError> {
+        let condition = match expect {
+            crate::storage::Expect::Absent => worker::Conditional {
+                etag_does_not_match: Some("*".into()),
+                ..Default::default()
+            },
+            crate::storage::Expect::Version(etag) => worker::Conditional {
+                etag_matches: Some(etag.into()),
+                ..Default::default()
+            },
+        };
+        self.bucket
+            .put(key, bytes)
+            .only_if(condition)
+            .execute()
+            .await
+            .map(|object| object.is_some())
+            .map_err(|e| r2_error("put", key, e))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.bucket
             .delete(key)

@@ -24,6 +24,7 @@ use crate::storage::presign::Presigner;
 mod blobs;
 mod catalog;
 mod events;
+mod indexes;
 mod lists;
 mod locks;
 mod manage;
@@ -249,6 +250,20 @@ impl crate::storage::ObjectStore for &MemoryStore {
     }
     async fn delete(&self, key: &str) -> Result<(), crate::storage::StoreError> {
         crate::storage::ObjectStore::delete(*self, key).await
+    }
+    async fn get_versioned(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, crate::storage::StoreError> {
+        (**self).get_versioned(key).await
+    }
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        expect: crate::storage::Expect<'_>,
+    ) -> Result<bool, crate::storage::StoreError> {
+        (**self).put_if(key, bytes, expect).await
     }
     fn download_url(&self, key: &str, expires: Duration, now: u64) -> Option<url::Url> {
         (**self).download_url(key, expires, now)
@@ -666,4 +681,32 @@ fn error_message(r: &Response<Vec<u8>>) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// Runs queued jobs (and the jobs they queue) until none is left, a job that asks to be retried
+/// again after the others (as the queue does, later); their last outcomes.
+fn run_jobs(f: &Fixture, app: &App<Test<'_>>) -> Vec<(crate::jobs::Job, crate::jobs::Outcome)> {
+    let mut done = Vec::new();
+    let mut retried = Vec::new();
+    for _ in 0..10 {
+        let mut jobs = f.jobs.take();
+        jobs.append(&mut retried);
+        if jobs.is_empty() {
+            return done;
+        }
+        for job in jobs {
+            let outcome = run(app, &job);
+            if matches!(outcome, crate::jobs::Outcome::Retry(_)) {
+                retried.push(job);
+            } else {
+                done.push((job, outcome));
+            }
+        }
+    }
+    panic!("jobs still retried after 10 rounds: {retried:?}");
+}
+
+/// One attempt of `job`.
+fn run(app: &App<Test<'_>>, job: &crate::jobs::Job) -> crate::jobs::Outcome {
+    futures::executor::block_on(app.run_job(job, 1, false))
 }

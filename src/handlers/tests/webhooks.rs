@@ -37,10 +37,18 @@ fn push(app: &App<Test<'_>>, repo: &str, tag: &str, manifest: &[u8]) -> Response
     )
 }
 
-/// Runs the queued deliveries once each (attempt 1); their outcomes.
-fn deliver(f: &Fixture, app: &App<Test<'_>>) -> Vec<Outcome> {
+/// The webhook deliveries queued so far (a push queues its index update too).
+fn hook_jobs(f: &Fixture) -> Vec<Job> {
     f.jobs
         .take()
+        .into_iter()
+        .filter(|j| matches!(j, Job::DeliverWebhook { .. }))
+        .collect()
+}
+
+/// Runs the queued deliveries once each (attempt 1); their outcomes.
+fn deliver(f: &Fixture, app: &App<Test<'_>>) -> Vec<Outcome> {
+    hook_jobs(f)
         .iter()
         .map(|job| futures::executor::block_on(app.run_job(job, 1, false)))
         .collect()
@@ -143,9 +151,9 @@ fn actions_scopes_and_status_choose_the_webhooks() {
         json!({"serviceUri": "http://r/p", "actions": ["push", "delete"], "status": "disabled"}),
     );
     push(&app, "team-b/app", "1", &f.manifest);
-    assert!(f.jobs.take().is_empty(), "no webhook covers team-b");
+    assert!(hook_jobs(&f).is_empty(), "no webhook covers team-b");
     push(&app, "team-a/app", "1", &f.manifest);
-    assert_eq!(f.jobs.take().len(), 1);
+    assert_eq!(hook_jobs(&f).len(), 1);
     let r = send(
         &app,
         Method::DELETE,
@@ -153,7 +161,7 @@ fn actions_scopes_and_status_choose_the_webhooks() {
         &[],
     );
     assert_eq!(r.status(), 202);
-    let jobs = f.jobs.take();
+    let jobs = hook_jobs(&f);
     assert_eq!(jobs.len(), 1);
     let Job::DeliverWebhook { webhook, event, .. } = &jobs[0] else {
         panic!()
@@ -187,7 +195,7 @@ fn a_refused_or_failed_write_delivers_nothing() {
     // The origin fails the push.
     f.origin_answers(|_| answer(500, &[], b""));
     assert_ne!(push(&app, "open/app", "1", &f.manifest).status(), 201);
-    assert!(f.jobs.take().is_empty());
+    assert!(hook_jobs(&f).is_empty());
 }
 
 #[test]
@@ -207,7 +215,7 @@ fn a_helm_chart_is_a_chart_push() {
     }))
     .unwrap();
     push(&app, "charts/mychart", "0.1.0", &chart);
-    let jobs = f.jobs.take();
+    let jobs = hook_jobs(&f);
     let Job::DeliverWebhook { event, .. } = &jobs[0] else {
         panic!()
     };
@@ -227,7 +235,7 @@ fn deliveries_are_retried_refused_or_given_up_as_the_answer_says() {
         json!({"serviceUri": "http://r/", "actions": ["push"]}),
     );
     push(&app, "x/y", "1", &f.manifest);
-    let job = f.jobs.take().remove(0);
+    let job = hook_jobs(&f).remove(0);
     let calls = Rc::new(RefCell::new(0));
     let counted = calls.clone();
     *f.receiver.handler.borrow_mut() = Box::new(move |_| {
@@ -405,7 +413,7 @@ fn webhooks_are_checked_and_managed() {
         b"{}",
     );
     assert_eq!(r.status(), 202);
-    let Job::DeliverWebhook { event, .. } = &f.jobs.take()[0] else {
+    let Job::DeliverWebhook { event, .. } = &hook_jobs(&f)[0] else {
         panic!()
     };
     assert!(event.contains(r#""action":"ping""#));
@@ -463,13 +471,13 @@ fn pulls_are_counted_and_sent_in_batches() {
             .collect()
     };
     assert_eq!(
-        counts(f.jobs.take()),
+        counts(hook_jobs(&f)),
         [("pulls".to_owned(), 3), ("pulls".to_owned(), 3)]
     );
     // The seventh pull is sent with the next one after the interval.
     f.clock.advance(61);
     assert_eq!(pull().status(), 200);
-    assert_eq!(counts(f.jobs.take()), [("pulls".to_owned(), 2)]);
+    assert_eq!(counts(hook_jobs(&f)), [("pulls".to_owned(), 2)]);
 }
 
 #[test]
@@ -482,7 +490,7 @@ fn events_queued_for_a_webhook_deleted_and_created_again_are_not_its() {
         json!({"serviceUri": "http://r/old", "actions": ["push"]}),
     );
     push(&app, "x/y", "1", &f.manifest);
-    let queued = f.jobs.take();
+    let queued = hook_jobs(&f);
     assert_eq!(queued.len(), 1);
     assert_eq!(
         send(&app, Method::DELETE, "/api/v1/webhooks/reborn", &[]).status(),

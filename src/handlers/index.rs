@@ -1,0 +1,600 @@
+//! Keeping the indexes (`crate::index`) true: one job per written manifest, and a rebuild that
+//! walks the layout, a bounded step per queue invocation, for what reached storage without the
+//! edge (an adopted registry, a push straight to the origin) or an index object that failed its
+//! checks. `GET /api/v1/indexes` tells the rebuild's state; `POST /api/v1/indexes/rebuild`
+//! starts one.
+//!
+//! Every update derives the truth from the layout when it runs, never from what the job says
+//! happened: jobs arrive late, twice and in any order, and each leaves the index as storage is.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use http::{Method, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::cache::{EdgeCache, key};
+use crate::content::{Manifest, referrer};
+use crate::error::{Error, ErrorCode, Result};
+use crate::index::{self, Problem};
+use crate::jobs::{Job, Jobs, Outcome};
+use crate::layout::parse_link;
+use crate::platform::{Clock, Platform};
+use crate::reference::{Algorithm, Digest, Name};
+use crate::storage::{Expect, ObjectStore, StoreError};
+
+/// A rebuild whose state has not moved for this long has stopped (its chain of jobs was lost):
+/// a new one may start without `force`.
+pub const STALLED_SECONDS: u64 = 600;
+
+/// How long a location waits before it asks for a rebuild again, when it finds no index.
+const ASK_AGAIN_SECONDS: u64 = 600;
+
+/// Where a rebuild is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Listing the layout's directories for repositories.
+    #[default]
+    Walking,
+    /// Reading each repository's manifests for their subjects.
+    Indexing,
+    /// Writing the catalog.
+    Writing,
+    Done,
+}
+
+/// The rebuild's state, one object in storage (`Layout::index_rebuild`), written only over the
+/// version read: two deliveries of one step never both advance it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rebuild {
+    pub run: u64,
+    pub phase: Phase,
+    pub reason: String,
+    pub started: u64,
+    pub updated: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<u64>,
+    pub steps: u32,
+    /// Repositories indexed, manifests read, referrers found.
+    pub repositories: u64,
+    pub manifests: u64,
+    pub referrers: u64,
+    /// Directories still to list ("" is the repositories' root).
+    #[serde(default)]
+    frontier: Vec<String>,
+    /// Repositories found, in the order they are indexed.
+    #[serde(default)]
+    found: Vec<String>,
+    #[serde(default)]
+    position: usize,
+    /// The current repository's manifests (sha256 hex), once listed, and how many are read.
+    #[serde(default)]
+    listed: Option<Vec<String>>,
+    #[serde(default)]
+    read: usize,
+    /// The current repository's referrers so far, by subject.
+    #[serde(default)]
+    subjects: BTreeMap<String, Vec<Value>>,
+    /// Repositories that hold a manifest.
+    #[serde(default)]
+    present: Vec<String>,
+}
+
+impl Rebuild {
+    /// What `GET /api/v1/indexes` shows of it.
+    pub fn view(&self) -> Value {
+        json!({
+            "run": self.run,
+            "phase": self.phase,
+            "reason": self.reason,
+            "started": self.started,
+            "updated": self.updated,
+            "finished": self.finished,
+            "steps": self.steps,
+            "repositoriesFound": self.found.len(),
+            "repositoriesIndexed": self.repositories,
+            "manifestsRead": self.manifests,
+            "referrersFound": self.referrers,
+            "directoriesToList": self.frontier.len(),
+        })
+    }
+}
+
+impl<P: Platform> App<P> {
+    /// Whether `name` holds a manifest (the catalog lists it then): one listing.
+    async fn holds_manifests(&self, name: &Name) -> std::result::Result<bool, StoreError> {
+        let dir = self
+            .config
+            .layout
+            .manifest_revisions_dir(name, Algorithm::Sha256);
+        Ok(!self.store.list_dirs(&dir).await?.is_empty())
+    }
+
+    /// The manifest `digest` as storage holds its bytes (verified), or `None`.
+    async fn stored_manifest(
+        &self,
+        digest: &Digest,
+    ) -> std::result::Result<Option<Manifest>, StoreError> {
+        let Some(bytes) = self
+            .store
+            .get(&self.config.layout.blob_data(digest))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if !digest.verifies(&bytes) {
+            return Ok(None);
+        }
+        Ok(crate::media::manifest_media_type(&bytes)
+            .map(|media_type| Manifest { media_type, bytes }))
+    }
+
+    /// Queues the index update for a manifest just written or deleted in `name`. A queue that
+    /// cannot take it is logged (the next rebuild finds what it missed).
+    pub(crate) async fn queue_index(&self, name: &Name, digest: &Digest, subject: Option<&Digest>) {
+        let job = Job::IndexManifest {
+            name: name.to_string(),
+            digest: digest.to_string(),
+            subject: subject.map(Digest::to_string),
+        };
+        if let Err(e) = self.jobs.enqueue(&[job]).await {
+            (self.log)(&format!(
+                "the index update for {name}@{digest} was not queued: {e}"
+            ));
+        }
+    }
+
+    /// `Job::IndexManifest`.
+    pub(crate) async fn run_index_manifest(
+        &self,
+        name: &str,
+        digest: &str,
+        subject: Option<&str>,
+    ) -> Outcome {
+        let (Ok(name), Ok(digest)) = (name.parse::<Name>(), digest.parse::<Digest>()) else {
+            return Outcome::Failed(format!("not a repository and digest: {name}@{digest}"));
+        };
+        let subject = subject.and_then(|s| s.parse::<Digest>().ok());
+        match self.index_manifest(&name, &digest, subject.as_ref()).await {
+            Ok(()) => Outcome::Done,
+            Err(Problem::Corrupt(why)) => {
+                self.ask_rebuild(&format!("an index object fails its checks: {why}"))
+                    .await;
+                Outcome::Done
+            }
+            Err(e) => Outcome::Retry(format!("indexing {name}@{digest}: {e}")),
+        }
+    }
+
+    /// Brings the indexes up to date with `digest` in `name`, as storage has them now.
+    pub(crate) async fn index_manifest(
+        &self,
+        name: &Name,
+        digest: &Digest,
+        subject: Option<&Digest>,
+    ) -> std::result::Result<(), Problem> {
+        let layout = &self.config.layout;
+        let present = self.holds_manifests(name).await?;
+        index::set_repositories(
+            &self.store,
+            &self.cache,
+            layout,
+            &[(name.to_string(), present)],
+        )
+        .await?;
+        let linked = self
+            .store
+            .get(&layout.manifest_revision_link(name, digest))
+            .await?
+            .and_then(|b| parse_link(&b))
+            .is_some();
+        let found = self
+            .stored_manifest(digest)
+            .await?
+            .and_then(|m| referrer(digest, &m));
+        let (subject, descriptor) = match found {
+            Some((subject, descriptor)) => (subject.parse::<Digest>().ok(), Some(descriptor)),
+            None => (subject.cloned(), None),
+        };
+        let Some(subject) = subject else {
+            return Ok(());
+        };
+        let descriptor = descriptor.filter(|_| linked);
+        index::set_referrer(
+            &self.store,
+            layout,
+            name,
+            &subject,
+            digest,
+            descriptor.as_ref(),
+        )
+        .await?;
+        self.cache.delete(&key::referrers(name, &subject)).await;
+        Ok(())
+    }
+
+    /// Asks for a rebuild from a read that found no index, or a broken one: at most once per
+    /// `ASK_AGAIN_SECONDS` per location, and not while one runs.
+    pub(crate) async fn ask_rebuild(&self, reason: &str) {
+        if self.cache.get(&key::index_rebuild_asked()).await.is_some() {
+            return;
+        }
+        self.cache
+            .put(&key::index_rebuild_asked(), b"1", ASK_AGAIN_SECONDS)
+            .await;
+        if let Err(e) = self.start_rebuild(reason, false).await {
+            (self.log)(&format!("the index rebuild ({reason}) did not start: {e}"));
+        }
+    }
+
+    async fn read_rebuild(&self) -> std::result::Result<Option<(Rebuild, String)>, StoreError> {
+        let Some((bytes, version)) = self
+            .store
+            .get_versioned(&self.config.layout.index_rebuild())
+            .await?
+        else {
+            return Ok(None);
+        };
+        // A state that does not parse is no rebuild: a new one replaces it.
+        Ok(Some((
+            serde_json::from_slice(&bytes).unwrap_or_default(),
+            version,
+        )))
+    }
+
+    /// Starts a rebuild, unless one is running (and moved within `STALLED_SECONDS`) and not
+    /// `force`: the rebuild's state, and whether this call started it.
+    pub(crate) async fn start_rebuild(
+        &self,
+        reason: &str,
+        force: bool,
+    ) -> std::result::Result<(Rebuild, bool), String> {
+        let now = self.clock.now();
+        for _ in 0..4 {
+            let current = self.read_rebuild().await.map_err(|e| e.to_string())?;
+            if let Some((state, _)) = &current
+                && state.phase != Phase::Done
+                && now.saturating_sub(state.updated) < STALLED_SECONDS
+                && !force
+            {
+                return Ok((state.clone(), false));
+            }
+            let previous = current.as_ref().map_or(0, |(s, _)| s.run);
+            let fresh = Rebuild {
+                // A run id a late job of an earlier run never matches.
+                run: (now * 1000).max(previous + 1),
+                reason: reason.to_owned(),
+                started: now,
+                updated: now,
+                frontier: vec![String::new()],
+                ..Rebuild::default()
+            };
+            let expect = match &current {
+                Some((_, version)) => Expect::Version(version),
+                None => Expect::Absent,
+            };
+            let bytes = serde_json::to_vec(&fresh).expect("JSON serializes");
+            let written = self
+                .store
+                .put_if(&self.config.layout.index_rebuild(), bytes, expect)
+                .await
+                .map_err(|e| e.to_string())?;
+            if written {
+                self.jobs
+                    .enqueue(&[Job::RebuildIndex { run: fresh.run }])
+                    .await?;
+                (self.log)(&format!("index rebuild {} started: {reason}", fresh.run));
+                return Ok((fresh, true));
+            }
+        }
+        Err("the rebuild's state changed under every attempt".into())
+    }
+
+    /// `Job::RebuildIndex`: one step of about `INDEX_REBUILD_BUDGET` storage requests, then the
+    /// next step is queued. A failed step saves nothing and is retried from the saved state.
+    pub(crate) async fn run_rebuild(&self, run: u64) -> Outcome {
+        let (mut state, version) = match self.read_rebuild().await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Outcome::Done,
+            Err(e) => return Outcome::Retry(format!("rebuild {run}: {e}")),
+        };
+        if state.run != run || state.phase == Phase::Done {
+            // An earlier run's job, or a step delivered twice after the end.
+            return Outcome::Done;
+        }
+        if let Err(e) = self.rebuild_step(&mut state).await {
+            return Outcome::Retry(format!("rebuild {run}, step {}: {e}", state.steps + 1));
+        }
+        state.steps += 1;
+        state.updated = self.clock.now();
+        let bytes = serde_json::to_vec(&state).expect("JSON serializes");
+        match self
+            .store
+            .put_if(
+                &self.config.layout.index_rebuild(),
+                bytes,
+                Expect::Version(&version),
+            )
+            .await
+        {
+            Ok(true) => {}
+            // Another delivery of this step came first (or a new run started): its chain goes on.
+            Ok(false) => return Outcome::Done,
+            Err(e) => return Outcome::Retry(format!("rebuild {run}: saving its state: {e}")),
+        }
+        if state.phase == Phase::Done {
+            self.cache.delete(&key::index_complete()).await;
+            (self.log)(&format!(
+                "index rebuild {run} done in {} steps: {} repositories, {} manifests, {} \
+                 referrers",
+                state.steps, state.repositories, state.manifests, state.referrers
+            ));
+            return Outcome::Done;
+        }
+        match self.jobs.enqueue(&[Job::RebuildIndex { run }]).await {
+            Ok(()) => Outcome::Done,
+            // Sent again, this job does the next step from the saved state.
+            Err(e) => Outcome::Retry(format!("rebuild {run}: queueing its next step: {e}")),
+        }
+    }
+
+    /// Advances `state` by about the budget's storage requests.
+    async fn rebuild_step(&self, state: &mut Rebuild) -> std::result::Result<(), Problem> {
+        let layout = &self.config.layout;
+        let budget = self.config.index_rebuild_budget as usize;
+        let mut spent = 0;
+        while spent < budget {
+            match state.phase {
+                Phase::Walking => {
+                    if state.frontier.is_empty() {
+                        state.phase = Phase::Indexing;
+                        continue;
+                    }
+                    let path = state.frontier.remove(0);
+                    let prefix = if path.is_empty() {
+                        layout.repositories()
+                    } else {
+                        layout.repository_dir(&path)
+                    };
+                    let dirs = self.store.list_dirs(&prefix).await?;
+                    spent += 1;
+                    if !path.is_empty() && dirs.iter().any(|d| d == "_manifests") {
+                        state.found.push(path.clone());
+                    }
+                    for dir in dirs.into_iter().filter(|d| !d.starts_with('_')) {
+                        let child = if path.is_empty() {
+                            dir
+                        } else {
+                            format!("{path}/{dir}")
+                        };
+                        if child.parse::<Name>().is_ok() {
+                            state.frontier.push(child);
+                        }
+                    }
+                }
+                Phase::Indexing => {
+                    let Some(name) = state.found.get(state.position).cloned() else {
+                        state.phase = Phase::Writing;
+                        continue;
+                    };
+                    let name: Name = name.parse().map_err(|_| {
+                        Problem::Corrupt(format!("the rebuild found {name:?}, not a name"))
+                    })?;
+                    spent += self.index_repository(state, &name).await?;
+                }
+                Phase::Writing => {
+                    spent += self.write_rebuilt_catalog(state).await?;
+                    state.phase = Phase::Done;
+                    state.finished = Some(self.clock.now());
+                }
+                Phase::Done => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Some of the work of indexing one repository: its listing, then its manifests, then its
+    /// referrers' objects once every manifest is read. Returns the storage requests made.
+    async fn index_repository(
+        &self,
+        state: &mut Rebuild,
+        name: &Name,
+    ) -> std::result::Result<usize, Problem> {
+        let layout = &self.config.layout;
+        let Some(listed) = &state.listed else {
+            let dir = layout.manifest_revisions_dir(name, Algorithm::Sha256);
+            let mut hexes = self.store.list_dirs(&dir).await?;
+            hexes.retain(|h| Digest::from_parts(Algorithm::Sha256, h).is_ok());
+            state.listed = Some(hexes);
+            state.read = 0;
+            state.subjects.clear();
+            return Ok(1);
+        };
+        if let Some(hex) = listed.get(state.read) {
+            let digest = Digest::from_parts(Algorithm::Sha256, hex).expect("checked when listed");
+            if let Some((subject, descriptor)) = self
+                .stored_manifest(&digest)
+                .await?
+                .and_then(|m| referrer(&digest, &m))
+            {
+                state.subjects.entry(subject).or_default().push(descriptor);
+                state.referrers += 1;
+            }
+            state.read += 1;
+            state.manifests += 1;
+            return Ok(1);
+        }
+        // Every manifest read: the repository's referrers objects, then the next repository.
+        let listed: BTreeSet<String> = listed.iter().map(|hex| format!("sha256:{hex}")).collect();
+        let mut spent = 0;
+        let mut subjects: BTreeSet<String> = state.subjects.keys().cloned().collect();
+        for algorithm in Algorithm::ALL {
+            let dir = format!(
+                "{}{}/",
+                layout.referrers_index_dir(name),
+                algorithm.as_str()
+            );
+            let stored = self.store.list_dirs(&dir).await?;
+            spent += 1;
+            subjects.extend(
+                stored
+                    .iter()
+                    .filter_map(|hex| Digest::from_parts(algorithm, hex).ok())
+                    .map(|d| d.to_string()),
+            );
+        }
+        for subject in subjects {
+            let Ok(subject_digest) = subject.parse::<Digest>() else {
+                continue;
+            };
+            let rebuilt = state.subjects.get(&subject).cloned().unwrap_or_default();
+            spent += self
+                .replace_referrers(name, &subject_digest, &listed, rebuilt)
+                .await?;
+        }
+        if !listed.is_empty() {
+            state.present.push(name.to_string());
+        }
+        state.repositories += 1;
+        state.position += 1;
+        state.listed = None;
+        state.read = 0;
+        state.subjects.clear();
+        Ok(spent)
+    }
+
+    /// Writes `rebuilt` as the referrers of `subject` in `name`, the manifests `listed` having
+    /// been read. An entry of another manifest stays while that manifest is linked (pushed after
+    /// the listing); a broken object is replaced.
+    async fn replace_referrers(
+        &self,
+        name: &Name,
+        subject: &Digest,
+        listed: &BTreeSet<String>,
+        rebuilt: Vec<Value>,
+    ) -> std::result::Result<usize, Problem> {
+        let layout = &self.config.layout;
+        let mut spent = 1;
+        let existing = match index::referrers(&self.store, layout, name, subject).await? {
+            index::Lookup::Found(found) => found,
+            _ => Vec::new(),
+        };
+        let mut gone = BTreeSet::new();
+        for d in &existing {
+            let Some(digest) = d["digest"].as_str() else {
+                continue;
+            };
+            if listed.contains(digest) {
+                continue;
+            }
+            let Ok(parsed) = digest.parse::<Digest>() else {
+                continue;
+            };
+            spent += 1;
+            let link = layout.manifest_revision_link(name, &parsed);
+            if self.store.get(&link).await?.is_none() {
+                gone.insert(digest.to_owned());
+            }
+        }
+        let digest_of = |d: &Value| d["digest"].as_str().unwrap_or("").to_owned();
+        index::update_referrers(&self.store, layout, name, subject, true, |manifests| {
+            let before = manifests.clone();
+            manifests.retain(|d| {
+                let digest = digest_of(d);
+                !listed.contains(&digest) && !gone.contains(&digest)
+            });
+            manifests.extend(rebuilt.iter().cloned());
+            manifests.sort_by_key(digest_of);
+            *manifests != before
+        })
+        .await?;
+        self.cache.delete(&key::referrers(name, subject)).await;
+        Ok(spent + 2)
+    }
+
+    /// The rebuild's last step: the catalog, as the walk found it, plus what the index gained
+    /// meanwhile and storage confirms (a repository pushed after the walk passed it), written
+    /// complete over the root's version.
+    async fn write_rebuilt_catalog(&self, state: &Rebuild) -> std::result::Result<usize, Problem> {
+        let layout = &self.config.layout;
+        let present: BTreeSet<&String> = state.present.iter().collect();
+        let mut spent = 0;
+        for _ in 0..8 {
+            let existing = index::catalog_names(&self.store, &self.cache, layout).await?;
+            spent += 1;
+            let (names, version, replaced) = match existing {
+                Some(existing) => (existing.names, existing.version, existing.shards),
+                None => (Vec::new(), None, Vec::new()),
+            };
+            let mut all: Vec<String> = state.present.clone();
+            for name in names.into_iter().filter(|n| !present.contains(n)) {
+                let Ok(parsed) = name.parse::<Name>() else {
+                    continue;
+                };
+                spent += 1;
+                if self.holds_manifests(&parsed).await? {
+                    all.push(name);
+                }
+            }
+            let now = self.clock.now();
+            if index::write_catalog(&self.store, layout, all, version.as_deref(), &replaced, now)
+                .await?
+            {
+                return Ok(spent + 1);
+            }
+        }
+        Err(Problem::Contended(layout.catalog_root()))
+    }
+
+    /// `GET /api/v1/indexes` and `POST /api/v1/indexes/rebuild` (the admin's).
+    pub(crate) async fn manage_indexes(
+        &self,
+        method: &Method,
+        rebuild: bool,
+    ) -> Result<Response<Vec<u8>>> {
+        match (method, rebuild) {
+            (&Method::GET, false) => {
+                let state = self.read_rebuild().await?;
+                let catalog = match index::catalog_root(&self.store, &self.config.layout).await? {
+                    index::Lookup::Found(c) => json!({
+                        "complete": c.complete,
+                        "built": c.built,
+                        "shards": c.shards.len(),
+                        "repositories": c.shards.iter().map(|s| s.count).sum::<usize>(),
+                    }),
+                    index::Lookup::NotBuilt => json!(null),
+                    index::Lookup::Corrupt(why) => json!({ "corrupt": why }),
+                };
+                let body = json!({
+                    "catalog": catalog,
+                    "rebuild": state.map(|(s, _)| s.view()),
+                });
+                Ok(crate::app::json_response(
+                    StatusCode::OK,
+                    super::to_json(&body),
+                ))
+            }
+            (&Method::POST, true) => {
+                let (state, _) = self
+                    .start_rebuild("asked for by the admin", true)
+                    .await
+                    .map_err(Error::internal)?;
+                Ok(crate::app::json_response(
+                    StatusCode::ACCEPTED,
+                    super::to_json(&state.view()),
+                ))
+            }
+            _ => Err(Error::new(ErrorCode::Unsupported)
+                .with_message(format!("{method} is not supported here"))),
+        }
+    }
+}
+
+/// The rebuild's state as storage holds it, for tests.
+#[cfg(test)]
+pub(crate) fn parse_rebuild(bytes: &[u8]) -> Rebuild {
+    serde_json::from_slice(bytes).unwrap()
+}
