@@ -258,6 +258,12 @@ impl<P: Platform> App<P> {
                     .await
             }
             crate::jobs::Job::RebuildIndex { run } => self.run_rebuild(*run).await,
+            crate::jobs::Job::ReconcileIndex => {
+                match self.start_rebuild("a scheduled reconcile", false).await {
+                    Ok(_) => crate::jobs::Outcome::Done,
+                    Err(e) => crate::jobs::Outcome::Retry(format!("the reconcile: {e}")),
+                }
+            }
             fill => self.run_fill(fill, last).await,
         }
     }

@@ -82,9 +82,9 @@ pub mod key {
     pub fn index_complete() -> String {
         "index-complete".to_owned()
     }
-    /// That this location asked for a rebuild of the indexes lately.
-    pub fn index_rebuild_asked() -> String {
-        "index-rebuild-asked".to_owned()
+    /// That this location asked for a rebuild of the indexes lately, for this reason.
+    pub fn index_rebuild_asked(reason: &str) -> String {
+        format!("index-rebuild-asked/{reason}")
     }
     /// A registry record (`records`), by its KV key.
     pub fn record(kv_key: &str) -> String {

@@ -41,6 +41,8 @@ pub enum Job {
     },
     /// The next step of the indexes' rebuild `run` (its state is in storage).
     RebuildIndex { run: u64 },
+    /// A reconcile of the indexes (the Cron Trigger's): a rebuild, unless one is under way.
+    ReconcileIndex,
     /// POST the event (its payload, JSON text) to the webhook `webhook`, signed; only while the
     /// webhook is the one the event was queued for (`created`: a webhook deleted and created again
     /// under its name is another, with another URI and secret).

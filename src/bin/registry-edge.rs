@@ -120,6 +120,25 @@ mod cli {
             #[command(subcommand)]
             action: WebhookAction,
         },
+        /// The catalog and referrers indexes: rebuild them from storage, or see how that goes.
+        Index {
+            #[command(subcommand)]
+            action: IndexAction,
+        },
+    }
+
+    #[derive(Subcommand)]
+    enum IndexAction {
+        /// Walk storage and rebuild the indexes (after writes that did not pass through the edge:
+        /// an adopted registry, pushes straight to the origin). Supersedes a rebuild in progress.
+        Rebuild {
+            /// Wait until the rebuild is done (or this many seconds have passed), printing its
+            /// progress.
+            #[arg(long, value_name = "SECONDS")]
+            wait: Option<u64>,
+        },
+        /// The indexes' state and the last rebuild's progress.
+        Status,
     }
 
     #[derive(Subcommand)]
@@ -847,6 +866,44 @@ mod cli {
                 }
                 WebhookAction::GetConfig { name } => {
                     c.send("GET", &webhook(&name, Endpoint::WebhookConfig)?, None)
+                }
+            },
+            Command::Index { action } => match action {
+                IndexAction::Status => c.send("GET", &Endpoint::Indexes, None),
+                IndexAction::Rebuild { wait } => {
+                    let started = c.send("POST", &Endpoint::IndexRebuild, None)?;
+                    let Some(seconds) = wait else {
+                        return Ok(started);
+                    };
+                    let deadline =
+                        std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+                    loop {
+                        let status = c.send("GET", &Endpoint::Indexes, None)?;
+                        let rebuild = &status["rebuild"];
+                        if rebuild["run"] != started["run"] {
+                            return Err(format!(
+                                "another rebuild ({}) superseded this one ({})",
+                                rebuild["run"], started["run"]
+                            ));
+                        }
+                        if rebuild["phase"] == "done" {
+                            return Ok(status);
+                        }
+                        if std::time::Instant::now() >= deadline {
+                            return Err(format!(
+                                "the rebuild is not done after {seconds} s: {rebuild}"
+                            ));
+                        }
+                        eprintln!(
+                            "rebuild {}: {}, {} repositories found, {} indexed, {} manifests read",
+                            rebuild["run"],
+                            rebuild["phase"].as_str().unwrap_or("?"),
+                            rebuild["repositoriesFound"],
+                            rebuild["repositoriesIndexed"],
+                            rebuild["manifestsRead"]
+                        );
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                    }
                 }
             },
         }

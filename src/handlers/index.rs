@@ -28,8 +28,9 @@ use crate::storage::{Expect, ObjectStore, StoreError};
 /// a new one may start without `force`.
 pub const STALLED_SECONDS: u64 = 600;
 
-/// How long a location waits before it asks for a rebuild again, when it finds no index.
-const ASK_AGAIN_SECONDS: u64 = 600;
+/// How long a location waits before it asks again for a rebuild for the same reason (a rebuild
+/// under way refuses the ask anyway; this spares the read of its state).
+const ASK_AGAIN_SECONDS: u64 = 60;
 
 /// Where a rebuild is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,14 +218,13 @@ impl<P: Platform> App<P> {
     }
 
     /// Asks for a rebuild from a read that found no index, or a broken one: at most once per
-    /// `ASK_AGAIN_SECONDS` per location, and not while one runs.
+    /// `ASK_AGAIN_SECONDS` per location and reason, and not while one runs.
     pub(crate) async fn ask_rebuild(&self, reason: &str) {
-        if self.cache.get(&key::index_rebuild_asked()).await.is_some() {
+        let marker = key::index_rebuild_asked(reason);
+        if self.cache.get(&marker).await.is_some() {
             return;
         }
-        self.cache
-            .put(&key::index_rebuild_asked(), b"1", ASK_AGAIN_SECONDS)
-            .await;
+        self.cache.put(&marker, b"1", ASK_AGAIN_SECONDS).await;
         if let Err(e) = self.start_rebuild(reason, false).await {
             (self.log)(&format!("the index rebuild ({reason}) did not start: {e}"));
         }
@@ -431,13 +431,19 @@ impl<P: Platform> App<P> {
         let listed: BTreeSet<String> = listed.iter().map(|hex| format!("sha256:{hex}")).collect();
         let mut spent = 0;
         let mut subjects: BTreeSet<String> = state.subjects.keys().cloned().collect();
+        // The subjects the index holds for the repository (stale ones are emptied): a listing,
+        // and one per digest algorithm found.
+        let dir = layout.referrers_index_dir(name);
+        let algorithms = self.store.list_dirs(&dir).await?;
+        spent += 1;
         for algorithm in Algorithm::ALL {
-            let dir = format!(
-                "{}{}/",
-                layout.referrers_index_dir(name),
-                algorithm.as_str()
-            );
-            let stored = self.store.list_dirs(&dir).await?;
+            if !algorithms.iter().any(|a| a == algorithm.as_str()) {
+                continue;
+            }
+            let stored = self
+                .store
+                .list_dirs(&format!("{dir}{}/", algorithm.as_str()))
+                .await?;
             spent += 1;
             subjects.extend(
                 stored

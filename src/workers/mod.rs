@@ -352,6 +352,10 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     if req.url().ends_with("/_suite/storage") {
         return into_web_response(storage_suite(&env).await, None);
     }
+    #[cfg(feature = "storage-suite")]
+    if req.url().ends_with("/_suite/storage-s3") {
+        return into_web_response(storage_suite_s3(&env, &req.url()).await, None);
+    }
     let background = WorkerBackground(Rc::new(ctx));
     let (response, passed) = match handle(&req, &env, background).await {
         Ok(answer) => answer,
@@ -403,6 +407,29 @@ async fn storage_suite(env: &Env) -> http::Response<Vec<u8>> {
             500,
             format!("the storage suite failed on the R2 binding: {e}"),
         ),
+    }
+}
+
+/// The writes of the shared suite (conditional writes included) against the configured S3
+/// endpoint, over `fetch()`: the S3 server's own answers to `If-Match` and `If-None-Match`.
+#[cfg(feature = "storage-suite")]
+async fn storage_suite_s3(env: &Env, url: &str) -> http::Response<Vec<u8>> {
+    let answer = |status: u16, text: String| {
+        let mut response = http::Response::new(text.into_bytes());
+        *response.status_mut() = http::StatusCode::from_u16(status).expect("a status");
+        response
+    };
+    let presigner = match setup(env, url) {
+        Ok(setup) => match setup.presigner.clone() {
+            Some(p) => p,
+            None => return answer(500, "no S3 settings".into()),
+        },
+        Err(e) => return answer(500, format!("configuration: {e}")),
+    };
+    let store = S3Store::new(presigner, fetch::FetchClient, WorkerClock);
+    match crate::storage::suite::run_writes(&store).await {
+        Ok(()) => answer(200, "the storage suite's writes passed on S3".into()),
+        Err(e) => answer(500, format!("the storage suite failed on S3: {e}")),
     }
 }
 
@@ -490,6 +517,16 @@ fn build_app<'a>(
 /// sent again with a growing delay (`jobs::retry_delay_seconds`), at most `jobs::ATTEMPTS` times
 /// in all; the platform's own redelivery (wrangler.toml's `max_retries`) covers only a consumer
 /// that fails as a whole.
+/// The Cron Trigger (wrangler.toml's `[triggers] crons`, none by default): queues a reconcile of
+/// the indexes, which the queue consumer runs as a rebuild unless one is under way.
+#[event(scheduled)]
+async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+    let jobs = WorkerJobs(env.queue(crate::config::QUEUE_BINDING).ok(), None);
+    if let Err(e) = crate::jobs::Jobs::enqueue(&jobs, &[crate::jobs::Job::ReconcileIndex]).await {
+        log(&format!("the scheduled reconcile was not queued: {e}"));
+    }
+}
+
 #[event(queue)]
 async fn queue(
     batch: worker::MessageBatch<wasm_bindgen::JsValue>,

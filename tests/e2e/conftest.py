@@ -20,6 +20,8 @@ import json
 import os
 import ssl
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,3 +191,42 @@ def peak_rss_mib(name: str) -> float:
 
 def error_codes(resp: requests.Response) -> list[str]:
     return [e["code"] for e in json.loads(resp.content)["errors"]]
+
+
+def wait_for(what: str, check, seconds: float = 90):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+def cli(reg: Registry, *args: str, user=None, password=None, check=True) -> subprocess.CompletedProcess:
+    user = user or admin()[0]
+    password = password or admin()[1]
+    r = subprocess.run([env("REGISTRY_EDGE_CLI"), "--url", reg.url, "--insecure", "--user", user,
+                        *args], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "REGISTRY_EDGE_PASSWORD": password})
+    if check:
+        assert r.returncode == 0, f"registry-edge {' '.join(args)}: {r.stderr}"
+    return r
+
+
+def cli_json(reg: Registry, *args: str):
+    return json.loads(cli(reg, *args).stdout)
+
+
+def skopeo_push(edge: Registry, ref: str) -> str:
+    """Pushes the fixture busybox image to `ref` at the edge; its manifest digest."""
+    user, password = edge.auth
+    images = Path(env("STACK_DIR"), "images")
+    with tempfile.TemporaryDirectory() as tmp:
+        digest_file = Path(tmp, "digest")
+        r = subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
+                            "--dest-creds", f"{user}:{password}", "--digestfile", str(digest_file),
+                            f"oci:{images / 'busybox'}:1", f"docker://{edge.addr}/{ref}"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return digest_file.read_text().strip()

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from conftest import Registry, admin, env, error_codes
+from conftest import Registry, admin, cli, cli_json, env, error_codes
 
 OCI = "application/vnd.oci.image.manifest.v1+json"
 ACCEPT = f"{OCI}, application/vnd.oci.image.index.v1+json"
@@ -33,21 +33,6 @@ def reg() -> Registry:
 
 # Every password the tests had the registry generate: none may ever reach a log.
 GENERATED_PASSWORDS: list[str] = []
-
-
-def cli(reg: Registry, *args: str, user=None, password=None, check=True) -> subprocess.CompletedProcess:
-    user = user or admin()[0]
-    password = password or admin()[1]
-    r = subprocess.run([env("REGISTRY_EDGE_CLI"), "--url", reg.url, "--insecure", "--user", user,
-                        *args], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "REGISTRY_EDGE_PASSWORD": password})
-    if check:
-        assert r.returncode == 0, f"registry-edge {' '.join(args)}: {r.stderr}"
-    return r
-
-
-def cli_json(reg: Registry, *args: str):
-    return json.loads(cli(reg, *args).stdout)
 
 
 def new_token(reg: Registry, name: str, *actions: str, scope_map: str | None = None) -> tuple[str, str]:

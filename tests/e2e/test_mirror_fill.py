@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from conftest import (MIB, OCI_ACCEPT, UPSTREAM_BASIC_AUTH, Generated, Registry, edge_registry, env,
-                      fake, generated_digest, peak_rss_mib)
+                      fake, generated_digest, peak_rss_mib, wait_for)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from registry_push import push_blob, push_manifest  # noqa: E402
@@ -62,15 +62,6 @@ def stored(reg: Registry, repo: str, digest: str) -> bool:
             env("S3_ENDPOINT") + "/registry/mirror/")
 
 
-def wait_until(what: str, check, seconds: float = 90):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not within {seconds} s: {what}")
-
-
 def skopeo_copy(reg: Registry, ref: str, dest: Path):
     user, password = reg.auth
     r = subprocess.run(["skopeo", "--insecure-policy", "copy", "--all", "--src-tls-verify=false",
@@ -93,9 +84,9 @@ def test_a_pull_fills_storage_and_storage_serves_it_when_the_upstream_is_gone(fi
     assert r.status_code in (502, 503, 504), r.text
     skopeo_copy(fill, f"fill.test/{ref}", tmp_path / "first")
     blobs = blobs_of(upstream, repo, tag)
-    wait_until("every blob stored", lambda: all(stored(gone, f"fill.test/{repo}", b) for b in blobs))
+    wait_for("every blob stored", lambda: all(stored(gone, f"fill.test/{repo}", b) for b in blobs))
     # The tag is stored last, once all it leads to is (its job waits, retried after 10 s).
-    wait_until("the tag stored", lambda: manifest(gone, f"fill.test/{repo}", tag).status_code == 200)
+    wait_for("the tag stored", lambda: manifest(gone, f"fill.test/{repo}", tag).status_code == 200)
     # The upstream stops: the second pull is served wholly from storage, by an edge that never
     # saw the upstream (its cache is empty).
     fake("mode?set=down")
@@ -137,7 +128,7 @@ def test_an_interrupted_copy_links_nothing_and_is_retried(fill, gone, upstream, 
     # The read through the edge queues the fill; the upstream cuts every blob half-way.
     r = manifest(fill, "fill.test/fill/interrupted", "1")
     assert r.status_code == 200, r.text
-    wait_until("a cut blob body", lambda: any(line.startswith("CUT ") and blob in line
+    wait_for("a cut blob body", lambda: any(line.startswith("CUT ") and blob in line
                                               for line in fake("log")), 60)
     time.sleep(2)
     # Nothing unverified is linked: neither edge serves the layer from storage.
@@ -145,7 +136,7 @@ def test_an_interrupted_copy_links_nothing_and_is_retried(fill, gone, upstream, 
     assert not stored(gone, "fill.test/fill/interrupted", config)
     # The upstream is whole again: the job's next attempt (after its delay) copies it.
     fake("mode?set=pass")
-    wait_until("the layer stored", lambda: stored(gone, "fill.test/fill/interrupted", blob), 90)
+    wait_for("the layer stored", lambda: stored(gone, "fill.test/fill/interrupted", blob), 90)
     r = gone.request("GET", f"/v2/fill.test/fill/interrupted/blobs/{blob}")
     assert r.status_code == 307, r.text
     stored_bytes = requests.get(r.headers["Location"], timeout=60).content
@@ -166,7 +157,7 @@ def test_fills_on_the_r2_binding(upstream, faulty):
             return r.status_code == 307
 
     for b in blobs:
-        wait_until(f"{b} in R2", lambda: redirected(b))
+        wait_for(f"{b} in R2", lambda: redirected(b))
     r = r2.request("HEAD", f"/v2/fill.test/fill/r2/blobs/{blobs[1]}")
     assert int(r.headers["Content-Length"]) == len(layer)
     r = r2.request("GET", "/v2/_catalog")
@@ -196,7 +187,7 @@ def test_a_large_layer_is_copied_in_parts_with_the_memory_flat(fill, gone, upstr
     start = time.monotonic()
     r = manifest(fill, "direct.test/fill/large", "1")
     assert r.status_code == 200, r.text
-    wait_until("the large layer stored", lambda: stored(gone, "direct.test/fill/large", digest), 600)
+    wait_for("the large layer stored", lambda: stored(gone, "direct.test/fill/large", digest), 600)
     seconds = time.monotonic() - start
     grown = peak_rss_mib("edge-fill") - before
     print(f"\nmirror fill of {LARGE_MIB} MiB in parts of 64 MiB: {seconds:.1f} s "

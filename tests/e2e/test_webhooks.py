@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import edge_registry, env, Registry
+from conftest import edge_registry, env, Registry, skopeo_push, wait_for as wait_within
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from registry_push import push_blob, push_manifest  # noqa: E402
@@ -64,13 +64,7 @@ def deliveries(path: str) -> list[dict]:
 
 
 def wait_for(what: str, check, seconds: float = HOOKS_TIMEOUT):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"not within {seconds} s: {what}")
+    return wait_within(what, check, seconds)
 
 
 def verify(delivery: dict, secret: str) -> dict:
@@ -82,20 +76,6 @@ def verify(delivery: dict, secret: str) -> dict:
     assert hmac.compare_digest(fields["sha256"], expected), header
     assert abs(time.time() - int(t)) < 300, "an old timestamp is a replay"
     return json.loads(body)
-
-
-def skopeo_push(edge: Registry, ref: str) -> str:
-    """Pushes the fixture busybox image to `ref` at the edge; its manifest digest."""
-    user, password = edge.auth
-    images = Path(env("STACK_DIR"), "images")
-    with tempfile.TemporaryDirectory() as tmp:
-        digest_file = Path(tmp, "digest")
-        r = subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
-                            "--dest-creds", f"{user}:{password}", "--digestfile", str(digest_file),
-                            f"oci:{images / 'busybox'}:1", f"docker://{edge.addr}/{ref}"],
-                           capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stderr
-        return digest_file.read_text().strip()
 
 
 def test_a_push_delivers_a_signed_push_event_and_a_delete_a_delete(edge, hook):
