@@ -51,6 +51,9 @@ impl Manifest {
     }
 }
 
+/// How long a location trusts that the indexes are complete before it reads the root again.
+const COMPLETE_SECONDS: u64 = 60;
+
 /// Where a blob download goes, and how long a client or cache may keep the redirect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobLocation {
@@ -310,10 +313,14 @@ impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
             crate::index::catalog_root(self.store, self.layout).await?,
             crate::index::Lookup::Found(root) if root.complete
         );
-        let entry: &[u8] = if complete { b"1" } else { b"0" };
-        self.cache
-            .put(&key::index_complete(), entry, self.tag_cache_seconds)
-            .await;
+        // Complete stays complete (a rebuild only replaces a complete root with another): kept a
+        // minute; not complete yet, kept as long as a tag.
+        let (entry, seconds): (&[u8], u64) = if complete {
+            (b"1", COMPLETE_SECONDS)
+        } else {
+            (b"0", self.tag_cache_seconds)
+        };
+        self.cache.put(&key::index_complete(), entry, seconds).await;
         Ok(complete)
     }
 
@@ -469,8 +476,9 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
         Ok(found)
     }
 
-    /// From the referrers index: one read. Without one (not built yet, or broken), from a scan of
-    /// every manifest of the repository.
+    /// From the referrers index: one read (and the root's, for whether the index is complete,
+    /// once a minute). Without a complete index, or with a broken object, from a scan of every
+    /// manifest of the repository.
     async fn referrers(&self, name: &Name, subject: &Digest) -> Result<Vec<Value>> {
         let cache_key = key::referrers(name, subject);
         if let Some(cached) = self
@@ -486,11 +494,12 @@ impl<S: ObjectStore, C: EdgeCache> Content for LayoutContent<'_, S, C> {
         } else {
             crate::index::Lookup::NotBuilt
         };
+        // An object is the whole truth only once a rebuild completed the index: before that, a
+        // subject's object holds what was pushed since, not what storage held already.
+        let complete = self.indexed && self.index_complete().await?;
         let found = match lookup {
-            crate::index::Lookup::Found(found) => found,
-            crate::index::Lookup::NotBuilt if self.indexed && self.index_complete().await? => {
-                Vec::new()
-            }
+            crate::index::Lookup::Found(found) if complete => found,
+            crate::index::Lookup::NotBuilt if complete => Vec::new(),
             lookup => {
                 if self.indexed {
                     *self.unindexed.borrow_mut() = Some(match lookup {

@@ -132,11 +132,21 @@ pub struct Catalog {
     #[serde(default)]
     pub built: u64,
     pub shards: Vec<ShardRef>,
+    /// The last `REMOVALS` names taken off, and when (Unix seconds): a rebuild that found one of
+    /// them before it was removed checks it again rather than list it back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<(String, u64)>,
 }
+
+/// How many removals the root remembers.
+pub const REMOVALS: usize = 1_000;
 
 #[derive(Serialize, Deserialize)]
 struct Shard {
     names: Vec<String>,
+    /// Random: two shards of the same names are two objects, so deleting a replaced one never
+    /// takes away what another root names.
+    nonce: String,
 }
 
 /// The root as read, and the version a write back must find.
@@ -161,9 +171,13 @@ async fn read_root(store: &impl ObjectStore, layout: &Layout) -> Result<Lookup<R
     )
 }
 
-/// The root's own checks: shards in order, none empty, none overlapping.
+/// The root's own checks: shards named by a sha256, in order, none empty, none overlapping.
 fn check_root(key: &str, catalog: Catalog) -> Result<Catalog, String> {
     for (i, shard) in catalog.shards.iter().enumerate() {
+        let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+        if shard.sha256.len() != 64 || !shard.sha256.chars().all(hex) {
+            return Err(format!("{key}: shard {i} is not named by a sha256"));
+        }
         if shard.count == 0 || compare_names(&shard.first, &shard.last) == Ordering::Greater {
             return Err(format!("{key}: shard {i} is empty or reversed"));
         }
@@ -229,8 +243,10 @@ async fn write_shard(
     layout: &Layout,
     names: &[String],
 ) -> Result<ShardRef, StoreError> {
+    let nonce = crate::auth::secret::random_id().map_err(StoreError)?;
     let bytes = serde_json::to_vec(&Shard {
         names: names.to_vec(),
+        nonce,
     })
     .expect("JSON serializes");
     let sha256 = sha256_hex(&bytes);
@@ -338,6 +354,8 @@ pub async fn catalog_root(
 pub struct Existing {
     /// Every name its shards hold (none, when it is broken: its names are not trusted).
     pub names: Vec<String>,
+    /// The names it took off lately, and when.
+    pub removed: Vec<(String, u64)>,
     /// The root's version, for the write that replaces it.
     pub version: Option<String>,
     /// Its shards (sha256), to delete once replaced.
@@ -356,12 +374,14 @@ pub async fn catalog_names(
     };
     let mut existing = Existing {
         names: Vec::new(),
+        removed: Vec::new(),
         version: Some(version),
         shards: Vec::new(),
     };
     let Ok(catalog) = unseal::<Catalog>(&key, &bytes).and_then(|c| check_root(&key, c)) else {
         return Ok(Some(existing));
     };
+    existing.removed = catalog.removed.clone();
     for shard in &catalog.shards {
         existing.shards.push(shard.sha256.clone());
         if let Lookup::Found(found) = read_shard(store, cache, layout, shard).await? {
@@ -379,6 +399,7 @@ pub async fn set_repositories(
     cache: &impl EdgeCache,
     layout: &Layout,
     changes: &[(String, bool)],
+    now: u64,
 ) -> Result<bool, Problem> {
     for _ in 0..ATTEMPTS {
         let root = match read_root(store, layout).await? {
@@ -403,6 +424,7 @@ pub async fn set_repositories(
         }
         let mut changed = false;
         let mut missing = false;
+        let mut removed = Vec::new();
         for (name, present) in changes {
             // The shard whose range holds the name: the last that starts at or before it.
             let i = shards
@@ -431,6 +453,7 @@ pub async fn set_repositories(
                 }
                 (Ok(at), false) => {
                     names.remove(at);
+                    removed.push((name.clone(), now));
                     changed = true;
                 }
                 _ => {}
@@ -462,10 +485,13 @@ pub async fn set_repositories(
                 }
             }
         }
-        let catalog = Catalog {
+        let mut catalog = Catalog {
             shards: next,
             ..root.catalog
         };
+        catalog.removed.extend(removed);
+        let over = catalog.removed.len().saturating_sub(REMOVALS);
+        catalog.removed.drain(..over);
         if commit_root(store, layout, &catalog, root.version.as_deref()).await? {
             forget_shards(store, layout, &catalog, &replaced).await;
             return Ok(true);
@@ -483,6 +509,7 @@ pub async fn write_catalog(
     mut names: Vec<String>,
     version: Option<&str>,
     replaced: &[String],
+    removed: Vec<(String, u64)>,
     now: u64,
 ) -> Result<bool, StoreError> {
     names.sort_by(|a, b| compare_names(a, b));
@@ -496,6 +523,7 @@ pub async fn write_catalog(
         complete: true,
         built: now,
         shards,
+        removed,
     };
     if !commit_root(store, layout, &catalog, version).await? {
         return Ok(false);

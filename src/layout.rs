@@ -82,7 +82,7 @@ impl Layout {
     /// `subject` it is.
     pub fn referrers_index(&self, name: &Name, subject: &Digest) -> String {
         format!(
-            "{}/{}/{}/list.json",
+            "{}{}/{}/list.json",
             self.referrers_index_dir(name),
             subject.algorithm().as_str(),
             subject.hex()
@@ -207,6 +207,16 @@ mod tests {
             format!("{root}/repositories/team/app/_manifests/tags/")
         );
         assert_eq!(l.repositories(), format!("{root}/repositories/"));
+        assert_eq!(
+            l.referrers_index(&name, &digest),
+            format!(
+                "origin/registry-edge/index/referrers/team/app/_subjects/sha256/{HEX}/list.json"
+            )
+        );
+        assert_eq!(
+            l.catalog_shard(HEX),
+            format!("origin/registry-edge/index/catalog/{HEX}.json")
+        );
     }
 
     #[test]

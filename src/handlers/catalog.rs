@@ -43,6 +43,17 @@ impl<P: Platform> App<P> {
             })
         };
         let n = page.n.unwrap_or(DEFAULT_N).min(super::MAX_PAGE);
+        let key = cursor_key(&self.config.upload_key.0);
+        let page = Page {
+            n: page.n,
+            last: page
+                .last
+                .map(|last| match last.strip_prefix(CURSOR) {
+                    Some(sealed) => open_cursor(&key, sealed),
+                    None => Ok(last),
+                })
+                .transpose()?,
+        };
         let lookup = if self.indexes_kept() {
             let shards = if visible.is_none() {
                 1
@@ -92,6 +103,17 @@ impl<P: Platform> App<P> {
             repositories: &entries,
         });
         let mut response = json_response(StatusCode::OK, body);
+        // A page that ended on a repository the caller may not see goes on from there without
+        // naming it.
+        let next = next
+            .map(|last| {
+                if shown(&last) {
+                    Ok(last)
+                } else {
+                    seal_cursor(&key, &last).map(|sealed| format!("{CURSOR}{sealed}"))
+                }
+            })
+            .transpose()?;
         if let Some(last) = next {
             response.headers_mut().insert(
                 header::LINK,
@@ -110,4 +132,78 @@ impl<P: Platform> App<P> {
 #[derive(serde::Serialize)]
 struct Catalog<'a> {
     repositories: &'a [String],
+}
+
+/// What starts an opaque `last=` cursor (no repository name starts with it).
+const CURSOR: &str = "~";
+
+/// The cursors' key: derived from the edge's secret, for this one use.
+fn cursor_key(secret: &[u8]) -> [u8; 32] {
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(b"registry-edge catalog cursor");
+    mac.finalize().into_bytes().into()
+}
+
+/// `name`, encrypted and authenticated (AES-256-GCM, a random nonce), base64url.
+fn seal_cursor(key: &[u8; 32], name: &str) -> Result<String> {
+    use aes_gcm::aead::{Aead, KeyInit};
+    use base64::Engine;
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key).expect("a 32-byte key");
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce)
+        .map_err(|e| crate::error::Error::internal(format!("no randomness: {e}")))?;
+    let sealed = cipher
+        .encrypt(&nonce.into(), name.as_bytes())
+        .map_err(|_| crate::error::Error::internal("sealing a catalog cursor"))?;
+    let mut bytes = nonce.to_vec();
+    bytes.extend_from_slice(&sealed);
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The name a cursor `seal_cursor` made holds; a 400 for anything else.
+fn open_cursor(key: &[u8; 32], sealed: &str) -> Result<String> {
+    use aes_gcm::aead::{Aead, KeyInit};
+    use base64::Engine;
+    let invalid = || {
+        crate::error::Error::new(crate::error::ErrorCode::BadRequest).with_message(
+            "last= is not a cursor this registry handed out: follow the Link header, or start again",
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sealed)
+        .map_err(|_| invalid())?;
+    if bytes.len() < 12 + 16 {
+        return Err(invalid());
+    }
+    let (nonce, text) = bytes.split_at(12);
+    let nonce: [u8; 12] = nonce.try_into().expect("12 bytes");
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key).expect("a 32-byte key");
+    let name = cipher.decrypt(&nonce.into(), text).map_err(|_| invalid())?;
+    String::from_utf8(name).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_hide_the_name_and_refuse_what_they_did_not_make() {
+        let key = cursor_key(b"secret");
+        let sealed = seal_cursor(&key, "team-b/private").unwrap();
+        assert!(!sealed.contains("team"));
+        assert_ne!(
+            sealed,
+            seal_cursor(&key, "team-b/private").unwrap(),
+            "a nonce each"
+        );
+        assert_eq!(open_cursor(&key, &sealed).unwrap(), "team-b/private");
+        assert!(open_cursor(&cursor_key(b"other"), &sealed).is_err());
+        let mut forged = sealed.into_bytes();
+        let last = forged.len() - 1;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        assert!(open_cursor(&key, std::str::from_utf8(&forged).unwrap()).is_err());
+        assert!(open_cursor(&key, "team-a").is_err());
+    }
 }

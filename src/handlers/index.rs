@@ -79,6 +79,9 @@ pub struct Rebuild {
     /// The current repository's referrers so far, by subject.
     #[serde(default)]
     subjects: BTreeMap<String, Vec<Value>>,
+    /// The current repository's subjects still to write, once its manifests are read.
+    #[serde(default)]
+    pending: Option<Vec<String>>,
     /// Repositories that hold a manifest.
     #[serde(default)]
     present: Vec<String>,
@@ -136,6 +139,9 @@ impl<P: Platform> App<P> {
     /// Queues the index update for a manifest just written or deleted in `name`. A queue that
     /// cannot take it is logged (the next rebuild finds what it missed).
     pub(crate) async fn queue_index(&self, name: &Name, digest: &Digest, subject: Option<&Digest>) {
+        if !self.indexes_kept() {
+            return;
+        }
         let job = Job::IndexManifest {
             name: name.to_string(),
             digest: digest.to_string(),
@@ -170,7 +176,9 @@ impl<P: Platform> App<P> {
         }
     }
 
-    /// Brings the indexes up to date with `digest` in `name`, as storage has them now.
+    /// Brings the indexes up to date with `digest` in `name`, as storage has them now. What
+    /// storage said is read again after each write, and the write redone when it changed
+    /// meanwhile: of two jobs racing a push and a delete, the one that writes last checks last.
     pub(crate) async fn index_manifest(
         &self,
         name: &Name,
@@ -178,20 +186,19 @@ impl<P: Platform> App<P> {
         subject: Option<&Digest>,
     ) -> std::result::Result<(), Problem> {
         let layout = &self.config.layout;
-        let present = self.holds_manifests(name).await?;
-        index::set_repositories(
-            &self.store,
-            &self.cache,
-            layout,
-            &[(name.to_string(), present)],
-        )
-        .await?;
-        let linked = self
-            .store
-            .get(&layout.manifest_revision_link(name, digest))
-            .await?
-            .and_then(|b| parse_link(&b))
-            .is_some();
+        let now = self.clock.now();
+        let mut present = self.holds_manifests(name).await?;
+        for _ in 0..4 {
+            let changes = [(name.to_string(), present)];
+            if !index::set_repositories(&self.store, &self.cache, layout, &changes, now).await? {
+                break;
+            }
+            let again = self.holds_manifests(name).await?;
+            if again == present {
+                break;
+            }
+            present = again;
+        }
         let found = self
             .stored_manifest(digest)
             .await?
@@ -203,18 +210,35 @@ impl<P: Platform> App<P> {
         let Some(subject) = subject else {
             return Ok(());
         };
-        let descriptor = descriptor.filter(|_| linked);
-        index::set_referrer(
-            &self.store,
-            layout,
-            name,
-            &subject,
-            digest,
-            descriptor.as_ref(),
-        )
-        .await?;
+        let mut linked = self.manifest_linked(name, digest).await?;
+        for _ in 0..4 {
+            let listed = descriptor.as_ref().filter(|_| linked);
+            if !index::set_referrer(&self.store, layout, name, &subject, digest, listed).await? {
+                break;
+            }
+            let again = self.manifest_linked(name, digest).await?;
+            if again == linked {
+                break;
+            }
+            linked = again;
+        }
         self.cache.delete(&key::referrers(name, &subject)).await;
         Ok(())
+    }
+
+    /// Whether `name` links the manifest `digest`.
+    async fn manifest_linked(
+        &self,
+        name: &Name,
+        digest: &Digest,
+    ) -> std::result::Result<bool, StoreError> {
+        let link = self.config.layout.manifest_revision_link(name, digest);
+        Ok(self
+            .store
+            .get(&link)
+            .await?
+            .and_then(|b| parse_link(&b))
+            .is_some())
     }
 
     /// Asks for a rebuild from a read that found no index, or a broken one: at most once per
@@ -354,6 +378,9 @@ impl<P: Platform> App<P> {
                         continue;
                     }
                     let path = state.frontier.remove(0);
+                    if !path.is_empty() && path.parse::<Name>().is_err() {
+                        continue; // not the rebuild's own (its state was edited): skipped
+                    }
                     let prefix = if path.is_empty() {
                         layout.repositories()
                     } else {
@@ -397,7 +424,8 @@ impl<P: Platform> App<P> {
     }
 
     /// Some of the work of indexing one repository: its listing, then its manifests, then its
-    /// referrers' objects once every manifest is read. Returns the storage requests made.
+    /// referrers' objects once every manifest is read, then the next repository. Returns the
+    /// storage requests made.
     async fn index_repository(
         &self,
         state: &mut Rebuild,
@@ -411,6 +439,7 @@ impl<P: Platform> App<P> {
             state.listed = Some(hexes);
             state.read = 0;
             state.subjects.clear();
+            state.pending = None;
             return Ok(1);
         };
         if let Some(hex) = listed.get(state.read) {
@@ -427,39 +456,43 @@ impl<P: Platform> App<P> {
             state.manifests += 1;
             return Ok(1);
         }
-        // Every manifest read: the repository's referrers objects, then the next repository.
         let listed: BTreeSet<String> = listed.iter().map(|hex| format!("sha256:{hex}")).collect();
-        let mut spent = 0;
-        let mut subjects: BTreeSet<String> = state.subjects.keys().cloned().collect();
-        // The subjects the index holds for the repository (stale ones are emptied): a listing,
-        // and one per digest algorithm found.
-        let dir = layout.referrers_index_dir(name);
-        let algorithms = self.store.list_dirs(&dir).await?;
-        spent += 1;
-        for algorithm in Algorithm::ALL {
-            if !algorithms.iter().any(|a| a == algorithm.as_str()) {
-                continue;
+        let Some(pending) = &mut state.pending else {
+            // Every manifest read: the subjects to write are those found and those the index
+            // holds for the repository (stale ones are emptied): a listing, and one per digest
+            // algorithm found.
+            let mut subjects: BTreeSet<String> = state.subjects.keys().cloned().collect();
+            let dir = layout.referrers_index_dir(name);
+            let algorithms = self.store.list_dirs(&dir).await?;
+            let mut spent = 1;
+            for algorithm in Algorithm::ALL {
+                if !algorithms.iter().any(|a| a == algorithm.as_str()) {
+                    continue;
+                }
+                let stored = self
+                    .store
+                    .list_dirs(&format!("{dir}{}/", algorithm.as_str()))
+                    .await?;
+                spent += 1;
+                subjects.extend(
+                    stored
+                        .iter()
+                        .filter_map(|hex| Digest::from_parts(algorithm, hex).ok())
+                        .map(|d| d.to_string()),
+                );
             }
-            let stored = self
-                .store
-                .list_dirs(&format!("{dir}{}/", algorithm.as_str()))
-                .await?;
-            spent += 1;
-            subjects.extend(
-                stored
-                    .iter()
-                    .filter_map(|hex| Digest::from_parts(algorithm, hex).ok())
-                    .map(|d| d.to_string()),
-            );
-        }
-        for subject in subjects {
+            state.pending = Some(subjects.into_iter().collect());
+            return Ok(spent);
+        };
+        // One subject per call: a repository with many signed subjects spreads over steps.
+        if let Some(subject) = pending.pop() {
             let Ok(subject_digest) = subject.parse::<Digest>() else {
-                continue;
+                return Ok(0);
             };
             let rebuilt = state.subjects.get(&subject).cloned().unwrap_or_default();
-            spent += self
+            return self
                 .replace_referrers(name, &subject_digest, &listed, rebuilt)
-                .await?;
+                .await;
         }
         if !listed.is_empty() {
             state.present.push(name.to_string());
@@ -469,12 +502,14 @@ impl<P: Platform> App<P> {
         state.listed = None;
         state.read = 0;
         state.subjects.clear();
-        Ok(spent)
+        state.pending = None;
+        Ok(0)
     }
 
     /// Writes `rebuilt` as the referrers of `subject` in `name`, the manifests `listed` having
     /// been read. An entry of another manifest stays while that manifest is linked (pushed after
-    /// the listing); a broken object is replaced.
+    /// the listing), and one of `rebuilt` goes only while its manifest is linked still (deleted
+    /// since it was read); a broken object is replaced.
     async fn replace_referrers(
         &self,
         name: &Name,
@@ -488,31 +523,27 @@ impl<P: Platform> App<P> {
             index::Lookup::Found(found) => found,
             _ => Vec::new(),
         };
+        let digest_of = |d: &Value| d["digest"].as_str().unwrap_or("").to_owned();
         let mut gone = BTreeSet::new();
-        for d in &existing {
-            let Some(digest) = d["digest"].as_str() else {
-                continue;
-            };
-            if listed.contains(digest) {
-                continue;
-            }
+        let candidates = existing
+            .iter()
+            .map(digest_of)
+            .filter(|d| !listed.contains(d))
+            .chain(rebuilt.iter().map(digest_of));
+        for digest in candidates.collect::<BTreeSet<String>>() {
             let Ok(parsed) = digest.parse::<Digest>() else {
                 continue;
             };
             spent += 1;
-            let link = layout.manifest_revision_link(name, &parsed);
-            if self.store.get(&link).await?.is_none() {
-                gone.insert(digest.to_owned());
+            if !self.manifest_linked(name, &parsed).await? {
+                gone.insert(digest);
             }
         }
-        let digest_of = |d: &Value| d["digest"].as_str().unwrap_or("").to_owned();
         index::update_referrers(&self.store, layout, name, subject, true, |manifests| {
             let before = manifests.clone();
-            manifests.retain(|d| {
-                let digest = digest_of(d);
-                !listed.contains(&digest) && !gone.contains(&digest)
-            });
+            manifests.retain(|d| !listed.contains(&digest_of(d)));
             manifests.extend(rebuilt.iter().cloned());
+            manifests.retain(|d| !gone.contains(&digest_of(d)));
             manifests.sort_by_key(digest_of);
             *manifests != before
         })
@@ -521,9 +552,10 @@ impl<P: Platform> App<P> {
         Ok(spent + 2)
     }
 
-    /// The rebuild's last step: the catalog, as the walk found it, plus what the index gained
-    /// meanwhile and storage confirms (a repository pushed after the walk passed it), written
-    /// complete over the root's version.
+    /// The rebuild's last step: the catalog, as the walk found it, checked again where the index
+    /// removed a name since the rebuild began (a repository emptied after the walk passed it),
+    /// plus what the index gained meanwhile and storage confirms (a repository pushed after the
+    /// walk passed it), written complete over the root's version.
     async fn write_rebuilt_catalog(&self, state: &Rebuild) -> std::result::Result<usize, Problem> {
         let layout = &self.config.layout;
         let present: BTreeSet<&String> = state.present.iter().collect();
@@ -531,24 +563,56 @@ impl<P: Platform> App<P> {
         for _ in 0..8 {
             let existing = index::catalog_names(&self.store, &self.cache, layout).await?;
             spent += 1;
-            let (names, version, replaced) = match existing {
-                Some(existing) => (existing.names, existing.version, existing.shards),
-                None => (Vec::new(), None, Vec::new()),
-            };
-            let mut all: Vec<String> = state.present.clone();
-            for name in names.into_iter().filter(|n| !present.contains(n)) {
+            let existing = existing.unwrap_or(index::Existing {
+                names: Vec::new(),
+                removed: Vec::new(),
+                version: None,
+                shards: Vec::new(),
+            });
+            let removed_since: BTreeSet<&String> = existing
+                .removed
+                .iter()
+                .filter(|(_, at)| *at >= state.started)
+                .map(|(name, _)| name)
+                .collect();
+            let mut check: BTreeSet<&String> = existing
+                .names
+                .iter()
+                .filter(|n| !present.contains(n))
+                .collect();
+            check.extend(
+                present
+                    .iter()
+                    .copied()
+                    .filter(|n| removed_since.contains(n)),
+            );
+            let mut all: Vec<String> = state
+                .present
+                .iter()
+                .filter(|n| !removed_since.contains(n))
+                .cloned()
+                .collect();
+            for name in check {
                 let Ok(parsed) = name.parse::<Name>() else {
                     continue;
                 };
                 spent += 1;
                 if self.holds_manifests(&parsed).await? {
-                    all.push(name);
+                    all.push(name.clone());
                 }
             }
             let now = self.clock.now();
-            if index::write_catalog(&self.store, layout, all, version.as_deref(), &replaced, now)
-                .await?
-            {
+            let written = index::write_catalog(
+                &self.store,
+                layout,
+                all,
+                existing.version.as_deref(),
+                &existing.shards,
+                existing.removed.clone(),
+                now,
+            )
+            .await?;
+            if written {
                 return Ok(spent + 1);
             }
         }

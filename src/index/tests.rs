@@ -25,7 +25,7 @@ fn names(n: usize) -> Vec<String> {
 
 fn set(store: &MemoryStore, cache: &MemoryCache, changes: &[(&str, bool)]) -> bool {
     let changes: Vec<(String, bool)> = changes.iter().map(|(n, p)| (n.to_string(), *p)).collect();
-    block_on(set_repositories(store, cache, &layout(), &changes)).unwrap()
+    block_on(set_repositories(store, cache, &layout(), &changes, 1)).unwrap()
 }
 
 /// Marks the root complete, as a rebuild's end does, keeping its names.
@@ -39,6 +39,7 @@ fn complete(store: &MemoryStore, cache: &MemoryCache) {
         existing.names,
         existing.version.as_deref(),
         &existing.shards,
+        existing.removed,
         1,
     ))
     .unwrap();
@@ -116,7 +117,7 @@ fn shards_split_and_a_page_reads_the_root_and_one_shard() {
     // In batches, as jobs would, in an order that is not the catalog's.
     for chunk in all.iter().rev().collect::<Vec<_>>().chunks(100) {
         let changes: Vec<(String, bool)> = chunk.iter().map(|n| (n.to_string(), true)).collect();
-        block_on(set_repositories(&store, &cache, &layout(), &changes)).unwrap();
+        block_on(set_repositories(&store, &cache, &layout(), &changes, 1)).unwrap();
     }
     complete(&store, &cache);
     let Lookup::Found(root) = block_on(catalog_root(&store, &layout())).unwrap() else {
@@ -162,7 +163,7 @@ fn shards_split_and_a_page_reads_the_root_and_one_shard() {
 
     // Names removed until shards empty: they leave the root.
     let gone: Vec<(String, bool)> = all[..2000].iter().map(|n| (n.clone(), false)).collect();
-    block_on(set_repositories(&store, &cache, &layout(), &gone)).unwrap();
+    block_on(set_repositories(&store, &cache, &layout(), &gone, 1)).unwrap();
     let (seen, _) = all_pages(&store, &cache, 100, |_| true, 1);
     assert_eq!(seen, all[2000..]);
 }
@@ -171,7 +172,16 @@ fn shards_split_and_a_page_reads_the_root_and_one_shard() {
 fn a_filtered_page_walks_shards_within_a_bound_and_pages_through_everything() {
     let (store, cache) = (MemoryStore::default(), new_cache());
     let all = names(5_000);
-    block_on(write_catalog(&store, &layout(), all.clone(), None, &[], 1)).unwrap();
+    block_on(write_catalog(
+        &store,
+        &layout(),
+        all.clone(),
+        None,
+        &[],
+        Vec::new(),
+        1,
+    ))
+    .unwrap();
     // One repository in a thousand is visible.
     let visible = |n: &str| n.ends_with("777");
     let want: Vec<String> = all.iter().filter(|n| visible(n)).cloned().collect();
@@ -203,7 +213,7 @@ fn concurrent_writers_of_the_catalog_lose_nothing() {
         let cache = new_cache();
         let changes = [("other/writer".to_owned(), true)];
         // The memory store never waits: the other writer runs to its end at once.
-        set_repositories(store, &cache, &layout(), &changes)
+        set_repositories(store, &cache, &layout(), &changes, 1)
             .now_or_never()
             .unwrap()
             .unwrap();
@@ -268,6 +278,7 @@ fn index_objects_edited_by_hand_are_never_served() {
         vec!["a".into(), "b".into()],
         None,
         &[],
+        Vec::new(),
         1,
     ))
     .unwrap();
@@ -327,7 +338,7 @@ fn index_objects_edited_by_hand_are_never_served() {
     // And an update refuses to build on it (a rebuild replaces it).
     let changes = [("c".to_owned(), true)];
     assert!(matches!(
-        block_on(set_repositories(&store, &cache, &layout(), &changes)),
+        block_on(set_repositories(&store, &cache, &layout(), &changes, 1)),
         Err(Problem::Corrupt(_))
     ));
 

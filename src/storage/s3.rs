@@ -213,8 +213,9 @@ impl<H: HttpClient, K: Clock> ObjectStore for S3Store<H, K> {
         }
     }
 
-    /// `If-Match: <etag>` or `If-None-Match: *`: 412 when the object is not as expected, and 409
-    /// when S3 saw a conflicting conditional write in flight (both mean "read again").
+    /// `If-Match: <etag>` or `If-None-Match: *`: 412 when the object is not as expected, 409
+    /// when S3 saw a conflicting conditional write in flight, 404 for `If-Match` on a deleted
+    /// key (all mean "read again").
     async fn put_if(
         &self,
         key: &str,
@@ -234,6 +235,8 @@ impl<H: HttpClient, K: Clock> ObjectStore for S3Store<H, K> {
         match response.status() {
             StatusCode::OK | StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(true),
             StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT => Ok(false),
+            // AWS answers `If-Match` on a key that is gone with NoSuchKey.
+            StatusCode::NOT_FOUND if matches!(expect, super::Expect::Version(_)) => Ok(false),
             _ => Err(unexpected("PUT", key, &response)),
         }
     }

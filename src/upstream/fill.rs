@@ -154,7 +154,9 @@ impl<P: Platform> App<P> {
             .await?;
         // The mirror's repository enters the catalog with its first manifest, and a manifest
         // with a subject its referrers (a failure is the rebuild's to mend, not the fill's).
-        if let Err(e) = self.index_manifest(&name, &digest, None).await {
+        if self.indexes_kept()
+            && let Err(e) = self.index_manifest(&name, &digest, None).await
+        {
             (self.log)(&format!("indexing the mirror's {name}@{digest}: {e}"));
         }
         self.queue_references(&name, &manifest.bytes).await?;

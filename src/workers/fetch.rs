@@ -1,5 +1,5 @@
-//! `HttpClient` over the Workers `fetch()`: small requests only (storage reads), redirects not
-//! followed.
+//! `HttpClient` over the Workers `fetch()`: small requests only (storage reads and small writes),
+//! redirects not followed.
 
 use worker::{Fetch, Method, Request, RequestInit, RequestRedirect};
 
@@ -16,6 +16,19 @@ impl HttpClient for FetchClient {
         let mut init = RequestInit::new();
         init.with_method(Method::from(request.method().as_str().to_owned()));
         init.with_redirect(RequestRedirect::Manual);
+        // The request's own headers (a conditional write's `If-Match`); the runtime sets the
+        // length and the host itself.
+        let headers = worker::Headers::new();
+        for (name, value) in request.headers() {
+            if name == http::header::CONTENT_LENGTH || name == http::header::HOST {
+                continue;
+            }
+            let value = value.to_str().map_err(|e| format!("header {name}: {e}"))?;
+            headers
+                .set(name.as_str(), value)
+                .map_err(|e| format!("header {name}: {e}"))?;
+        }
+        init.with_headers(headers);
         if !request.body().is_empty() {
             let body = js_sys::Uint8Array::from(request.body().as_slice());
             init.with_body(Some(body.into()));

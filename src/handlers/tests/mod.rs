@@ -688,7 +688,7 @@ fn error_message(r: &Response<Vec<u8>>) -> String {
 fn run_jobs(f: &Fixture, app: &App<Test<'_>>) -> Vec<(crate::jobs::Job, crate::jobs::Outcome)> {
     let mut done = Vec::new();
     let mut retried = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..10_000 {
         let mut jobs = f.jobs.take();
         jobs.append(&mut retried);
         if jobs.is_empty() {
@@ -703,7 +703,7 @@ fn run_jobs(f: &Fixture, app: &App<Test<'_>>) -> Vec<(crate::jobs::Job, crate::j
             }
         }
     }
-    panic!("jobs still retried after 10 rounds: {retried:?}");
+    panic!("jobs still queued after 10,000 rounds (retried: {retried:?})");
 }
 
 /// One attempt of `job`.
