@@ -344,17 +344,8 @@ impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
                 if !path.is_empty() && dirs.iter().any(|d| d == "_layers" || d == "_manifests") {
                     found.push(path.clone());
                 }
-                for dir in dirs.into_iter().filter(|d| !d.starts_with('_')) {
-                    let child = if path.is_empty() {
-                        dir
-                    } else {
-                        format!("{path}/{dir}")
-                    };
-                    // Directories that cannot be part of a valid name are not repositories.
-                    if child.parse::<Name>().is_ok() {
-                        next.push(child);
-                    }
-                }
+                // Directories that cannot be part of a valid name are not repositories.
+                next.extend(crate::layout::child_paths(path, dirs));
             }
             level = next;
         }

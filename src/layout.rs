@@ -168,6 +168,22 @@ impl Layout {
     }
 }
 
+/// The directories under the repositories' directory `path` ("" for the top) that may lead to
+/// repositories: `dirs` (its listing) that are no `_` directory of distribution's and make a
+/// valid name with `path`.
+pub fn child_paths(path: &str, dirs: Vec<String>) -> impl Iterator<Item = String> + '_ {
+    dirs.into_iter()
+        .filter(|d| !d.starts_with('_'))
+        .map(move |dir| {
+            if path.is_empty() {
+                dir
+            } else {
+                format!("{path}/{dir}")
+            }
+        })
+        .filter(|child| child.parse::<Name>().is_ok())
+}
+
 /// Reads a `link` file: exactly one digest, optionally followed by whitespace.
 pub fn parse_link(bytes: &[u8]) -> Option<Digest> {
     std::str::from_utf8(bytes).ok()?.trim_end().parse().ok()

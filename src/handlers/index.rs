@@ -391,16 +391,8 @@ impl<P: Platform> App<P> {
                     if !path.is_empty() && dirs.iter().any(|d| d == "_manifests") {
                         state.found.push(path.clone());
                     }
-                    for dir in dirs.into_iter().filter(|d| !d.starts_with('_')) {
-                        let child = if path.is_empty() {
-                            dir
-                        } else {
-                            format!("{path}/{dir}")
-                        };
-                        if child.parse::<Name>().is_ok() {
-                            state.frontier.push(child);
-                        }
-                    }
+                    let children = crate::layout::child_paths(&path, dirs);
+                    state.frontier.extend(children);
                 }
                 Phase::Indexing => {
                     let Some(name) = state.found.get(state.position).cloned() else {

@@ -24,23 +24,7 @@ fn r2_error(op: &str, key: &str, e: worker::Error) -> StoreError {
 
 impl ObjectStore for R2Store {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(object) = self
-            .bucket
-            .get(key)
-            .execute()
-            .await
-            .map_err(|e| r2_error("get", key, e))?
-        else {
-            return Ok(None);
-        };
-        match object.body() {
-            Some(body) => body
-                .bytes()
-                .await
-                .map(Some)
-                .map_err(|e| r2_error("read", key, e)),
-            None => Ok(Some(Vec::new())),
-        }
+        Ok(self.get_versioned(key).await?.map(|(bytes, _)| bytes))
     }
 
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
