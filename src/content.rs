@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use url::Url;
@@ -50,6 +50,10 @@ impl Manifest {
         })
     }
 }
+
+/// How many storage reads a walk or a scan has in flight (Workers open 6 connections at a time
+/// per request; the rest wait their turn).
+const CONCURRENT_READS: usize = 16;
 
 /// How long a location trusts that the indexes are complete before it reads the root again.
 const COMPLETE_SECONDS: u64 = 60;
@@ -292,7 +296,13 @@ impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
                     .filter_map(|hex| Digest::from_parts(algorithm, hex).ok()),
             );
         }
-        let manifests = try_join_all(digests.iter().map(|d| self.manifest_blob(d))).await?;
+        // At most `CONCURRENT_READS` at a time: a repository of thousands of manifests would
+        // otherwise queue them all behind the runtime's connection limit, each on its timeout.
+        let manifests: Vec<Option<Manifest>> = futures::stream::iter(digests.iter())
+            .map(|d| self.manifest_blob(d))
+            .buffered(CONCURRENT_READS)
+            .try_collect()
+            .await?;
         let subject = subject.to_string();
         Ok(digests
             .iter()
@@ -328,15 +338,18 @@ impl<S: ObjectStore, C: EdgeCache> LayoutContent<'_, S, C> {
         let mut found = Vec::new();
         let mut level = vec![String::new()];
         while !level.is_empty() {
-            let listings = try_join_all(level.iter().map(|path| {
-                let prefix = if path.is_empty() {
-                    self.layout.repositories()
-                } else {
-                    self.layout.repository_dir(path)
-                };
-                async move { self.store.list_dirs(&prefix).await.map(|dirs| (path, dirs)) }
-            }))
-            .await?;
+            let listings: Vec<(&String, Vec<String>)> = futures::stream::iter(level.iter())
+                .map(|path| {
+                    let prefix = if path.is_empty() {
+                        self.layout.repositories()
+                    } else {
+                        self.layout.repository_dir(path)
+                    };
+                    async move { self.store.list_dirs(&prefix).await.map(|dirs| (path, dirs)) }
+                })
+                .buffered(CONCURRENT_READS)
+                .try_collect()
+                .await?;
             let mut next = Vec::new();
             for (path, dirs) in listings {
                 // distribution counts a directory with `_layers` (a repository that holds only

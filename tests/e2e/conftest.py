@@ -230,3 +230,24 @@ def skopeo_push(edge: Registry, ref: str) -> str:
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
         return digest_file.read_text().strip()
+
+
+def s3_env() -> dict:
+    """The environment boto3 (and tests/support scripts) reach the stack's S3 server with."""
+    return {**os.environ, "S3_BUCKET": "registry", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": os.environ.get("S3_ACCESS_KEY_ID", "registry-edge"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("S3_SECRET_ACCESS_KEY", "registry-edge-secret")}
+
+
+def s3_client():
+    """A boto3 client of the stack's S3 server (the bucket is `registry`)."""
+    import boto3
+    e = s3_env()
+    return boto3.client("s3", endpoint_url=env("S3_ENDPOINT"), region_name="us-east-1",
+                        aws_access_key_id=e["AWS_ACCESS_KEY_ID"], aws_secret_access_key=e["AWS_SECRET_ACCESS_KEY"])
+
+
+def holds_manifest(repo: str, root: str = "origin") -> bool:
+    """Whether the repository holds a manifest in storage (a revision link)."""
+    prefix = f"{root}/docker/registry/v2/repositories/{repo}/_manifests/revisions/sha256/"
+    return s3_client().list_objects_v2(Bucket="registry", Prefix=prefix, MaxKeys=1)["KeyCount"] > 0

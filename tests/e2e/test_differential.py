@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from conftest import cli, holds_manifest
+
 DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI = "application/vnd.oci.image.manifest.v1+json"
@@ -130,7 +132,20 @@ def summary(resp):
     return resp.status_code, headers, body
 
 
+# The edge's catalog (its index) lists the repositories that hold a manifest; distribution's every
+# repository directory (one that holds only blobs too): these are compared with the origin's list
+# so filtered.
+CATALOG_CASES = {"GET catalog", "GET catalog n=100"}
+
+
+def catalog_summary(resp, keep=lambda name: True):
+    repositories = [r for r in resp.json()["repositories"] if keep(r)]
+    return resp.status_code, resp.headers.get("Link"), repositories
+
+
 def test_differential(origin, edge_http):
+    # The edge's catalog comes from its index: built first, so that what is compared is that.
+    cli(edge_http, "index", "rebuild", "--wait", "300")
     failures, compared = [], 0
     for case_id, method, path, headers in cases(origin):
         o = send(origin, method, path, headers)
@@ -138,7 +153,10 @@ def test_differential(origin, edge_http):
         if case_id in DIFFERENCES:
             continue
         compared += 1
-        so, se = summary(o), summary(e)
+        if case_id in CATALOG_CASES:
+            so, se = catalog_summary(o, holds_manifest), catalog_summary(e)
+        else:
+            so, se = summary(o), summary(e)
         if so != se:
             failures.append(f"{case_id}: {path}\n  origin {so}\n  edge   {se}")
     assert not failures, f"{len(failures)} of {compared} differ:\n" + "\n".join(failures)

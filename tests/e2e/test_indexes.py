@@ -15,11 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 
-from conftest import Registry, cli, cli_json, edge_registry, env, skopeo_push, wait_for
+from conftest import Registry, cli, cli_json, edge_registry, env, s3_client, s3_env, skopeo_push, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from registry_push import push_blob  # noqa: E402
@@ -49,18 +48,6 @@ def scale() -> dict:
                        capture_output=True, text=True, timeout=600, env=s3_env())
     assert r.returncode == 0, r.stderr
     return {"reg": reg, **json.loads(r.stdout)}
-
-
-def s3_env() -> dict:
-    return {**os.environ, "S3_BUCKET": "registry", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": os.environ.get("S3_ACCESS_KEY_ID", "registry-edge"),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("S3_SECRET_ACCESS_KEY", "registry-edge-secret")}
-
-
-def s3():
-    e = s3_env()
-    return boto3.client("s3", endpoint_url=env("S3_ENDPOINT"), region_name="us-east-1",
-                        aws_access_key_id=e["AWS_ACCESS_KEY_ID"], aws_secret_access_key=e["AWS_SECRET_ACCESS_KEY"])
 
 
 def rebuilt(reg: Registry, seconds: int = 300) -> dict:
@@ -237,7 +224,7 @@ def test_a_team_token_pages_its_part_of_a_large_registry(scale):
 def test_an_index_object_edited_by_hand_is_detected_and_rebuilt(scale):
     reg = scale["reg"]
     indexed(reg)
-    client = s3()
+    client = s3_client()
     root_key = "scale/registry-edge/index/catalog.json"
     root = client.get_object(Bucket="registry", Key=root_key)["Body"].read()
     # A repository slipped into the catalog by hand (its count raised to match): the checksum

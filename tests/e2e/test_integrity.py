@@ -8,9 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
-
-from conftest import error_codes
+from conftest import error_codes, s3_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from registry_push import push_blob, push_manifest  # noqa: E402
@@ -28,10 +26,7 @@ def test_corrupt_manifest_is_refused_and_logged(origin, edge_http):
     tampered = body.replace(b'"layers"', b'"LAYERS"')
     assert len(tampered) == len(body) and hashlib.sha256(tampered).hexdigest() != hexpart
 
-    s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], region_name="us-east-1",
-                      aws_access_key_id=os.environ.get("S3_ACCESS_KEY_ID", "registry-edge"),
-                      aws_secret_access_key=os.environ.get("S3_SECRET_ACCESS_KEY",
-                                                           "registry-edge-secret"))
+    s3 = s3_client()
     key = f"origin/docker/registry/v2/blobs/sha256/{hexpart[:2]}/{hexpart}/data"
     s3.put_object(Bucket="registry", Key=key, Body=tampered)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import edge_registry, env, error_codes
+from conftest import edge_registry, env, error_codes, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from registry_push import push_blob, push_manifest  # noqa: E402
@@ -272,8 +272,10 @@ def test_referrer_push_keeps_the_subject_header(edge_http):
     r = edge_http.http.put(f"{edge_http.url}/v2/{repo}/manifests/{sha256(body)}", data=body,
                      headers={"Content-Type": OCI}, timeout=30)
     assert r.status_code == 201
-    index = edge_http.request("GET", f"/v2/{repo}/referrers/{subject_digest}").json()
-    assert [m["digest"] for m in index["manifests"]] == [sha256(body)]
+    assert r.headers["OCI-Subject"] == subject_digest
+    # Listed within the queue's delivery (the referrers index follows the write).
+    wait_for("the referrer listed", lambda: [m["digest"] for m in edge_http.request(
+        "GET", f"/v2/{repo}/referrers/{subject_digest}").json()["manifests"]] == [sha256(body)], 60)
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])
