@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::{StreamExt, TryStreamExt};
 use http::{Method, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -23,6 +24,20 @@ use crate::layout::parse_link;
 use crate::platform::{Clock, Platform};
 use crate::reference::{Algorithm, Digest, Name};
 use crate::storage::{Expect, ObjectStore, StoreError};
+
+/// How many storage requests a rebuild step has in flight.
+const IN_FLIGHT: usize = 16;
+
+/// A repository of at most this many manifests is indexed whole, beside others.
+const SMALL: usize = 8;
+
+/// What indexing a small repository found.
+struct Small {
+    present: bool,
+    manifests: u64,
+    referrers: u64,
+    spent: usize,
+}
 
 /// A rebuild whose state has not moved for this long has stopped (its chain of jobs was lost):
 /// a new one may start without `force`.
@@ -377,28 +392,50 @@ impl<P: Platform> App<P> {
                         state.phase = Phase::Indexing;
                         continue;
                     }
-                    let path = state.frontier.remove(0);
-                    if !path.is_empty() && path.parse::<Name>().is_err() {
-                        continue; // not the rebuild's own (its state was edited): skipped
+                    // Up to `IN_FLIGHT` listings at a time, in the frontier's order.
+                    let take = state.frontier.len().min(IN_FLIGHT).min(budget - spent);
+                    let paths: Vec<String> = state
+                        .frontier
+                        .drain(..take)
+                        // Not the rebuild's own (its state was edited): skipped.
+                        .filter(|p| p.is_empty() || p.parse::<Name>().is_ok())
+                        .collect();
+                    let listings: Vec<Vec<String>> = futures::stream::iter(paths.iter())
+                        .map(|path| {
+                            let prefix = if path.is_empty() {
+                                layout.repositories()
+                            } else {
+                                layout.repository_dir(path)
+                            };
+                            async move { self.store.list_dirs(&prefix).await }
+                        })
+                        .buffered(IN_FLIGHT)
+                        .try_collect()
+                        .await?;
+                    spent += paths.len();
+                    for (path, dirs) in paths.iter().zip(listings) {
+                        if !path.is_empty() && dirs.iter().any(|d| d == "_manifests") {
+                            state.found.push(path.clone());
+                        }
+                        state
+                            .frontier
+                            .extend(crate::layout::child_paths(path, dirs));
                     }
-                    let prefix = if path.is_empty() {
-                        layout.repositories()
-                    } else {
-                        layout.repository_dir(&path)
-                    };
-                    let dirs = self.store.list_dirs(&prefix).await?;
-                    spent += 1;
-                    if !path.is_empty() && dirs.iter().any(|d| d == "_manifests") {
-                        state.found.push(path.clone());
-                    }
-                    let children = crate::layout::child_paths(&path, dirs);
-                    state.frontier.extend(children);
                 }
                 Phase::Indexing => {
-                    let Some(name) = state.found.get(state.position).cloned() else {
+                    if state.position >= state.found.len() {
                         state.phase = Phase::Writing;
                         continue;
-                    };
+                    }
+                    if state.listed.is_none() {
+                        // Small repositories (the most), several at a time, each whole.
+                        let done = self.index_small_repositories(state, budget - spent).await?;
+                        spent += done;
+                        if done > 0 {
+                            continue;
+                        }
+                    }
+                    let name = state.found[state.position].clone();
                     let name: Name = name.parse().map_err(|_| {
                         Problem::Corrupt(format!("the rebuild found {name:?}, not a name"))
                     })?;
@@ -413,6 +450,124 @@ impl<P: Platform> App<P> {
             }
         }
         Ok(())
+    }
+
+    /// Indexes the repositories from `state.position` on, up to `IN_FLIGHT` at a time, while each
+    /// holds at most `SMALL` manifests and the budget lasts; stops at the first larger one (which
+    /// `index_repository` takes in steps). Returns the storage requests made (0: none done).
+    async fn index_small_repositories(
+        &self,
+        state: &mut Rebuild,
+        budget: usize,
+    ) -> std::result::Result<usize, Problem> {
+        // About what a small repository costs: its listing, its manifests, its subjects' listing.
+        let each = SMALL + 2;
+        let count = (budget / each).clamp(1, IN_FLIGHT);
+        let names: Vec<Name> = state.found[state.position..]
+            .iter()
+            .take(count)
+            .map_while(|n| n.parse::<Name>().ok())
+            .collect();
+        let results: Vec<Option<Small>> = futures::stream::iter(names.iter())
+            .map(|name| self.index_small_repository(name))
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut spent = 0;
+        for (name, result) in names.iter().zip(results) {
+            let Some(small) = result else {
+                break;
+            };
+            if small.present {
+                state.present.push(name.to_string());
+            }
+            state.manifests += small.manifests;
+            state.referrers += small.referrers;
+            state.repositories += 1;
+            state.position += 1;
+            spent += small.spent;
+        }
+        Ok(spent)
+    }
+
+    /// One repository of at most `SMALL` manifests, whole; `None` for a larger one (nothing
+    /// written).
+    async fn index_small_repository(
+        &self,
+        name: &Name,
+    ) -> std::result::Result<Option<Small>, Problem> {
+        let layout = &self.config.layout;
+        let dir = layout.manifest_revisions_dir(name, Algorithm::Sha256);
+        let mut hexes = self.store.list_dirs(&dir).await?;
+        hexes.retain(|h| Digest::from_parts(Algorithm::Sha256, h).is_ok());
+        if hexes.len() > SMALL {
+            return Ok(None);
+        }
+        let digests: Vec<Digest> = hexes
+            .iter()
+            .map(|h| Digest::from_parts(Algorithm::Sha256, h).expect("checked above"))
+            .collect();
+        let manifests: Vec<Option<Manifest>> = futures::stream::iter(digests.iter())
+            .map(|d| self.stored_manifest(d))
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut found: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let mut referrers = 0;
+        for (digest, manifest) in digests.iter().zip(manifests) {
+            if let Some((subject, descriptor)) = manifest.and_then(|m| referrer(digest, &m)) {
+                found.entry(subject).or_default().push(descriptor);
+                referrers += 1;
+            }
+        }
+        let (mut subjects, mut spent) = self.stored_subjects(name).await?;
+        spent += 1 + digests.len();
+        subjects.extend(found.keys().cloned());
+        let listed: BTreeSet<String> = digests.iter().map(Digest::to_string).collect();
+        for subject in subjects {
+            let Ok(subject_digest) = subject.parse::<Digest>() else {
+                continue;
+            };
+            let rebuilt = found.remove(&subject).unwrap_or_default();
+            spent += self
+                .replace_referrers(name, &subject_digest, &listed, rebuilt)
+                .await?;
+        }
+        Ok(Some(Small {
+            present: !digests.is_empty(),
+            manifests: digests.len() as u64,
+            referrers,
+            spent,
+        }))
+    }
+
+    /// The subjects the referrers index holds for `name`, and the storage requests that took:
+    /// a listing, and one per digest algorithm found.
+    async fn stored_subjects(
+        &self,
+        name: &Name,
+    ) -> std::result::Result<(BTreeSet<String>, usize), Problem> {
+        let dir = self.config.layout.referrers_index_dir(name);
+        let algorithms = self.store.list_dirs(&dir).await?;
+        let mut spent = 1;
+        let mut subjects = BTreeSet::new();
+        for algorithm in Algorithm::ALL {
+            if !algorithms.iter().any(|a| a == algorithm.as_str()) {
+                continue;
+            }
+            let stored = self
+                .store
+                .list_dirs(&format!("{dir}{}/", algorithm.as_str()))
+                .await?;
+            spent += 1;
+            subjects.extend(
+                stored
+                    .iter()
+                    .filter_map(|hex| Digest::from_parts(algorithm, hex).ok())
+                    .map(|d| d.to_string()),
+            );
+        }
+        Ok((subjects, spent))
     }
 
     /// Some of the work of indexing one repository: its listing, then its manifests, then its
@@ -453,26 +608,8 @@ impl<P: Platform> App<P> {
             // Every manifest read: the subjects to write are those found and those the index
             // holds for the repository (stale ones are emptied): a listing, and one per digest
             // algorithm found.
-            let mut subjects: BTreeSet<String> = state.subjects.keys().cloned().collect();
-            let dir = layout.referrers_index_dir(name);
-            let algorithms = self.store.list_dirs(&dir).await?;
-            let mut spent = 1;
-            for algorithm in Algorithm::ALL {
-                if !algorithms.iter().any(|a| a == algorithm.as_str()) {
-                    continue;
-                }
-                let stored = self
-                    .store
-                    .list_dirs(&format!("{dir}{}/", algorithm.as_str()))
-                    .await?;
-                spent += 1;
-                subjects.extend(
-                    stored
-                        .iter()
-                        .filter_map(|hex| Digest::from_parts(algorithm, hex).ok())
-                        .map(|d| d.to_string()),
-                );
-            }
+            let (mut subjects, spent) = self.stored_subjects(name).await?;
+            subjects.extend(state.subjects.keys().cloned());
             state.pending = Some(subjects.into_iter().collect());
             return Ok(spent);
         };

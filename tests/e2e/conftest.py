@@ -203,11 +203,11 @@ def wait_for(what: str, check, seconds: float = 90):
     raise AssertionError(f"not within {seconds} s: {what}")
 
 
-def cli(reg: Registry, *args: str, user=None, password=None, check=True) -> subprocess.CompletedProcess:
+def cli(reg: Registry, *args: str, user=None, password=None, check=True, timeout=60) -> subprocess.CompletedProcess:
     user = user or admin()[0]
     password = password or admin()[1]
     r = subprocess.run([env("REGISTRY_EDGE_CLI"), "--url", reg.url, "--insecure", "--user", user,
-                        *args], capture_output=True, text=True, timeout=60,
+                        *args], capture_output=True, text=True, timeout=timeout,
                        env={**os.environ, "REGISTRY_EDGE_PASSWORD": password})
     if check:
         assert r.returncode == 0, f"registry-edge {' '.join(args)}: {r.stderr}"

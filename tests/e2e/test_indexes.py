@@ -52,7 +52,7 @@ def scale() -> dict:
 
 def rebuilt(reg: Registry, seconds: int = 300) -> dict:
     """Runs `registry-edge index rebuild --wait`; the indexes' status when done."""
-    r = cli(reg, "index", "rebuild", "--wait", str(seconds))
+    r = cli(reg, "index", "rebuild", "--wait", str(seconds), timeout=seconds + 30)
     status = json.loads(r.stdout)
     assert status["rebuild"]["phase"] == "done" and status["catalog"]["complete"], status
     return status
