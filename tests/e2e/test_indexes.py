@@ -5,7 +5,7 @@ object in them was edited by hand.
 
 Two edges: the main one (on the origin's storage, writes through the origin) and edge-scale, a
 read-only edge on a registry generated straight into the bucket (`/scale`: 2,000 repositories, one
-of 500 manifests with signatures), whose storage requests are counted in the S3 server's log.
+of 100 manifests with signatures), whose storage requests are counted in the S3 server's log.
 """
 import hashlib
 import json
@@ -23,8 +23,8 @@ from conftest import Registry, cli, cli_json, edge_registry, env, s3_client, s3_
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from registry_push import push_blob  # noqa: E402
 
-SCALE_REPOS = 2_000
-MANY = 500
+SCALE_REPOS = 2_000   # five shards: more than a filtered page may read
+MANY = 100            # (the benchmark's repository has 500; the local S3 server lists slowly)
 SIGNATURES = 20
 
 
@@ -221,25 +221,25 @@ def test_a_team_token_pages_its_part_of_a_large_registry(scale):
         cli(reg, "scope-map", "delete", "gen-team-map", check=False)
 
 
-def test_an_index_object_edited_by_hand_is_detected_and_rebuilt(scale):
-    reg = scale["reg"]
-    indexed(reg)
+def test_an_index_object_edited_by_hand_is_detected_and_rebuilt(edge):
     client = s3_client()
-    root_key = "scale/registry-edge/index/catalog.json"
+    root_key = "origin/registry-edge/index/catalog.json"
     root = client.get_object(Bucket="registry", Key=root_key)["Body"].read()
-    # A repository slipped into the catalog by hand (its count raised to match): the checksum
-    # no longer holds.
     doc = json.loads(root)
+    first = doc["shards"][0]["first"]
+    # A repository slipped into the catalog by hand: the root's checksum no longer holds.
     doc["shards"][0]["first"] = "aaa/slipped-in"
     client.put_object(Bucket="registry", Key=root_key, Body=json.dumps(doc).encode())
-    r = get(reg, "/v2/_catalog?n=5")
+    r = get(edge, "/v2/_catalog?n=5")
     assert r.status_code == 200
-    assert r.json()["repositories"][0] == "gen/many", "a walk's answer, not the edited index's"
+    assert "aaa/slipped-in" not in r.json()["repositories"], "a walk's answer, not the edited index's"
     assert "failed its checks" in r.headers.get("Warning", ""), r.headers
     # The edge asked for a rebuild itself; once done, the index answers again.
-    wait_for("the index rebuilt", lambda: cli_json(reg, "index", "status")["rebuild"]["phase"] == "done"
-             and cli_json(reg, "index", "status")["rebuild"]["reason"].startswith("the catalog index failed"),
-             seconds=600)
-    r = get(reg, "/v2/_catalog?n=5")
+    def mended():
+        status = cli_json(edge, "index", "status")
+        return status["rebuild"]["phase"] == "done" and \
+            status["rebuild"]["reason"].startswith("the catalog index failed") and status["catalog"]["complete"]
+    wait_for("the index rebuilt", mended, seconds=300)
+    r = get(edge, "/v2/_catalog?n=5")
     assert "Warning" not in r.headers, r.headers
-    assert r.json()["repositories"][0] == "gen/many"
+    assert r.json()["repositories"][0] == first
