@@ -104,19 +104,22 @@ const mf = new Miniflare({
   bindings,
   r2Buckets: ["REGISTRY_BUCKET"],
   kvNamespaces: ["REGISTRY_KV"],
-  // Jobs off the request's path (mirror fills), as wrangler.toml declares them.
-  queueProducers: {
-    REGISTRY_QUEUE: { queueName: "registry-edge-jobs" },
-    REGISTRY_DLQ: { queueName: "registry-edge-dlq" },
-  },
-  queueConsumers: {
-    "registry-edge-jobs": {
-      maxBatchSize: 1,
-      maxBatchTimeout: 1,
-      maxRetries: 3,
-      deadLetterQueue: "registry-edge-dlq",
+  // Jobs off the request's path (index updates, webhooks, mirror fills), as wrangler.toml
+  // declares them; EDGE_QUEUE=0 leaves them out (an edge that keeps no indexes and walks).
+  ...(env.EDGE_QUEUE === "0" ? {} : {
+    queueProducers: {
+      REGISTRY_QUEUE: { queueName: "registry-edge-jobs" },
+      REGISTRY_DLQ: { queueName: "registry-edge-dlq" },
     },
-  },
+    queueConsumers: {
+      "registry-edge-jobs": {
+        maxBatchSize: 1,
+        maxBatchTimeout: 1,
+        maxRetries: 3,
+        deadLetterQueue: "registry-edge-dlq",
+      },
+    },
+  }),
   host,
   port,
   https,
