@@ -46,6 +46,11 @@ fn complete(store: &MemoryStore, cache: &MemoryCache) {
     assert!(written);
 }
 
+/// The first page of 10, everything visible, one shard.
+fn first_page(store: &MemoryStore, cache: &MemoryCache) -> Lookup<Page> {
+    block_on(catalog_page(store, cache, &layout(), None, 10, |_| true, 1)).unwrap()
+}
+
 /// Every page from the start, `n` at a time, as a client follows `Link`; the pages' sizes too.
 fn all_pages(
     store: &MemoryStore,
@@ -91,19 +96,7 @@ fn updates_insert_and_remove_names_in_order_and_write_only_on_change() {
     assert!(!set(&store, &cache, &[("a", true)]), "already listed");
     assert!(!set(&store, &cache, &[("zzz", false)]), "not listed");
     // Not complete until a rebuild says so: reads fall back.
-    assert_eq!(
-        block_on(catalog_page(
-            &store,
-            &cache,
-            &layout(),
-            None,
-            10,
-            |_| true,
-            1
-        ))
-        .unwrap(),
-        Lookup::NotBuilt
-    );
+    assert_eq!(first_page(&store, &cache), Lookup::NotBuilt);
     complete(&store, &cache);
     assert!(set(&store, &cache, &[("a-b", true), ("b", false)]));
     let (seen, _) = all_pages(&store, &cache, 100, |_| true, 1);
@@ -286,18 +279,7 @@ fn index_objects_edited_by_hand_are_never_served() {
     let root = block_on(ObjectStore::get(&store, &root_key))
         .unwrap()
         .unwrap();
-    let page = || {
-        block_on(catalog_page(
-            &store,
-            &cache,
-            &layout(),
-            None,
-            10,
-            |_| true,
-            1,
-        ))
-        .unwrap()
-    };
+    let page = || first_page(&store, &cache);
     assert!(matches!(page(), Lookup::Found(_)));
 
     // A shard named in the root, edited: its bytes no longer hash to its name.

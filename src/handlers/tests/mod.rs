@@ -486,6 +486,17 @@ impl Fixture {
     }
 }
 
+/// The descriptor the referrers API lists for `put_referrer`'s SBOM.
+fn sbom_descriptor(sbom: &[u8], digest: &Digest) -> Value {
+    json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest.to_string(),
+        "size": sbom.len(),
+        "artifactType": "application/vnd.example.sbom.v1+json",
+        "annotations": {"org.example": "yes"},
+    })
+}
+
 /// A session URL as the edge hands it out.
 fn sealed(app: &App<Test<'_>>, name: &str, upload_id: &str) -> String {
     let session = crate::handlers::uploads::Session {

@@ -21,13 +21,7 @@ fn referrers() {
     );
     assert_eq!(
         json_body(&r)["manifests"],
-        json!([{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": sbom_digest.to_string(),
-            "size": sbom.len(),
-            "artifactType": "application/vnd.example.sbom.v1+json",
-            "annotations": {"org.example": "yes"},
-        }])
+        json!([sbom_descriptor(&sbom, &sbom_digest)])
     );
     let r = get(
         &app,
