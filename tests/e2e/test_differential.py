@@ -145,7 +145,7 @@ def catalog_summary(resp, keep=lambda name: True):
 
 def test_differential(origin, edge_http):
     # The edge's catalog comes from its index: built first, so that what is compared is that.
-    cli(edge_http, "index", "rebuild", "--wait", "300")
+    cli(edge_http, "index", "rebuild", "--wait", "300", timeout=330)
     failures, compared = [], 0
     for case_id, method, path, headers in cases(origin):
         o = send(origin, method, path, headers)
