@@ -765,7 +765,11 @@ impl<P: Platform> App<P> {
                         "repositories": c.shards.iter().map(|s| s.count).sum::<usize>(),
                     }),
                     index::Lookup::NotBuilt => json!(null),
-                    index::Lookup::Corrupt(why) => json!({ "corrupt": why }),
+                    // The object's key stays in the edge's log, not in an answer.
+                    index::Lookup::Corrupt(why) => {
+                        (self.log)(&format!("catalog index: {why}"));
+                        json!({ "corrupt": "the catalog index fails its checks; a rebuild mends it" })
+                    }
                 };
                 let body = json!({
                     "catalog": catalog,
